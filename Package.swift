@@ -1,0 +1,154 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Baton: a deploy agent (`batond`) and controller (`baton`) for fleets of Linux hosts.
+// Layering (see ../shared/DESIGN.md §1): BatonProtocol does no I/O; BatonAgent and
+// BatonController never import each other and speak only through BatonProtocol.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "baton",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "batond", targets: ["batond"]),
+        .executable(name: "baton", targets: ["baton"]),
+        .library(name: "BatonProtocol", targets: ["BatonProtocol"]),
+        .library(name: "BatonAgent", targets: ["BatonAgent"]),
+        .library(name: "BatonController", targets: ["BatonController"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        // Wire types, manifest v1, DSSE envelopes, Ed25519, trust policy, error codes. No I/O.
+        .target(
+            name: "BatonProtocol",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Fleet CA, agent and controller certificates, CSRs (ECDSA P-256, X.509).
+        .target(
+            name: "BatonPKI",
+            dependencies: [
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // zlib, the system library every Linux host has.
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        // Streaming, policy-checked tar / tar.gz extraction relative to directory descriptors.
+        .target(
+            name: "BatonArchive",
+            dependencies: ["CZlib"],
+            swiftSettings: swiftSettings
+        ),
+        // The agent as a library: config, artifact cache, deployment engine, state, audit log.
+        .target(
+            name: "BatonAgent",
+            dependencies: [
+                "BatonProtocol",
+                "BatonArchive",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The controller as a library: fleet inventory, strategies, agent client, rollouts.
+        .target(
+            name: "BatonController",
+            dependencies: [
+                "BatonProtocol",
+                "BatonPKI",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // What both executables share: error reporting with stable codes and exit statuses,
+        // output, file helpers. Kept out of the libraries, which never print.
+        .target(
+            name: "BatonCLISupport",
+            dependencies: [
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "batond",
+            dependencies: [
+                "BatonAgent",
+                "BatonPKI",
+                "BatonCLISupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "baton",
+            dependencies: [
+                "BatonController",
+                "BatonPKI",
+                "BatonProtocol",
+                "BatonCLISupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Shared by the test targets: temporary directories, running the built binaries,
+        // crafting tar archives byte by byte.
+        .target(
+            name: "BatonTestSupport",
+            dependencies: ["CZlib"],
+            path: "Tests/BatonTestSupport",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "BatonProtocolTests",
+            dependencies: ["BatonProtocol", "BatonTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "BatonPKITests",
+            dependencies: ["BatonPKI", "BatonTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "BatonArchiveTests",
+            dependencies: ["BatonArchive", "BatonTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "BatonAgentTests",
+            dependencies: ["BatonAgent", "BatonTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "BatonControllerTests",
+            dependencies: ["BatonController", "BatonTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        // Runs the built `baton` and `batond` executables as an operator would.
+        .testTarget(
+            name: "BatonCLITests",
+            dependencies: ["BatonProtocol", "BatonPKI", "BatonTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,125 @@
+import ArgumentParser
+import Foundation
+
+/// An error a command reports to the operator: one line, `error: <code>: <message>`,
+/// and an exit status. Library errors are turned into this at the command's edge.
+public struct CLIError: Error, CustomStringConvertible, Sendable {
+    public let code: String
+    public let message: String
+    public let exitCode: Int32
+
+    /// Exit statuses, documented in the README.
+    public enum Status {
+        /// The operation failed (a deployment failed, a verification was refused).
+        public static let failure: Int32 = 1
+        /// Usage or configuration errors: bad flags, missing or malformed files.
+        public static let usage: Int32 = 2
+    }
+
+    public init(code: String, message: String, exitCode: Int32 = Status.usage) {
+        self.code = code
+        self.message = message
+        self.exitCode = exitCode
+    }
+
+    public var description: String { "\(code): \(message)" }
+}
+
+/// Runs a root command as `main()`: parses, runs, and reports every error as one line
+/// with a stable code instead of a stack trace or argument-parser's default text.
+public enum CommandMain {
+    public static func run<Root: AsyncParsableCommand>(_ root: Root.Type, arguments: [String]? = nil) async -> Never {
+        do {
+            var command = try Root.parseAsRoot(arguments)
+            if var async = command as? any AsyncParsableCommand {
+                try await async.run()
+            } else {
+                try command.run()
+            }
+            exit(0)
+        } catch let error as CLIError {
+            Output.error("error: \(error.code): \(error.message)")
+            exit(error.exitCode)
+        } catch let error as ExitCode {
+            exit(error.rawValue)
+        } catch {
+            // argument-parser's own errors: help, version, usage.
+            let code = Root.exitCode(for: error)
+            let text = Root.fullMessage(for: error)
+            if code == .success {
+                Output.line(text)
+                exit(0)
+            }
+            // One line, like every other error; `--help` has the rest.
+            let first = text.split(separator: "\n").first.map(String.init) ?? text
+            Output.error(first.hasPrefix("Error: ") ? "error: usage: " + first.dropFirst(7) + " (see --help)" : first)
+            exit(CLIError.Status.usage)
+        }
+    }
+}
+
+/// Writing to the terminal. Swift 6 forbids touching C's `stdout` global, so everything
+/// goes through file handles.
+public enum Output {
+    public static func line(_ text: String = "") {
+        FileHandle.standardOutput.write(Data((text + "\n").utf8))
+    }
+
+    public static func write(_ text: String) {
+        FileHandle.standardOutput.write(Data(text.utf8))
+    }
+
+    public static func error(_ text: String) {
+        FileHandle.standardError.write(Data((text + "\n").utf8))
+    }
+}
+
+/// Reading the files an operator names, with errors that say which file and why.
+public enum OperatorFiles {
+    public static func read(_ path: String, what: String) throws(CLIError) -> Data {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw CLIError(code: "file_not_found", message: "\(what) '\(path)' does not exist")
+        }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw CLIError(code: "file_unreadable", message: "cannot read \(what) '\(path)' (permissions?)")
+        }
+        return data
+    }
+
+    public static func readText(_ path: String, what: String) throws(CLIError) -> String {
+        let data = try read(path, what: what)
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw CLIError(code: "file_unreadable", message: "\(what) '\(path)' is not UTF-8 text")
+        }
+        return text
+    }
+
+    /// Writes through a temporary file and a rename, so a reader never sees half a file.
+    /// `mode` applies from the moment the file exists (private keys are never readable
+    /// by others, not even briefly).
+    public static func write(_ data: Data, to path: String, mode: mode_t = 0o644, overwrite: Bool = true) throws(CLIError) {
+        if !overwrite, FileManager.default.fileExists(atPath: path) {
+            throw CLIError(code: "file_exists", message: "'\(path)' already exists; remove it or choose another name")
+        }
+        let temporary = path + ".tmp-\(getpid())"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+        guard fd >= 0 else {
+            throw CLIError(code: "write_failed", message: "cannot write '\(path)': \(String(cString: strerror(errno)))")
+        }
+        let ok = data.withUnsafeBytes { buffer -> Bool in
+            var offset = 0
+            while offset < buffer.count {
+                let n = Foundation.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+                if n < 0 { if errno == EINTR { continue }; return false }
+                offset += n
+            }
+            return fsync(fd) == 0
+        }
+        let savedErrno = errno
+        close(fd)
+        guard ok, rename(temporary, path) == 0 else {
+            unlink(temporary)
+            throw CLIError(code: "write_failed", message: "cannot write '\(path)': \(String(cString: strerror(ok ? errno : savedErrno)))")
+        }
+    }
+}

@@ -1,0 +1,222 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// Who and where this host is.
+public struct HostIdentity: Sendable, Equatable {
+    /// The host's id. Agents always know it; `nil` (a person checking an envelope
+    /// without naming a host) skips the `targets` check.
+    public var hostID: String?
+    public var environment: String
+
+    public init(hostID: String?, environment: String) {
+        self.hostID = hostID
+        self.environment = environment
+    }
+}
+
+/// What the host remembers of one app, for replay protection and rollback thresholds.
+public struct AppHistory: Sendable, Equatable {
+    /// The serial of the last manifest accepted for the app.
+    public var lastSerial: UInt64?
+    /// `Envelope.payloadDigest` of that manifest.
+    public var lastPayloadDigest: String?
+    /// Releases that reached `succeeded` on this host: going back to one of them needs
+    /// only the environment's `rollbackThreshold`.
+    public var succeededReleases: Set<String>
+
+    public init(lastSerial: UInt64? = nil, lastPayloadDigest: String? = nil, succeededReleases: Set<String> = []) {
+        self.lastSerial = lastSerial
+        self.lastPayloadDigest = lastPayloadDigest
+        self.succeededReleases = succeededReleases
+    }
+
+    public static let none = AppHistory()
+}
+
+/// One key whose valid signature counted.
+public struct Signer: Sendable, Equatable, Codable {
+    public var keyid: String
+    /// The names the trust policy gives this key.
+    public var names: [String]
+
+    public init(keyid: String, names: [String]) {
+        self.keyid = keyid
+        self.names = names
+    }
+}
+
+/// A manifest that passed every check, with the facts the checks established.
+public struct VerifiedManifest: Sendable, Equatable {
+    public var manifest: Manifest
+    /// The exact bytes that were signed and parsed.
+    public var payload: [UInt8]
+    public var payloadDigest: String
+    /// Distinct trusted keys (for the manifest's environment) with valid signatures.
+    public var signers: [Signer]
+    /// True when the release already succeeded on this host, so `rollbackThreshold` applied.
+    public var isRollback: Bool
+    /// How many distinct signatures were required.
+    public var requiredSignatures: Int
+}
+
+/// The single entry point that decides whether a host may act on an envelope.
+///
+/// The order of checks is part of the protocol (`Protocol/PROTOCOL.md`): size and shape,
+/// signatures over the PAE of the envelope's own payloadType, then the payloadType, and
+/// only then is the payload (the verified bytes, never anything else) parsed and checked
+/// against the host: environment, targets, signature threshold, serial, time.
+public enum ManifestVerifier {
+    /// How far `issuedAt` may lie in the future (clock skew between signer and host).
+    public static let allowedClockSkew: TimeInterval = 300
+
+    public static func verify<D: DataProtocol>(
+        envelope bytes: D,
+        policy: TrustPolicy,
+        host: HostIdentity,
+        history: (String) -> AppHistory,
+        now: Date
+    ) throws(VerificationError) -> VerifiedManifest {
+        let envelope = try Envelope.parse(bytes)
+        return try verify(envelope: envelope, policy: policy, host: host, history: history, now: now)
+    }
+
+    public static func verify(
+        envelope: Envelope,
+        policy: TrustPolicy,
+        host: HostIdentity,
+        history: (String) -> AppHistory,
+        now: Date
+    ) throws(VerificationError) -> VerifiedManifest {
+        let validKeys = try validSigningKeys(envelope, policy: policy)
+
+        guard envelope.payloadType == Manifest.payloadType else {
+            throw VerificationError(
+                .unsupportedType, "payloadType '\(envelope.payloadType)' is not '\(Manifest.payloadType)'")
+        }
+
+        let manifest: Manifest
+        do {
+            manifest = try BatonJSON.decode(Manifest.self, from: Data(envelope.payload))
+        } catch let error as DecodingError {
+            throw VerificationError(.invalidManifest, "the payload is not a manifest v1: \(error.batonSummary)")
+        } catch {
+            throw VerificationError(.invalidManifest, "the payload is not a manifest v1: \(error)")
+        }
+        try manifest.validate()
+
+        guard manifest.environment == host.environment else {
+            throw VerificationError(
+                .wrongEnvironment,
+                "the manifest is for environment '\(manifest.environment)' but this host\(host.hostID.map { " '\($0)'" } ?? "") is in '\(host.environment)'")
+        }
+        if let targets = manifest.targets, let hostID = host.hostID, !targets.contains(hostID) {
+            throw VerificationError(.notTargeted, "host '\(hostID)' is not among the manifest's targets")
+        }
+
+        guard let environment = policy.environments[manifest.environment] else {
+            throw VerificationError(
+                .untrustedKey, "the trust policy trusts no key for environment '\(manifest.environment)'")
+        }
+        let counted = validKeys.intersection(policy.verifyingKeys(for: manifest.environment))
+        let appHistory = history(manifest.app)
+        let isRollback = appHistory.succeededReleases.contains(manifest.release)
+        let required = isRollback ? environment.rollbackThreshold : environment.threshold
+        if counted.isEmpty {
+            let names = validKeys.flatMap { policy.names(of: $0) }.sorted()
+            throw VerificationError(
+                .untrustedKey,
+                "signed by \(names.joined(separator: ", ")), but no key that counts for '\(manifest.environment)' signed it")
+        }
+        if counted.count < required {
+            throw VerificationError(
+                .thresholdNotMet,
+                "\(counted.count) of the \(required) distinct signatures required for '\(manifest.environment)'\(isRollback ? " (rollback)" : ""); another approver must sign with `baton manifest sign`")
+        }
+
+        let digest = envelope.payloadDigest
+        if let last = appHistory.lastSerial {
+            if manifest.serial < last {
+                throw VerificationError(
+                    .staleSerial,
+                    "serial \(manifest.serial) is lower than \(last), the last accepted for '\(manifest.app)'; issue a manifest with a higher serial")
+            }
+            if manifest.serial == last {
+                if digest == appHistory.lastPayloadDigest {
+                    throw VerificationError(.duplicate, "this manifest (serial \(last)) was already accepted")
+                }
+                throw VerificationError(
+                    .serialConflict,
+                    "serial \(last) was already accepted for '\(manifest.app)' with different content; issue a manifest with a higher serial")
+            }
+        }
+
+        if manifest.issuedAt.timeIntervalSince(now) > allowedClockSkew {
+            throw VerificationError(
+                .notYetValid, "issuedAt \(RFC3339.format(manifest.issuedAt)) is in the future; check the clocks")
+        }
+        if now >= manifest.expiresAt {
+            throw VerificationError(
+                .expired, "the manifest expired at \(RFC3339.format(manifest.expiresAt)); sign a new one")
+        }
+
+        let signers = counted.map { Signer(keyid: $0.keyid, names: policy.names(of: $0)) }.sorted { $0.keyid < $1.keyid }
+        return VerifiedManifest(
+            manifest: manifest, payload: envelope.payload, payloadDigest: digest, signers: signers,
+            isRollback: isRollback, requiredSignatures: required)
+    }
+
+    /// The distinct trusted keys with a valid signature over the envelope's PAE.
+    /// A `keyid` is only a hint for which key to try first; it is never trusted.
+    static func validSigningKeys(_ envelope: Envelope, policy: TrustPolicy) throws(VerificationError) -> Set<VerifyingKey> {
+        guard !policy.keys.isEmpty else {
+            throw VerificationError(.untrustedKey, "no trusted keys are loaded, so every manifest is refused")
+        }
+        guard !envelope.signatures.isEmpty else {
+            throw VerificationError(.thresholdNotMet, "the envelope carries no signatures; sign it with `baton manifest sign`")
+        }
+        let trusted = Set(policy.keys.values)
+        let byKeyID = Dictionary(trusted.map { ($0.keyid, $0) }, uniquingKeysWith: { a, _ in a })
+        let message = envelope.preAuthenticationEncoding
+        var valid = Set<VerifyingKey>()
+        var claimedTrustedButInvalid = false
+        for signature in envelope.signatures {
+            if let keyid = signature.keyid, let hinted = byKeyID[keyid] {
+                if hinted.isValidSignature(signature.sig, for: message) {
+                    valid.insert(hinted)
+                } else {
+                    claimedTrustedButInvalid = true
+                }
+                continue
+            }
+            // No usable hint: try every trusted key not yet counted.
+            if let key = trusted.subtracting(valid).first(where: { $0.isValidSignature(signature.sig, for: message) }) {
+                valid.insert(key)
+            }
+        }
+        if valid.isEmpty {
+            if claimedTrustedButInvalid {
+                throw VerificationError(
+                    .signatureInvalid, "a signature names a trusted key but does not verify: the envelope was altered or signed over other bytes")
+            }
+            throw VerificationError(.untrustedKey, "no signature comes from a key in the trust policy")
+        }
+        return valid
+    }
+}
+
+extension Envelope {
+    /// Adds `key`'s signature over this envelope. Signing twice with one key changes
+    /// nothing: Ed25519 is deterministic and a key counts once anyway.
+    public mutating func sign(with key: SigningKey) {
+        let keyid = key.keyid
+        let message = preAuthenticationEncoding
+        let verifying = key.verifyingKey
+        if signatures.contains(where: { $0.keyid == keyid || verifying.isValidSignature($0.sig, for: message) }) {
+            return
+        }
+        signatures.append(Signature(keyid: keyid, sig: key.signature(for: message)))
+    }
+}

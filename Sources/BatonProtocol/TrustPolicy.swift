@@ -1,0 +1,124 @@
+/// Who may release what: named Ed25519 public keys, and per environment how many
+/// distinct keys must sign (`threshold`), which keys count, and how many suffice to go
+/// back to a release the host already ran successfully (`rollbackThreshold`, default 1).
+///
+/// A policy with no keys refuses every manifest (fail closed).
+public struct TrustPolicy: Sendable, Equatable {
+    public struct Environment: Sendable, Equatable {
+        public var threshold: Int
+        /// Names of the keys that count for this environment.
+        public var keys: [String]
+        public var rollbackThreshold: Int
+
+        public init(threshold: Int, keys: [String], rollbackThreshold: Int = 1) {
+            self.threshold = threshold
+            self.keys = keys
+            self.rollbackThreshold = rollbackThreshold
+        }
+    }
+
+    public var keys: [String: VerifyingKey]
+    public var environments: [String: Environment]
+
+    public init(keys: [String: VerifyingKey] = [:], environments: [String: Environment] = [:]) {
+        self.keys = keys
+        self.environments = environments
+    }
+
+    /// The policy that trusts nothing.
+    public static let empty = TrustPolicy()
+
+    /// The distinct public keys that count for an environment (two names for one key
+    /// count once).
+    public func verifyingKeys(for environment: String) -> Set<VerifyingKey> {
+        guard let env = environments[environment] else { return [] }
+        return Set(env.keys.compactMap { keys[$0] })
+    }
+
+    /// Names of a key, sorted, for messages and records.
+    public func names(of key: VerifyingKey) -> [String] {
+        keys.filter { $0.value == key }.map(\.key).sorted()
+    }
+}
+
+extension TrustPolicy {
+    /// Reads a trust policy file:
+    /// ```yaml
+    /// keys:
+    ///   alice: alice.pub        # PEM public key, path relative to this file
+    ///   ci: ci.pub
+    /// environments:
+    ///   staging:    {threshold: 1, keys: [ci, alice]}
+    ///   production: {threshold: 2, keys: [alice, bob, ci], rollbackThreshold: 1}
+    /// ```
+    /// `readKey` is given each key path as written and returns the PEM text (the caller
+    /// resolves it relative to the policy file); BatonProtocol itself reads no files.
+    public static func parse(
+        yaml text: String, file: String, readKey: (String) throws -> String
+    ) throws(ConfigurationError) -> TrustPolicy {
+        let root = try YAMLDocument(text: text, file: file).root.mapping()
+        try root.allowOnly(["keys", "environments"])
+
+        var keys: [String: VerifyingKey] = [:]
+        let keysNode = try root.require("keys")
+        for entry in try keysNode.mapping().entries {
+            guard Name.isValid(entry.key) else {
+                throw entry.value.error(.invalidValue, "key name '\(entry.key)' must match \(Name.pattern)")
+            }
+            let path = try entry.value.string()
+            let pem: String
+            do {
+                pem = try readKey(path)
+            } catch {
+                throw entry.value.error(.keyUnreadable, "cannot read key file '\(path)': \(error)")
+            }
+            do {
+                keys[entry.key] = try VerifyingKey(pem: pem)
+            } catch {
+                throw entry.value.error(error.code, "key file '\(path)': \(error.message)")
+            }
+        }
+        if keys.isEmpty {
+            throw keysNode.error(.noTrustedKeys, "no keys are listed; a policy that trusts nothing refuses every manifest")
+        }
+
+        var environments: [String: Environment] = [:]
+        let envNode = try root.require("environments")
+        for entry in try envNode.mapping().entries {
+            guard Name.isValid(entry.key) else {
+                throw entry.value.error(.invalidValue, "environment name '\(entry.key)' must match \(Name.pattern)")
+            }
+            let env = try entry.value.mapping()
+            try env.allowOnly(["threshold", "keys", "rollbackThreshold"])
+            var names: [String] = []
+            for item in try env.require("keys").list() {
+                let name = try item.string()
+                guard keys[name] != nil else {
+                    throw item.error(
+                        .unknownKey, "key '\(name)' is not listed under 'keys'; add it there or remove it here")
+                }
+                if names.contains(name) { throw item.error(.invalidValue, "key '\(name)' is listed twice") }
+                names.append(name)
+            }
+            let distinct = Set(names.compactMap { keys[$0] }).count
+            let thresholdNode = try env.require("threshold")
+            let threshold = try thresholdNode.int(in: 1...100)
+            guard threshold <= distinct else {
+                throw thresholdNode.error(
+                    .invalidValue,
+                    "threshold \(threshold) can never be met: only \(distinct) distinct key(s) are listed for '\(entry.key)'")
+            }
+            var rollbackThreshold = 1
+            if let node = env["rollbackThreshold"] {
+                rollbackThreshold = try node.int(in: 1...100)
+                guard rollbackThreshold <= distinct else {
+                    throw node.error(
+                        .invalidValue,
+                        "rollbackThreshold \(rollbackThreshold) can never be met: only \(distinct) distinct key(s) are listed")
+                }
+            }
+            environments[entry.key] = Environment(threshold: threshold, keys: names, rollbackThreshold: rollbackThreshold)
+        }
+        return TrustPolicy(keys: keys, environments: environments)
+    }
+}

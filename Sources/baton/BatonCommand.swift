@@ -1,0 +1,18 @@
+import ArgumentParser
+import BatonCLISupport
+
+/// `baton`, the controller CLI. Commands hold argument parsing and output only; the work
+/// is in the BatonController, BatonPKI and BatonProtocol libraries.
+@main
+struct BatonCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "baton",
+        abstract: "Signed, staged, reversible deployments to a fleet of Linux hosts.",
+        version: "0.1.0",
+        subcommands: [KeysCommand.self, ManifestCommand.self]
+    )
+
+    static func main() async {
+        await CommandMain.run(BatonCommand.self)
+    }
+}
