@@ -1,0 +1,288 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// The phases of a deployment on one host (DESIGN §5). Terminal phases end it.
+public enum DeploymentPhase: String, Codable, Sendable, CaseIterable, Comparable {
+    case accepted, fetching, unpacking, preparing, switching, activating, checking, baking, succeeded
+    /// Ended before anything was switched: the previous release never stopped being live.
+    case failed
+    /// Switched, then failed; the previous release was restored, re-activated and is healthy.
+    case rolledBack = "rolled_back"
+    /// Switched, failed, and restoring the previous release failed too. Needs a person.
+    case rollbackFailed = "rollback_failed"
+
+    public var isTerminal: Bool {
+        switch self {
+        case .succeeded, .failed, .rolledBack, .rollbackFailed: true
+        default: false
+        }
+    }
+
+    /// True once `current` may name the new release (the switch was started).
+    public var isAfterSwitch: Bool {
+        switch self {
+        case .switching, .activating, .checking, .baking: true
+        default: false
+        }
+    }
+
+    public static func < (a: DeploymentPhase, b: DeploymentPhase) -> Bool {
+        allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
+    }
+}
+
+/// Why a deployment or a request failed: a stable code and words for a person.
+public struct ErrorInfo: Codable, Sendable, Equatable, Error, CustomStringConvertible {
+    public var code: String
+    public var message: String
+
+    public init(code: String, message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "\(code): \(message)" }
+}
+
+/// The body of every error answer: `{"error": {"code": "...", "message": "..."}}`.
+public struct ErrorDocument: Codable, Sendable, Equatable {
+    public var error: ErrorInfo
+
+    public init(code: String, message: String) { error = ErrorInfo(code: code, message: message) }
+}
+
+/// One step of a deployment, as streamed by `GET /v1/deployments/{id}/events`.
+public struct DeploymentEvent: Codable, Sendable, Equatable {
+    /// 1, 2, 3... within the deployment: a client that reconnects skips what it has seen.
+    public var sequence: Int
+    public var time: Date
+    public var deploymentID: String
+    public var app: String
+    public var release: String
+    /// The phase the deployment is in after this event.
+    public var phase: DeploymentPhase
+    public var message: String
+    /// Set on events that report a failure.
+    public var error: ErrorInfo?
+
+    public init(sequence: Int, time: Date, deploymentID: String, app: String, release: String,
+                phase: DeploymentPhase, message: String, error: ErrorInfo? = nil) {
+        self.sequence = sequence
+        self.time = time
+        self.deploymentID = deploymentID
+        self.app = app
+        self.release = release
+        self.phase = phase
+        self.message = message
+        self.error = error
+    }
+}
+
+/// What a hook did.
+public struct HookRun: Codable, Sendable, Equatable {
+    /// `prepare`, `activate`, or `rollback-activate` (the previous release's activate, re-run).
+    public var hook: String
+    public var release: String
+    public var command: [String]
+    public var startedAt: Date
+    public var durationMilliseconds: Int
+    /// Exit status when it exited; nil when it was killed.
+    public var exitStatus: Int32?
+    /// The signal that ended it, if one did.
+    public var signal: Int32?
+    public var timedOut: Bool
+    /// The last bytes of its output (the agent's `limits.hookOutputBytes`).
+    public var stdoutTail: String
+    public var stderrTail: String
+
+    public init(hook: String, release: String, command: [String], startedAt: Date, durationMilliseconds: Int,
+                exitStatus: Int32?, signal: Int32?, timedOut: Bool, stdoutTail: String, stderrTail: String) {
+        self.hook = hook
+        self.release = release
+        self.command = command
+        self.startedAt = startedAt
+        self.durationMilliseconds = durationMilliseconds
+        self.exitStatus = exitStatus
+        self.signal = signal
+        self.timedOut = timedOut
+        self.stdoutTail = stdoutTail
+        self.stderrTail = stderrTail
+    }
+
+    public var succeeded: Bool { exitStatus == 0 && !timedOut }
+}
+
+/// One attempt of one health check.
+public struct HealthAttempt: Codable, Sendable, Equatable {
+    /// `checking`, `baking`, or `rollback`.
+    public var stage: String
+    public var release: String
+    public var check: String
+    public var time: Date
+    public var durationMilliseconds: Int
+    public var passed: Bool
+    public var detail: String
+
+    public init(stage: String, release: String, check: String, time: Date, durationMilliseconds: Int,
+                passed: Bool, detail: String) {
+        self.stage = stage
+        self.release = release
+        self.check = check
+        self.time = time
+        self.durationMilliseconds = durationMilliseconds
+        self.passed = passed
+        self.detail = detail
+    }
+}
+
+/// When a phase started and ended.
+public struct PhaseTiming: Codable, Sendable, Equatable {
+    public var phase: DeploymentPhase
+    public var startedAt: Date
+    public var endedAt: Date?
+
+    public init(phase: DeploymentPhase, startedAt: Date, endedAt: Date? = nil) {
+        self.phase = phase
+        self.startedAt = startedAt
+        self.endedAt = endedAt
+    }
+}
+
+/// Everything a host knows about one deployment: `GET /v1/deployments/{id}`.
+public struct DeploymentRecord: Codable, Sendable, Equatable {
+    public var id: String
+    public var hostID: String
+    public var app: String
+    public var release: String
+    public var serial: UInt64
+    public var environment: String
+    public var payloadDigest: String
+    public var artifactSHA256: String
+    public var signers: [Signer]
+    /// The release already succeeded on this host before (accepted under rollbackThreshold).
+    public var isRollback: Bool
+    /// What `current` named when the deployment was accepted.
+    public var previousRelease: String?
+    public var phase: DeploymentPhase
+    /// Set when the deployment ended in anything but `succeeded`.
+    public var error: ErrorInfo?
+    public var createdAt: Date
+    public var updatedAt: Date
+    public var finishedAt: Date?
+    public var timings: [PhaseTiming]
+    public var events: [DeploymentEvent]
+    public var hooks: [HookRun]
+    public var healthAttempts: [HealthAttempt]
+    /// Set when the agent found this deployment interrupted at start and settled it.
+    public var reconciliation: String?
+    public var owner: String?
+    public var notes: String?
+    public var source: String?
+
+    public init(id: String, hostID: String, app: String, release: String, serial: UInt64, environment: String,
+                payloadDigest: String, artifactSHA256: String, signers: [Signer], isRollback: Bool,
+                previousRelease: String?, phase: DeploymentPhase, createdAt: Date,
+                owner: String? = nil, notes: String? = nil, source: String? = nil) {
+        self.id = id
+        self.hostID = hostID
+        self.app = app
+        self.release = release
+        self.serial = serial
+        self.environment = environment
+        self.payloadDigest = payloadDigest
+        self.artifactSHA256 = artifactSHA256
+        self.signers = signers
+        self.isRollback = isRollback
+        self.previousRelease = previousRelease
+        self.phase = phase
+        self.error = nil
+        self.createdAt = createdAt
+        self.updatedAt = createdAt
+        self.finishedAt = nil
+        self.timings = []
+        self.events = []
+        self.hooks = []
+        self.healthAttempts = []
+        self.reconciliation = nil
+        self.owner = owner
+        self.notes = notes
+        self.source = source
+    }
+}
+
+/// `POST /v1/deployments` answer: 202 for a new deployment, 200 for an identical resend.
+public struct DeploymentAccepted: Codable, Sendable, Equatable {
+    public var id: String
+    public var phase: DeploymentPhase
+    /// True when the envelope was a resend and this is the deployment it started before.
+    public var existing: Bool
+
+    public init(id: String, phase: DeploymentPhase, existing: Bool) {
+        self.id = id
+        self.phase = phase
+        self.existing = existing
+    }
+}
+
+/// One app on one host: `GET /v1/apps/{app}`.
+public struct AppStatus: Codable, Sendable, Equatable {
+    public var app: String
+    /// The release `current` names.
+    public var current: String?
+    /// The release live before it.
+    public var previous: String?
+    public var lastSerial: UInt64?
+    public var lastDeploymentID: String?
+    public var lastPhase: DeploymentPhase?
+    public var lastError: ErrorInfo?
+    /// The deployment running now, if any.
+    public var activeDeploymentID: String?
+    /// Releases on disk, newest first.
+    public var releases: [String]
+    /// Releases that reached `succeeded` on this host.
+    public var succeededReleases: [String]
+    public var updatedAt: Date?
+
+    public init(app: String, current: String? = nil, previous: String? = nil, lastSerial: UInt64? = nil,
+                lastDeploymentID: String? = nil, lastPhase: DeploymentPhase? = nil, lastError: ErrorInfo? = nil,
+                activeDeploymentID: String? = nil, releases: [String] = [], succeededReleases: [String] = [],
+                updatedAt: Date? = nil) {
+        self.app = app
+        self.current = current
+        self.previous = previous
+        self.lastSerial = lastSerial
+        self.lastDeploymentID = lastDeploymentID
+        self.lastPhase = lastPhase
+        self.lastError = lastError
+        self.activeDeploymentID = activeDeploymentID
+        self.releases = releases
+        self.succeededReleases = succeededReleases
+        self.updatedAt = updatedAt
+    }
+}
+
+/// `GET /v1/apps`.
+public struct AppList: Codable, Sendable, Equatable {
+    public var apps: [AppStatus]
+    public init(apps: [AppStatus]) { self.apps = apps }
+}
+
+/// `GET /v1/health`: the agent itself is up.
+public struct AgentHealth: Codable, Sendable, Equatable {
+    public var status: String
+    public var hostID: String
+    public var environment: String
+    public var version: String
+    public var startedAt: Date
+
+    public init(status: String = "ok", hostID: String, environment: String, version: String, startedAt: Date) {
+        self.status = status
+        self.hostID = hostID
+        self.environment = environment
+        self.version = version
+        self.startedAt = startedAt
+    }
+}
