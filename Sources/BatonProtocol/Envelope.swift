@@ -137,6 +137,10 @@ public enum Base64 {
         }
         // One alphabet per string: a mix is not something any encoder produces.
         if sawStandard && sawURLSafe { return nil }
+        // Padding only at the end, at most two characters of it.
+        let body = standard.utf8.prefix { $0 != UInt8(ascii: "=") }
+        let padding = standard.utf8.count - body.count
+        if padding > 2 || standard.utf8.dropFirst(body.count).contains(where: { $0 != UInt8(ascii: "=") }) { return nil }
         let remainder = standard.utf8.count % 4
         if remainder == 1 { return nil }
         if remainder != 0 { standard += String(repeating: "=", count: 4 - remainder) }

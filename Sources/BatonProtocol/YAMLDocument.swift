@@ -28,6 +28,8 @@ public struct YAMLDocument: Sendable {
         switch error {
         case .scanner(_, _, let mark, _), .parser(_, _, let mark, _), .composer(_, _, let mark, _):
             return mark.line
+        case .duplicatedKeysInMapping(_, let context):
+            return context.mark.line
         default:
             return nil
         }
@@ -37,6 +39,8 @@ public struct YAMLDocument: Sendable {
         switch error {
         case .scanner(_, let problem, _, _), .parser(_, let problem, _, _), .composer(_, let problem, _, _):
             return problem
+        case .duplicatedKeysInMapping(let duplicates, _):
+            return "\(duplicates.map { "'\($0)'" }.joined(separator: ", ")) appears twice in one mapping"
         default:
             return "\(error)"
         }

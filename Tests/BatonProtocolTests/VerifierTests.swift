@@ -1,0 +1,163 @@
+import BatonProtocol
+import Foundation
+import Testing
+
+/// One test per verification code, driving the single entry point with real signatures.
+@Suite struct VerifierTests {
+    let staging = HostIdentity(hostID: "web-1", environment: "staging")
+    let production = HostIdentity(hostID: "web-1", environment: "production")
+
+    @Test func acceptsOneSignatureInStaging() throws {
+        let verified = try Fixtures.verify(Fixtures.envelope(Fixtures.manifest(), signedBy: [Fixtures.alice])).get()
+        #expect(verified.manifest.release == "v2")
+        #expect(verified.signers.map(\.keyid) == [Fixtures.alice.keyid])
+        #expect(verified.signers.first?.names == ["alice"])
+        #expect(!verified.isRollback)
+        #expect(verified.requiredSignatures == 1)
+        #expect(verified.payloadDigest == Digest.sha256Hex(Fixtures.payload(Fixtures.manifest())))
+    }
+
+    @Test func malformed() {
+        for bytes in ["not json", "{}", #"{"payload":"%%%","payloadType":"x","signatures":[]}"#,
+                      #"{"payload":"e30=","payloadType":"x"}"#] {
+            let result = Result { () throws(VerificationError) in
+                try ManifestVerifier.verify(
+                    envelope: Array(bytes.utf8), policy: Fixtures.policy, host: staging, history: { _ in .none },
+                    now: Fixtures.now)
+            }
+            #expect(result.code == .malformed, "\(bytes)")
+        }
+    }
+
+    @Test func tooLarge() {
+        let big = Array(repeating: UInt8(ascii: " "), count: Manifest.maxPayloadBytes + 1)
+        #expect(Fixtures.verify(Fixtures.envelope(payload: big, signedBy: [Fixtures.alice])).code == .tooLarge)
+        let huge = Array(repeating: UInt8(ascii: " "), count: Envelope.maxEnvelopeBytes + 1)
+        let result = Result { () throws(VerificationError) in
+            try ManifestVerifier.verify(envelope: huge, policy: Fixtures.policy, host: staging, history: { _ in .none }, now: Fixtures.now)
+        }
+        #expect(result.code == .tooLarge)
+    }
+
+    @Test func unsupportedTypeIsCheckedAfterTheSignature() {
+        let envelope = Fixtures.envelope(Fixtures.manifest(), signedBy: [Fixtures.alice], payloadType: "application/json")
+        #expect(Fixtures.verify(envelope).code == .unsupportedType)
+        // A signature made for another type, relabelled, is a bad signature, not a type error.
+        var relabelled = Fixtures.envelope(Fixtures.manifest(), signedBy: [Fixtures.alice], payloadType: "application/json")
+        relabelled.payloadType = Manifest.payloadType
+        #expect(Fixtures.verify(relabelled).code == .signatureInvalid)
+    }
+
+    @Test func signatureInvalidWhenThePayloadWasAltered() {
+        var envelope = Fixtures.envelope(Fixtures.manifest(), signedBy: [Fixtures.alice])
+        envelope.payload = Fixtures.payload(Fixtures.manifest(release: "evil"))
+        #expect(Fixtures.verify(envelope).code == .signatureInvalid)
+    }
+
+    @Test func untrustedKey() {
+        #expect(Fixtures.verify(Fixtures.envelope(Fixtures.manifest(), signedBy: [Fixtures.mallory])).code == .untrustedKey)
+        // carol is trusted, but not for staging.
+        #expect(Fixtures.verify(Fixtures.envelope(Fixtures.manifest(), signedBy: [Fixtures.carol])).code == .untrustedKey)
+    }
+
+    @Test func noTrustedKeysRefusesEverything() {
+        let result = Fixtures.verify(Fixtures.envelope(Fixtures.manifest(), signedBy: [Fixtures.alice]), policy: .empty)
+        #expect(result.code == .untrustedKey)
+    }
+
+    @Test func thresholdNotMet() {
+        let one = Fixtures.envelope(Fixtures.manifest(environment: "production"), signedBy: [Fixtures.alice])
+        #expect(Fixtures.verify(one, host: production).code == .thresholdNotMet)
+        let none = Fixtures.envelope(Fixtures.manifest(), signedBy: [])
+        #expect(Fixtures.verify(none).code == .thresholdNotMet)
+        let two = Fixtures.envelope(Fixtures.manifest(environment: "production"), signedBy: [Fixtures.alice, Fixtures.carol])
+        #expect((try? Fixtures.verify(two, host: production).get())?.signers.count == 2)
+    }
+
+    @Test func aKeyCountsOnceHoweverManyTimesItSigns() {
+        var envelope = Fixtures.envelope(Fixtures.manifest(environment: "production"), signedBy: [Fixtures.alice])
+        let sig = envelope.signatures[0]
+        envelope.signatures.append(Envelope.Signature(keyid: nil, sig: sig.sig))
+        envelope.signatures.append(Envelope.Signature(keyid: "another-name", sig: sig.sig))
+        #expect(Fixtures.verify(envelope, host: production).code == .thresholdNotMet)
+        // Two names for one key in the policy count once as well.
+        var policy = Fixtures.policy
+        policy.keys["alice2"] = Fixtures.alice.verifyingKey
+        policy.environments["production"]?.keys.append("alice2")
+        #expect(Fixtures.verify(envelope, host: production, policy: policy).code == .thresholdNotMet)
+    }
+
+    @Test func rollbackThresholdForAReleaseThatRanSuccessfully() throws {
+        let envelope = Fixtures.envelope(Fixtures.manifest(release: "v1", environment: "production"), signedBy: [Fixtures.bob])
+        let history = AppHistory(lastSerial: 9, lastPayloadDigest: "x", succeededReleases: ["v1"])
+        let verified = try Fixtures.verify(envelope, host: production, history: history).get()
+        #expect(verified.isRollback)
+        #expect(verified.requiredSignatures == 1)
+        // The same single signature for a release the host never ran is not enough.
+        let fresh = Fixtures.envelope(Fixtures.manifest(release: "v3", environment: "production"), signedBy: [Fixtures.bob])
+        #expect(Fixtures.verify(fresh, host: production, history: history).code == .thresholdNotMet)
+    }
+
+    @Test func invalidManifest() {
+        let bad = Fixtures.manifest(app: "../etc")
+        #expect(Fixtures.verify(Fixtures.envelope(bad, signedBy: [Fixtures.alice])).code == .invalidManifest)
+        let notJSON = Fixtures.envelope(payload: Array("hello".utf8), signedBy: [Fixtures.alice])
+        #expect(Fixtures.verify(notJSON).code == .invalidManifest)
+        let zero = Fixtures.manifest(serial: 0)
+        #expect(Fixtures.verify(Fixtures.envelope(zero, signedBy: [Fixtures.alice])).code == .invalidManifest)
+    }
+
+    @Test func expiredAndNotYetValid() {
+        let expired = Fixtures.manifest(issuedAt: Fixtures.now.addingTimeInterval(-7200), expiresAt: Fixtures.now.addingTimeInterval(-1))
+        #expect(Fixtures.verify(Fixtures.envelope(expired, signedBy: [Fixtures.alice])).code == .expired)
+        let future = Fixtures.manifest(issuedAt: Fixtures.now.addingTimeInterval(3600), expiresAt: Fixtures.now.addingTimeInterval(7200))
+        #expect(Fixtures.verify(Fixtures.envelope(future, signedBy: [Fixtures.alice])).code == .notYetValid)
+        // Within the allowed clock skew it is fine.
+        let skewed = Fixtures.manifest(issuedAt: Fixtures.now.addingTimeInterval(120))
+        #expect(Fixtures.verify(Fixtures.envelope(skewed, signedBy: [Fixtures.alice])).code == nil)
+    }
+
+    @Test func wrongEnvironmentAndNotTargeted() {
+        let envelope = Fixtures.envelope(Fixtures.manifest(), signedBy: [Fixtures.alice])
+        #expect(Fixtures.verify(envelope, host: production).code == .wrongEnvironment)
+        let targeted = Fixtures.envelope(Fixtures.manifest(targets: ["web-2", "web-3"]), signedBy: [Fixtures.alice])
+        #expect(Fixtures.verify(targeted).code == .notTargeted)
+        #expect(Fixtures.verify(targeted, host: HostIdentity(hostID: "web-2", environment: "staging")).code == nil)
+        // A person checking without naming a host skips the targets check.
+        #expect(Fixtures.verify(targeted, host: HostIdentity(hostID: nil, environment: "staging")).code == nil)
+    }
+
+    @Test func replayProtection() {
+        let envelope = Fixtures.envelope(Fixtures.manifest(serial: 10), signedBy: [Fixtures.alice])
+        let digest = envelope.payloadDigest
+        #expect(Fixtures.verify(envelope, history: AppHistory(lastSerial: 11)).code == .staleSerial)
+        #expect(Fixtures.verify(envelope, history: AppHistory(lastSerial: 10, lastPayloadDigest: "other")).code == .serialConflict)
+        #expect(Fixtures.verify(envelope, history: AppHistory(lastSerial: 10, lastPayloadDigest: digest)).code == .duplicate)
+        #expect(Fixtures.verify(envelope, history: AppHistory(lastSerial: 9)).code == nil)
+    }
+
+    @Test func aLaterSignatureDoesNotTurnAResendIntoAConflict() {
+        let first = Fixtures.envelope(Fixtures.manifest(), signedBy: [Fixtures.alice])
+        var second = first
+        second.sign(with: Fixtures.bob)
+        #expect(first.payloadDigest == second.payloadDigest)
+        let history = AppHistory(lastSerial: 10, lastPayloadDigest: first.payloadDigest)
+        #expect(Fixtures.verify(second, history: history).code == .duplicate)
+    }
+
+    @Test func everyCodeHasAStableRawValueAndStatus() {
+        let expected: [VerificationCode: (String, Int)] = [
+            .malformed: ("malformed", 400), .tooLarge: ("too_large", 413), .unsupportedType: ("unsupported_type", 422),
+            .signatureInvalid: ("signature_invalid", 403), .untrustedKey: ("untrusted_key", 403),
+            .thresholdNotMet: ("threshold_not_met", 403), .invalidManifest: ("invalid_manifest", 422),
+            .expired: ("expired", 403), .notYetValid: ("not_yet_valid", 403), .wrongEnvironment: ("wrong_environment", 403),
+            .notTargeted: ("not_targeted", 403), .staleSerial: ("stale_serial", 409), .serialConflict: ("serial_conflict", 409),
+            .duplicate: ("duplicate", 200),
+        ]
+        #expect(Set(expected.keys) == Set(VerificationCode.allCases))
+        for (code, (raw, status)) in expected {
+            #expect(code.rawValue == raw)
+            #expect(code.httpStatus == status)
+        }
+    }
+}
