@@ -1,0 +1,21 @@
+import BatonProtocol
+import Foundation
+
+extension AgentConfiguration {
+    /// Reads the trust policy this configuration names; key paths in it are relative to
+    /// the policy file.
+    public func loadTrustPolicy() throws(ConfigurationError) -> TrustPolicy {
+        let path = trustPolicyPath
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            throw ConfigurationError(.keyUnreadable, "cannot read the trust policy (does it exist?)", file: path)
+        }
+        let directory = (path as NSString).deletingLastPathComponent
+        return try TrustPolicy.parse(yaml: text, file: path) { keyPath in
+            let full = keyPath.hasPrefix("/") || directory.isEmpty ? keyPath : "\(directory)/\(keyPath)"
+            guard let data = FileManager.default.contents(atPath: full), let pem = String(data: data, encoding: .utf8) else {
+                throw CocoaError(.fileReadNoSuchFile, userInfo: [NSFilePathErrorKey: full])
+            }
+            return pem
+        }
+    }
+}

@@ -1,0 +1,93 @@
+import BatonProtocol
+import Foundation
+
+/// An artifact being uploaded to the agent (`PUT /v1/artifacts/sha256/{digest}`): bytes
+/// are hashed and written as they arrive, the declared size is enforced on every chunk,
+/// and the file becomes visible under its digest only after `finish()` checked it.
+/// Used by one request at a time.
+public final class ArtifactUpload: @unchecked Sendable {
+    private var writer: ArtifactWriter?
+    private let release: @Sendable () -> Void
+    public let digest: String
+    public let declaredSize: UInt64
+
+    init(writer: consuming ArtifactWriter, digest: String, size: UInt64, release: @escaping @Sendable () -> Void) {
+        self.writer = consume writer
+        self.digest = digest
+        declaredSize = size
+        self.release = release
+    }
+
+    /// Appends bytes; more than declared ends the upload at once with `size_mismatch`.
+    public func write(_ bytes: UnsafeRawBufferPointer) throws(RequestError) {
+        guard writer != nil else { throw RequestError(status: 400, code: "upload_closed", message: "the upload already ended") }
+        do {
+            try writer!.write(bytes)
+        } catch {
+            finishOnce()
+            throw RequestError(status: error.code == .diskFull ? 507 : 413, code: error.reportedCode, message: error.message)
+        }
+    }
+
+    /// Verifies size and digest and keeps the artifact; on a mismatch nothing is kept (422).
+    public func finish() throws(RequestError) {
+        guard writer != nil else { throw RequestError(status: 400, code: "upload_closed", message: "the upload already ended") }
+        defer { finishOnce() }
+        do {
+            try writer!.finish()
+        } catch {
+            let status = error.code == .diskFull ? 507 : (error.code == .ioError ? 500 : 422)
+            throw RequestError(status: status, code: error.reportedCode, message: error.message)
+        }
+    }
+
+    /// Drops what was received (a client that went away).
+    public func abort() {
+        writer?.abort()
+        finishOnce()
+    }
+
+    private func finishOnce() {
+        if writer != nil {
+            writer = nil
+            release()
+        }
+    }
+
+    deinit { abort() }
+}
+
+extension DeploymentEngine {
+    public nonisolated func hasArtifact(_ digest: String) -> Bool { cache.contains(digest) }
+
+    /// Starts an upload. Refuses a bad digest (400), a size over the configured maximum
+    /// (413) and more concurrent uploads than configured (429).
+    public func beginUpload(digest: String, size: UInt64) throws(RequestError) -> ArtifactUpload {
+        guard Digest.isSHA256Hex(digest) else {
+            throw RequestError(status: 400, code: "malformed", message: "'\(digest)' is not a lowercase hex SHA-256 digest")
+        }
+        guard size > 0, size <= configuration.limits.maxArtifactBytes else {
+            throw RequestError(
+                status: 413, code: AgentError.Code.artifactTooLarge.rawValue,
+                message: "\(size) bytes is over this agent's maximum artifact size of \(configuration.limits.maxArtifactBytes) bytes")
+        }
+        guard uploadsInFlight < configuration.limits.maxConcurrentUploads else {
+            throw RequestError(
+                status: 429, code: "too_many_uploads",
+                message: "\(uploadsInFlight) uploads are already in progress; retry shortly")
+        }
+        let writer: ArtifactWriter
+        do {
+            writer = try cache.beginWrite(digest: digest, size: size)
+        } catch {
+            throw RequestError(status: 500, code: error.reportedCode, message: error.message)
+        }
+        uploadsInFlight += 1
+        return ArtifactUpload(writer: writer, digest: digest, size: size) { [weak self] in
+            guard let self else { return }
+            Task { await self.uploadEnded() }
+        }
+    }
+
+    private func uploadEnded() { uploadsInFlight -= 1 }
+}

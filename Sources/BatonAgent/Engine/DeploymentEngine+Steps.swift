@@ -1,0 +1,438 @@
+import BatonArchive
+import BatonProtocol
+import Foundation
+import Logging
+
+/// The steps of a deployment. Each returns an outcome for the state machine; none
+/// decides what comes next.
+extension DeploymentEngine {
+    typealias Outcome = DeploymentStateMachine.Outcome
+
+    func fetch(_ id: String) async -> Outcome {
+        guard let context = contexts[id], let manifest = context.manifest else { return .failed(missingContext(id)) }
+        let artifact = manifest.artifact
+        do {
+            let state = try store.loadApp(context.app)
+            if let installed = state.installed(context.release),
+                DurableFiles.isDirectory(layout.releaseDirectory(context.app, context.release))
+            {
+                guard installed.artifactSHA256 == artifact.sha256 else {
+                    return .failed(
+                        AgentError(
+                            .releaseConflict,
+                            "release '\(context.release)' is already installed from artifact \(installed.artifactSHA256), not \(artifact.sha256); give the new build a new release name"
+                        ).info)
+                }
+                contexts[id]?.reuseInstalled = true
+                note(id, "release \(context.release) is already on disk; nothing to fetch or unpack")
+                return .succeeded
+            }
+            if cache.contains(artifact.sha256) {
+                var st = stat()
+                guard lstat(layout.artifact(artifact.sha256), &st) == 0, UInt64(st.st_size) == artifact.size else {
+                    return .failed(
+                        AgentError(.sizeMismatch, "the cached artifact's size differs from the manifest's \(artifact.size) bytes").info)
+                }
+                cache.touch(artifact.sha256)
+                note(id, "artifact found in the cache")
+                return .succeeded
+            }
+            guard let file = context.artifactFile else {
+                return .failed(
+                    AgentError(
+                        .artifactUnavailable,
+                        "artifact sha256:\(artifact.sha256) is not on this host; upload it (PUT /v1/artifacts/sha256/\(artifact.sha256)) before deploying"
+                    ).info)
+            }
+            let cache = self.cache
+            try await Blocking.run { try cache.ingest(file: file, digest: artifact.sha256, size: artifact.size) }
+            note(id, "artifact received and verified (\(artifact.size) bytes)")
+            return .succeeded
+        } catch let error as AgentError {
+            return .failed(error.info)
+        } catch {
+            return .failed(ErrorInfo(code: AgentError.Code.ioError.rawValue, message: "\(error)"))
+        }
+    }
+
+    func unpack(_ id: String) async -> Outcome {
+        guard let context = contexts[id], let manifest = context.manifest else { return .failed(missingContext(id)) }
+        if context.reuseInstalled { return .succeeded }
+        let staging = layout.stagingDirectory(context.app, id)
+        let archive = layout.artifact(manifest.artifact.sha256)
+        let limits = {
+            var limits = ExtractionLimits()
+            limits.maxEntries = configuration.limits.maxArchiveEntries
+            limits.maxTotalBytes = configuration.limits.maxUnpackedBytes
+            return limits
+        }()
+        let format: ArchiveFormat = manifest.artifact.format == .tar ? .tar : .tarGz
+        do {
+            DurableFiles.removeTree(staging)
+            try DurableFiles.makeDirectory(layout.stagingRoot(context.app), mode: 0o755)
+            try DurableFiles.makeDirectory(staging, mode: 0o755)
+            let summary = try await Blocking.run { () throws -> ExtractionSummary in
+                let summary = try ArchiveExtractor.extract(archiveAt: archive, format: format, into: staging, limits: limits)
+                // One syncfs for the whole tree instead of an fsync per file: the release
+                // must be on disk before `current` can name it.
+                try ArchiveExtractor.syncTree(staging)
+                return summary
+            }
+            note(id, "unpacked \(summary.files) files, \(summary.directories) directories, \(summary.bytes) bytes")
+            return .succeeded
+        } catch let error as ExtractionError {
+            DurableFiles.removeTree(staging)
+            let code: AgentError.Code = error.code == .diskFull ? .diskFull : .extractionFailed
+            return .failed(ErrorInfo(code: code == .diskFull ? code.rawValue : error.code.rawValue, message: error.message))
+        } catch let error as AgentError {
+            DurableFiles.removeTree(staging)
+            return .failed(error.info)
+        } catch {
+            DurableFiles.removeTree(staging)
+            return .failed(ErrorInfo(code: AgentError.Code.ioError.rawValue, message: "\(error)"))
+        }
+    }
+
+    func prepare(_ id: String) async -> Outcome {
+        guard let context = contexts[id], let manifest = context.manifest else { return .failed(missingContext(id)) }
+        if context.reuseInstalled { return .succeeded }
+        guard let hook = manifest.hooks?.prepare else {
+            note(id, "no prepare hook")
+            return .succeeded
+        }
+        let staging = layout.stagingDirectory(context.app, id)
+        let run = await hooks.run(
+            invocation(
+                "prepare", hook, context: context, releaseDirectory: staging,
+                previous: currentRelease(context.app)))
+        recordHook(id, run)
+        if run.succeeded {
+            note(id, "prepare hook succeeded")
+            return .succeeded
+        }
+        return .failed(AgentError(.prepareFailed, "prepare hook \(Self.describe(run))").info)
+    }
+
+    func switchOver(_ id: String) async -> Outcome {
+        guard let context = contexts[id] else { return .failed(missingContext(id)) }
+        let app = context.app, release = context.release
+        let releaseDirectory = layout.releaseDirectory(app, release)
+        do {
+            var state = try store.loadApp(app)
+            if !context.reuseInstalled {
+                let staging = layout.stagingDirectory(app, id)
+                try DurableFiles.makeDirectory(layout.releasesDirectory(app))
+                // A directory of this name that no state mentions was left by a crash.
+                DurableFiles.removeTree(releaseDirectory)
+                guard rename(staging, releaseDirectory) == 0 else { throw AgentError.io("move the staged release into place") }
+                try DurableFiles.syncDirectory(layout.releasesDirectory(app))
+                try DurableFiles.syncDirectory(layout.stagingRoot(app))
+                try store.saveManifest(context.payload, app: app, release: release)
+                state.releases.removeAll { $0.name == release }
+                state.releases.append(
+                    AppState.InstalledRelease(name: release, artifactSHA256: context.manifest!.artifact.sha256, installedAt: now()))
+                try store.saveApp(state)
+                contexts[id]?.createdRelease = true
+            }
+            let before = currentRelease(app)
+            try DurableFiles.replaceSymlink(layout.currentLink(app), target: "releases/\(release)")
+            state.current = release
+            state.previous = previousRelease(state, current: release)
+            state.updatedAt = now()
+            try store.saveApp(state)
+            note(id, "current → \(release)" + (before.map { " (was \($0))" } ?? ""))
+            return .succeeded
+        } catch let error as AgentError {
+            return .failed(error.info)
+        } catch {
+            return .failed(ErrorInfo(code: AgentError.Code.ioError.rawValue, message: "\(error)"))
+        }
+    }
+
+    func activate(_ id: String) async -> Outcome {
+        guard let context = contexts[id], let manifest = context.manifest else { return .failed(missingContext(id)) }
+        guard let hook = manifest.hooks?.activate else {
+            note(id, "no activate hook")
+            return .succeeded
+        }
+        let previous = (try? store.loadRecord(id))?.previousRelease
+        let run = await hooks.run(
+            invocation(
+                "activate", hook, context: context, releaseDirectory: layout.releaseDirectory(context.app, context.release),
+                previous: previous))
+        recordHook(id, run)
+        if run.succeeded {
+            note(id, "activate hook succeeded")
+            return .succeeded
+        }
+        return .failed(AgentError(.activateFailed, "activate hook \(Self.describe(run))").info)
+    }
+
+    func check(_ id: String) async -> Outcome {
+        guard let context = contexts[id], let manifest = context.manifest else { return .failed(missingContext(id)) }
+        guard let policy = manifest.health else {
+            note(id, "no health checks declared")
+            return .succeeded
+        }
+        let directory = layout.releaseDirectory(context.app, context.release)
+        let environment = hookEnvironment(context: context, releaseDirectory: directory, previous: nil, phase: "checking")
+        let healthy = await health.waitUntilHealthy(
+            policy, stage: "checking", release: context.release, workingDirectory: directory, environment: environment,
+            onAttempt: { attempts in await self.recordAttempts(id, attempts) })
+        if healthy {
+            note(id, "healthy")
+            return .succeeded
+        }
+        let last = (try? store.loadRecord(id))?.healthAttempts.last { !$0.passed }
+        return .failed(
+            AgentError(
+                .healthCheckFailed,
+                "no health check attempt passed within \(policy.effectiveDeadline)" + (last.map { "; last: \($0.check): \($0.detail)" } ?? "")
+            ).info)
+    }
+
+    func bake(_ id: String) async -> Outcome {
+        guard let context = contexts[id], let manifest = context.manifest, let policy = manifest.health else {
+            return .succeeded
+        }
+        let directory = layout.releaseDirectory(context.app, context.release)
+        let environment = hookEnvironment(context: context, releaseDirectory: directory, previous: nil, phase: "baking")
+        let healthy = await health.watch(
+            policy, for: manifest.effectiveBake, stage: "baking", release: context.release, workingDirectory: directory,
+            environment: environment, onAttempt: { attempts in await self.recordAttempts(id, attempts) })
+        if healthy {
+            note(id, "baked for \(manifest.effectiveBake) without a failed check")
+            return .succeeded
+        }
+        let last = (try? store.loadRecord(id))?.healthAttempts.last { !$0.passed }
+        return .failed(
+            AgentError(.bakeFailed, "a health check failed while baking" + (last.map { ": \($0.check): \($0.detail)" } ?? "")).info)
+    }
+
+    // MARK: Endings
+
+    func complete(_ id: String) {
+        guard let context = contexts[id] else { return }
+        let app = context.app
+        do {
+            var state = try store.loadApp(app)
+            if !state.succeededReleases.contains(context.release) { state.succeededReleases.append(context.release) }
+            state.activeDeploymentID = nil
+            state.lastDeploymentID = id
+            state.updatedAt = now()
+            state = try applyRetention(state, keep: context.manifest?.effectiveKeep ?? Manifest.defaultKeep)
+            try store.saveApp(state)
+            cache.evict(protecting: Set(state.releases.map(\.artifactSHA256)))
+        } catch {
+            logger.error("cannot finish deployment state", metadata: ["baton.deployment.id": "\(id)", "error": "\(error)"])
+        }
+        transition(id, to: .succeeded, "succeeded: \(context.release) is live and healthy")
+        auditFinished(id)
+    }
+
+    func fail(_ id: String, _ error: ErrorInfo) {
+        guard let context = contexts[id] else { return }
+        let app = context.app
+        DurableFiles.removeTree(layout.stagingDirectory(app, id))
+        do {
+            var state = try store.loadApp(app)
+            if context.createdRelease, currentRelease(app) != context.release {
+                state.releases.removeAll { $0.name == context.release }
+                try store.saveApp(state)
+                DurableFiles.removeTree(layout.releaseDirectory(app, context.release))
+            }
+            state.activeDeploymentID = nil
+            state.lastDeploymentID = id
+            state.updatedAt = now()
+            try store.saveApp(state)
+        } catch {
+            logger.error("cannot record failed deployment state", metadata: ["baton.deployment.id": "\(id)", "error": "\(error)"])
+        }
+        transition(
+            id, to: .failed, "failed: \(error.message); \(currentRelease(app).map { "\($0) stays live" } ?? "nothing was live")",
+            error: error)
+        auditFinished(id)
+    }
+
+    /// Puts back what `current` named before the deployment, re-runs that release's
+    /// `activate` from its own stored manifest, and checks its health.
+    func rollBack(_ id: String, cause: ErrorInfo) async -> Outcome {
+        guard let record = try? store.loadRecord(id) else { return .failed(missingContext(id)) }
+        let app = record.app
+        do {
+            var state = try store.loadApp(app)
+            guard let previous = record.previousRelease, previous != record.release,
+                DurableFiles.isDirectory(layout.releaseDirectory(app, previous))
+            else {
+                if let previous = record.previousRelease, previous != record.release {
+                    return .failed(
+                        AgentError(.rollbackFailed, "the previous release \(previous) is no longer on disk").info)
+                }
+                if record.previousRelease == nil {
+                    // First deployment of the app: there is nothing to go back to, so nothing stays live.
+                    try DurableFiles.removeSymlink(layout.currentLink(app))
+                    state.current = nil
+                    state.previous = nil
+                    try store.saveApp(state)
+                    note(id, "no previous release: \(app) has no current release now")
+                    return .succeeded
+                }
+                note(id, "\(record.release) was already the live release before; re-activating it")
+                return await reactivate(id, app: app, release: record.release)
+            }
+            try DurableFiles.replaceSymlink(layout.currentLink(app), target: "releases/\(previous)")
+            state.current = previous
+            state.previous = previousRelease(state, current: previous)
+            try store.saveApp(state)
+            note(id, "current → \(previous) (restored)")
+            return await reactivate(id, app: app, release: previous)
+        } catch {
+            return .failed(error.info)
+        }
+    }
+
+    /// Runs a release's own activate hook and health checks after a rollback.
+    private func reactivate(_ id: String, app: String, release: String) async -> Outcome {
+        let directory = layout.releaseDirectory(app, release)
+        guard let manifest = store.loadManifest(app: app, release: release) else {
+            note(id, "no stored manifest for \(release): nothing to re-activate")
+            return .succeeded
+        }
+        let context = RunContext(
+            id: id, app: app, release: release, manifest: manifest, payload: [], artifactFile: nil)
+        if let hook = manifest.hooks?.activate {
+            let run = await hooks.run(invocation("rollback-activate", hook, context: context, releaseDirectory: directory, previous: nil))
+            recordHook(id, run)
+            guard run.succeeded else {
+                return .failed(AgentError(.rollbackFailed, "re-activating \(release) failed: \(Self.describe(run))").info)
+            }
+        }
+        if let policy = manifest.health {
+            let environment = hookEnvironment(context: context, releaseDirectory: directory, previous: nil, phase: "rollback")
+            let healthy = await health.waitUntilHealthy(
+                policy, stage: "rollback", release: release, workingDirectory: directory, environment: environment,
+                onAttempt: { attempts in await self.recordAttempts(id, attempts) })
+            guard healthy else {
+                return .failed(AgentError(.rollbackFailed, "\(release) is not healthy after the rollback").info)
+            }
+        }
+        return .succeeded
+    }
+
+    func finishRollback(_ id: String, cause: ErrorInfo, outcome: Outcome, phase: DeploymentPhase) {
+        guard let record = try? store.loadRecord(id) else { return }
+        let app = record.app
+        DurableFiles.removeTree(layout.stagingDirectory(app, id))
+        do {
+            var state = try store.loadApp(app)
+            // A release that never succeeded here and is no longer live is not kept.
+            if !state.succeededReleases.contains(record.release), currentRelease(app) != record.release {
+                state.releases.removeAll { $0.name == record.release }
+                try store.saveApp(state)
+                store.removeManifest(app: app, release: record.release)
+                DurableFiles.removeTree(layout.releaseDirectory(app, record.release))
+            }
+            state.previous = currentRelease(app).flatMap { previousRelease(state, current: $0) }
+            state.activeDeploymentID = nil
+            state.lastDeploymentID = id
+            state.updatedAt = now()
+            try store.saveApp(state)
+        } catch {
+            logger.error("cannot record rollback state", metadata: ["baton.deployment.id": "\(id)", "error": "\(error)"])
+        }
+        switch outcome {
+        case .succeeded:
+            transition(
+                id, to: .rolledBack,
+                "rolled back: \(cause.message); \(currentRelease(app).map { "\($0) is live again" } ?? "no release is live")",
+                error: cause)
+        case .failed(let error):
+            logger.critical(
+                "rollback failed: the host needs attention",
+                metadata: ["baton.app": "\(app)", "baton.deployment.id": "\(id)", "error": "\(error.message)"])
+            transition(
+                id, to: .rollbackFailed, "ROLLBACK FAILED: \(error.message) (after: \(cause.message))",
+                error: ErrorInfo(code: AgentError.Code.rollbackFailed.rawValue, message: "\(error.message) (after: \(cause.code): \(cause.message))"))
+        }
+        auditFinished(id)
+    }
+
+    // MARK: Helpers
+
+    func auditFinished(_ id: String) {
+        guard let record = try? store.loadRecord(id) else { return }
+        do {
+            try audit.append(
+                AuditEntry(
+                    event: "finished", time: now(), hostID: configuration.hostID, app: record.app, release: record.release,
+                    serial: record.serial, deploymentID: id, payloadDigest: record.payloadDigest,
+                    signers: record.signers.map(\.keyid), result: record.phase.rawValue, message: record.error?.description))
+        } catch {
+            logger.error("audit log append failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Keeps the newest `keep` releases plus whatever `current` names. The state that
+    /// forgets a release is written before its directory is deleted, and the switch away
+    /// from it is already durable by then.
+    func applyRetention(_ state: AppState, keep: Int) throws(AgentError) -> AppState {
+        var state = state
+        let live = currentRelease(state.app)
+        let newestFirst = state.releases.sorted { $0.installedAt > $1.installedAt }
+        let kept = Set(newestFirst.prefix(keep).map(\.name) + (live.map { [$0] } ?? []))
+        let dropped = state.releases.filter { !kept.contains($0.name) }
+        guard !dropped.isEmpty else { return state }
+        state.releases.removeAll { !kept.contains($0.name) }
+        state.previous = live.flatMap { previousRelease(state, current: $0) }
+        try store.saveApp(state)
+        for release in dropped {
+            store.removeManifest(app: state.app, release: release.name)
+            DurableFiles.removeTree(layout.releaseDirectory(state.app, release.name))
+        }
+        return state
+    }
+
+    /// The newest release on disk that succeeded here, other than `current`.
+    func previousRelease(_ state: AppState, current: String) -> String? {
+        state.releases.sorted { $0.installedAt > $1.installedAt }
+            .first { $0.name != current && state.succeededReleases.contains($0.name) }?.name
+    }
+
+    func hookEnvironment(context: RunContext, releaseDirectory: String, previous: String?, phase: String) -> [String: String] {
+        [
+            "BATON_APP": context.app,
+            "BATON_RELEASE": context.release,
+            "BATON_RELEASE_DIR": releaseDirectory,
+            "BATON_PREVIOUS_RELEASE_DIR": previous.map { layout.releaseDirectory(context.app, $0) } ?? "",
+            "BATON_PHASE": phase,
+            "BATON_DEPLOYMENT_ID": context.id,
+            "BATON_HOST": configuration.hostID,
+        ]
+    }
+
+    func invocation(_ name: String, _ hook: Hook, context: RunContext, releaseDirectory: String, previous: String?) -> HookInvocation {
+        HookInvocation(
+            hook: name, release: context.release, command: hook.command, workingDirectory: releaseDirectory,
+            environment: hookEnvironment(context: context, releaseDirectory: releaseDirectory, previous: previous, phase: name),
+            timeout: hook.effectiveTimeout, outputLimit: configuration.limits.hookOutputBytes)
+    }
+
+    static func describe(_ run: HookRun) -> String {
+        var text: String
+        if run.timedOut {
+            text = "timed out and was killed"
+        } else if let status = run.exitStatus {
+            text = "exited with status \(status)"
+        } else {
+            text = "was killed by signal \(run.signal ?? 0)"
+        }
+        let tail = (run.stderrTail.isEmpty ? run.stdoutTail : run.stderrTail)
+            .split(separator: "\n").last.map(String.init)
+        if let tail, !tail.isEmpty { text += " (\(tail.prefix(200)))" }
+        return text
+    }
+
+    func missingContext(_ id: String) -> ErrorInfo {
+        ErrorInfo(code: AgentError.Code.ioError.rawValue, message: "internal: no context for deployment \(id)")
+    }
+}

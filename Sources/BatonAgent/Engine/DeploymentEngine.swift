@@ -1,0 +1,394 @@
+import BatonArchive
+import BatonProtocol
+import Foundation
+import Logging
+
+/// A request the agent refuses: an HTTP status and a stable code.
+public struct RequestError: Error, Sendable, Equatable, CustomStringConvertible {
+    public let status: Int
+    public let info: ErrorInfo
+
+    public init(status: Int, code: String, message: String) {
+        self.status = status
+        info = ErrorInfo(code: code, message: message)
+    }
+
+    public var description: String { info.description }
+}
+
+/// The heart of the agent: takes a signed envelope, verifies it, and drives one
+/// deployment per app through the phases of `DeploymentStateMachine`, recording every
+/// transition durably before the next step starts. Used by `batond apply` (no network)
+/// and by the daemon's API alike.
+public actor DeploymentEngine {
+    public nonisolated let configuration: AgentConfiguration
+    public nonisolated let layout: DataLayout
+    public nonisolated let startedAt: Date
+    let store: StateStore
+    let cache: ArtifactCache
+    let audit: AuditLog
+    let hooks: HookRunner
+    let health: HealthChecker
+    let logger: Logger
+    let now: @Sendable () -> Date
+    private var policy: TrustPolicy
+    private var lockDescriptor: Int32 = -1
+    private var subscribers: [String: [Int: AsyncStream<DeploymentEvent>.Continuation]] = [:]
+    private var nextSubscriber = 0
+    private var running: [String: Task<Void, Never>] = [:]
+    var contexts: [String: RunContext] = [:]
+    var uploadsInFlight = 0
+
+    /// Opens the data directory (creating it if needed) and takes its lock: one agent
+    /// process per data directory.
+    public init(
+        configuration: AgentConfiguration, policy: TrustPolicy, logger: Logger,
+        now: @escaping @Sendable () -> Date = { Date() }
+    ) throws(AgentError) {
+        self.configuration = configuration
+        self.policy = policy
+        self.logger = logger
+        self.now = now
+        layout = DataLayout(root: configuration.dataDirectory)
+        try layout.create()
+        store = StateStore(layout: layout)
+        cache = ArtifactCache(layout: layout, capacity: configuration.limits.artifactCacheBytes)
+        audit = try AuditLog(layout: layout)
+        hooks = HookRunner(logger: logger)
+        health = HealthChecker(hookRunner: hooks, logger: logger)
+        startedAt = now()
+        lockDescriptor = try Self.lock(layout)
+    }
+
+    deinit {
+        if lockDescriptor >= 0 { close(lockDescriptor) }
+    }
+
+    private static func lock(_ layout: DataLayout) throws(AgentError) -> Int32 {
+        let fd = open(layout.lockFile, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw AgentError.io("open \(layout.lockFile)") }
+        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            close(fd)
+            throw AgentError(
+                .agentBusy,
+                "another batond is using \(layout.root); stop it first (or, for `batond apply`, deploy through it)")
+        }
+        return fd
+    }
+
+    /// Replaces the trust policy (SIGHUP).
+    public func updatePolicy(_ policy: TrustPolicy) { self.policy = policy }
+
+    // MARK: Submitting
+
+    /// Verifies an envelope and starts its deployment. An identical resend answers with
+    /// the existing deployment (`existing: true`). `artifactFile` is a local copy of the
+    /// artifact (`batond apply`); otherwise it must already be in the cache.
+    public func submit(envelope bytes: [UInt8], artifactFile: String? = nil) throws(RequestError) -> DeploymentAccepted {
+        var queriedApp: String?
+        var queriedState: AppState?
+        var loadFailure: AgentError?
+        let verified: VerifiedManifest
+        let store = self.store
+        do throws(VerificationError) {
+            verified = try ManifestVerifier.verify(
+                envelope: bytes, policy: policy, host: configuration.identity,
+                history: { app in
+                    queriedApp = app
+                    switch Result(catching: { () throws(AgentError) in try store.loadApp(app) }) {
+                    case .success(let state): queriedState = state
+                    case .failure(let error): loadFailure = error
+                    }
+                    return queriedState?.history ?? .none
+                }, now: now())
+        } catch {
+            if error.code == .duplicate, let app = queriedApp, let state = queriedState, let serial = state.lastSerial {
+                let id = DeploymentID.make(app: app, serial: serial)
+                let phase = (try? store.loadRecord(id))?.phase ?? .accepted
+                auditRefusal(bytes, app: app, code: "duplicate", message: "identical resend of \(id)")
+                return DeploymentAccepted(id: id, phase: phase, existing: true)
+            }
+            auditRefusal(bytes, app: queriedApp, code: error.code.rawValue, message: error.message)
+            throw RequestError(status: error.code.httpStatus, code: error.code.rawValue, message: error.message)
+        }
+        if let loadFailure { throw RequestError(status: 500, code: loadFailure.reportedCode, message: loadFailure.message) }
+
+        let manifest = verified.manifest
+        var state = queriedState ?? AppState(app: manifest.app)
+        if let active = state.activeDeploymentID {
+            let message = "deployment \(active) of '\(manifest.app)' is still running; wait for it to end"
+            auditRefusal(bytes, app: manifest.app, code: AgentError.Code.deploymentInProgress.rawValue, message: message)
+            throw RequestError(status: 409, code: AgentError.Code.deploymentInProgress.rawValue, message: message)
+        }
+
+        let id = DeploymentID.make(app: manifest.app, serial: manifest.serial)
+        let time = now()
+        do {
+            // The serial is consumed first: from here on, a replay of anything older is refused
+            // even if the agent dies in the next instant.
+            state.lastSerial = manifest.serial
+            state.lastPayloadDigest = verified.payloadDigest
+            state.activeDeploymentID = id
+            state.updatedAt = time
+            try store.saveApp(state)
+
+            var record = DeploymentRecord(
+                id: id, hostID: configuration.hostID, app: manifest.app, release: manifest.release,
+                serial: manifest.serial, environment: manifest.environment, payloadDigest: verified.payloadDigest,
+                artifactSHA256: manifest.artifact.sha256, signers: verified.signers, isRollback: verified.isRollback,
+                previousRelease: currentRelease(manifest.app), phase: .accepted, createdAt: time,
+                owner: manifest.owner, notes: manifest.notes, source: manifest.source)
+            record.timings = [PhaseTiming(phase: .accepted, startedAt: time)]
+            let signers = verified.signers.map { $0.names.first ?? $0.keyid }.joined(separator: ", ")
+            record.events = [
+                DeploymentEvent(
+                    sequence: 1, time: time, deploymentID: id, app: manifest.app, release: manifest.release,
+                    phase: .accepted,
+                    message: "accepted \(manifest.app) \(manifest.release) (serial \(manifest.serial)), signed by \(signers)"
+                        + (verified.isRollback ? ", as a return to a release that ran here before" : ""))
+            ]
+            try store.saveRecord(record)
+            try audit.append(
+                AuditEntry(
+                    event: "accepted", time: time, hostID: configuration.hostID, app: manifest.app,
+                    release: manifest.release, serial: manifest.serial, deploymentID: id,
+                    payloadDigest: verified.payloadDigest, signers: verified.signers.map(\.keyid), result: "accepted"))
+        } catch {
+            throw RequestError(status: 500, code: error.reportedCode, message: error.message)
+        }
+        logger.info(
+            "deployment accepted",
+            metadata: ["baton.app": "\(manifest.app)", "baton.deployment.id": "\(id)", "baton.release": "\(manifest.release)"])
+
+        contexts[id] = RunContext(
+            id: id, app: manifest.app, release: manifest.release, manifest: manifest, payload: verified.payload,
+            artifactFile: artifactFile)
+        running[id] = Task { await self.execute(id) }
+        return DeploymentAccepted(id: id, phase: .accepted, existing: false)
+    }
+
+    private func auditRefusal(_ bytes: [UInt8], app: String?, code: String, message: String) {
+        let claimed = (try? Envelope.parse(bytes))?.signatures.compactMap(\.keyid)
+        do {
+            try audit.append(
+                AuditEntry(
+                    event: code == "duplicate" ? "duplicate" : "refused", time: now(), hostID: configuration.hostID,
+                    app: app, payloadDigest: (try? Envelope.parse(bytes))?.payloadDigest, signers: claimed,
+                    result: code, message: message))
+        } catch {
+            logger.error("audit log append failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    // MARK: Waiting and reading
+
+    /// Waits until a deployment started by this engine has ended, and returns its record.
+    public func wait(for id: String) async -> DeploymentRecord? {
+        if let task = running[id] { await task.value }
+        return try? store.loadRecord(id)
+    }
+
+    /// Waits for every running deployment (graceful shutdown, tests).
+    public func waitForAll() async {
+        while let (_, task) = running.first {
+            await task.value
+        }
+    }
+
+    public func record(_ id: String) -> DeploymentRecord? { try? store.loadRecord(id) }
+
+    /// Every event of a deployment from the first, then live ones until a terminal phase.
+    public func events(_ id: String) -> AsyncStream<DeploymentEvent>? {
+        guard let record = try? store.loadRecord(id) else { return nil }
+        let (stream, continuation) = AsyncStream<DeploymentEvent>.makeStream(bufferingPolicy: .unbounded)
+        for event in record.events { continuation.yield(event) }
+        if record.phase.isTerminal || running[id] == nil {
+            continuation.finish()
+        } else {
+            let key = nextSubscriber
+            nextSubscriber += 1
+            subscribers[id, default: [:]][key] = continuation
+            continuation.onTermination = { _ in Task { await self.unsubscribe(id, key) } }
+        }
+        return stream
+    }
+
+    private func unsubscribe(_ id: String, _ key: Int) { subscribers[id]?[key] = nil }
+
+    public func appStatus(_ app: String) -> AppStatus? {
+        guard Name.isValid(app), let state = try? store.loadApp(app), state.lastSerial != nil || state.current != nil
+        else { return nil }
+        let last = state.lastDeploymentID.flatMap { try? store.loadRecord($0) }
+        return AppStatus(
+            app: app, current: currentRelease(app), previous: state.previous, lastSerial: state.lastSerial,
+            lastDeploymentID: state.lastDeploymentID, lastPhase: last?.phase, lastError: last?.error,
+            activeDeploymentID: state.activeDeploymentID,
+            releases: state.releases.sorted { $0.installedAt > $1.installedAt }.map(\.name),
+            succeededReleases: state.succeededReleases, updatedAt: state.updatedAt)
+    }
+
+    public func apps() -> [AppStatus] { store.apps().compactMap { appStatus($0) } }
+
+    /// The release `current` names, read from the symlink itself.
+    nonisolated func currentRelease(_ app: String) -> String? {
+        guard let target = DurableFiles.readSymlink(layout.currentLink(app)) else { return nil }
+        return target.hasPrefix("releases/") ? String(target.dropFirst("releases/".count)) : nil
+    }
+
+    /// The history needed to verify a manifest for `app` (for `baton plan`-like checks).
+    public func history(_ app: String) -> AppHistory { (try? store.loadApp(app))?.history ?? .none }
+
+    // MARK: Recording
+
+    /// Moves the record to `phase` and appends an event, durably, before anything else
+    /// happens in that phase.
+    func transition(_ id: String, to phase: DeploymentPhase, _ message: String, error: ErrorInfo? = nil) {
+        update(id) { record in
+            let time = now()
+            if record.phase != phase {
+                if let last = record.timings.indices.last, record.timings[last].endedAt == nil {
+                    record.timings[last].endedAt = time
+                }
+                if !phase.isTerminal { record.timings.append(PhaseTiming(phase: phase, startedAt: time)) }
+                record.phase = phase
+            }
+            if phase.isTerminal { record.finishedAt = time }
+            if let error { record.error = error }
+            record.events.append(
+                DeploymentEvent(
+                    sequence: record.events.count + 1, time: time, deploymentID: id, app: record.app,
+                    release: record.release, phase: record.phase, message: message, error: error))
+        }
+    }
+
+    /// Appends an event without changing the phase.
+    func note(_ id: String, _ message: String) {
+        update(id) { record in
+            record.events.append(
+                DeploymentEvent(
+                    sequence: record.events.count + 1, time: now(), deploymentID: id, app: record.app,
+                    release: record.release, phase: record.phase, message: message))
+        }
+    }
+
+    func recordHook(_ id: String, _ run: HookRun) {
+        update(id) { $0.hooks.append(run) }
+    }
+
+    func recordAttempts(_ id: String, _ attempts: [HealthAttempt]) {
+        update(id) { record in
+            record.healthAttempts.append(contentsOf: attempts)
+            // Keep records bounded during a long bake: the first attempts and the latest ones.
+            if record.healthAttempts.count > 600 {
+                record.healthAttempts.removeSubrange(100..<(record.healthAttempts.count - 500))
+            }
+        }
+    }
+
+    private func update(_ id: String, _ change: (inout DeploymentRecord) -> Void) {
+        guard var record = try? store.loadRecord(id) else {
+            logger.error("deployment record missing", metadata: ["baton.deployment.id": "\(id)"])
+            return
+        }
+        let before = record.events.count
+        change(&record)
+        record.updatedAt = now()
+        do {
+            try store.saveRecord(record)
+        } catch {
+            logger.error("cannot write deployment record", metadata: ["baton.deployment.id": "\(id)", "error": "\(error)"])
+        }
+        let fresh = record.events.dropFirst(before)
+        for continuation in subscribers[id]?.values ?? [:].values {
+            for event in fresh { continuation.yield(event) }
+            if record.phase.isTerminal { continuation.finish() }
+        }
+        if record.phase.isTerminal { subscribers[id] = nil }
+        for event in fresh {
+            logger.info(
+                "\(event.message)",
+                metadata: [
+                    "baton.app": "\(record.app)", "baton.deployment.id": "\(id)", "baton.phase": "\(event.phase.rawValue)",
+                    "baton.host": "\(configuration.hostID)",
+                ])
+        }
+    }
+
+    // MARK: Running
+
+    private func execute(_ id: String) async {
+        guard let context = contexts[id] else { return }
+        let manifest = context.manifest!
+        var machine = DeploymentStateMachine(
+            hasBake: manifest.effectiveBake > .zero && manifest.health != nil)
+        let step = machine.start()
+        transition(id, to: machine.phase, "fetching artifact sha256:\(manifest.artifact.sha256)")
+        await drive(id, machine: &machine, step: step)
+        contexts[id] = nil
+        running[id] = nil
+    }
+
+    /// Performs steps until the machine is done, recording each transition first.
+    func drive(_ id: String, machine: inout DeploymentStateMachine, step first: DeploymentStateMachine.Step) async {
+        var step = first
+        while true {
+            let outcome: DeploymentStateMachine.Outcome
+            switch step {
+            case .fetch: outcome = await fetch(id)
+            case .unpack: outcome = await unpack(id)
+            case .prepare: outcome = await prepare(id)
+            case .switchOver: outcome = await switchOver(id)
+            case .activate: outcome = await activate(id)
+            case .check: outcome = await check(id)
+            case .bake: outcome = await bake(id)
+            case .complete:
+                complete(id)
+                return
+            case .fail(let error):
+                fail(id, error)
+                return
+            case .rollBack(let error):
+                note(id, "rolling back: \(error.message)")
+                let result = await rollBack(id, cause: error)
+                _ = machine.advance(result)
+                finishRollback(id, cause: error, outcome: result, phase: machine.phase)
+                return
+            case .done:
+                return
+            }
+            let before = machine.phase
+            step = machine.advance(outcome)
+            if machine.phase != before, !machine.phase.isTerminal {
+                transition(id, to: machine.phase, Self.startMessage(machine.phase))
+            }
+        }
+    }
+
+    static func startMessage(_ phase: DeploymentPhase) -> String {
+        switch phase {
+        case .unpacking: "unpacking"
+        case .preparing: "running the prepare hook"
+        case .switching: "switching current to the new release"
+        case .activating: "running the activate hook"
+        case .checking: "checking health"
+        case .baking: "baking: watching health"
+        default: phase.rawValue
+        }
+    }
+}
+
+/// What a running deployment carries between steps.
+struct RunContext: Sendable {
+    let id: String
+    let app: String
+    let release: String
+    /// Nil when a restarted agent settles a deployment whose manifest it no longer needs.
+    let manifest: Manifest?
+    let payload: [UInt8]
+    let artifactFile: String?
+    /// The release was already installed (a return to an earlier release): no fetch,
+    /// unpack or prepare.
+    var reuseInstalled = false
+    /// This deployment moved a new release directory into `releases/`.
+    var createdRelease = false
+}

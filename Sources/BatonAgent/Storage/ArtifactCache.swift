@@ -1,0 +1,170 @@
+import BatonProtocol
+import Crypto
+import Foundation
+
+/// Content-addressed artifacts: `artifacts/sha256/<digest>`. A file appears under its
+/// digest only after every byte was hashed and both digest and size matched; until
+/// then it is a temporary file under `artifacts/tmp`, removed on any failure.
+struct ArtifactCache: Sendable {
+    let layout: DataLayout
+    /// Total bytes kept before least-recently-used eviction.
+    let capacity: UInt64
+
+    func contains(_ digest: String) -> Bool {
+        Digest.isSHA256Hex(digest) && DurableFiles.exists(layout.artifact(digest))
+    }
+
+    /// Marks an artifact as just used (eviction is least-recently-used by mtime).
+    func touch(_ digest: String) {
+        // UTIME_NOW, a C macro Swift does not import: ((1 << 30) - 1).
+        let utimeNow = (1 << 30) - 1
+        var times = [timespec(tv_sec: 0, tv_nsec: utimeNow), timespec(tv_sec: 0, tv_nsec: utimeNow)]
+        utimensat(AT_FDCWD, layout.artifact(digest), &times, 0)
+    }
+
+    /// Starts receiving an artifact that must hash to `digest` and be exactly `size` bytes.
+    func beginWrite(digest: String, size: UInt64) throws(AgentError) -> ArtifactWriter {
+        try ArtifactWriter(cache: self, digest: digest, size: size)
+    }
+
+    /// Copies a local file into the cache (for `batond apply`). The copy is hashed, not
+    /// the source, so what is kept is exactly what was checked.
+    func ingest(file path: String, digest: String, size: UInt64) throws(AgentError) {
+        if contains(digest) {
+            touch(digest)
+            return
+        }
+        let source = open(path, O_RDONLY | O_CLOEXEC)
+        guard source >= 0 else {
+            throw AgentError(.artifactUnavailable, "cannot open artifact \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { close(source) }
+        var writer = try beginWrite(digest: digest, size: size)
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(source, $0.baseAddress!, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                writer.abort()
+                throw AgentError.io("read \(path)")
+            }
+            if n == 0 { break }
+            do {
+                try buffer.withUnsafeBytes { try writer.write(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            } catch let error as AgentError {
+                writer.abort()
+                throw error
+            } catch {
+                writer.abort()
+                throw AgentError(.ioError, "\(error)")
+            }
+        }
+        try writer.finish()
+    }
+
+    /// Evicts least-recently-used artifacts until the cache fits its capacity. Never
+    /// evicts one in `protected` (what retained releases came from).
+    func evict(protecting protected: Set<String>) {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: layout.artifactsDirectory)) ?? []
+        var entries: [(digest: String, size: UInt64, used: Int)] = []
+        var total: UInt64 = 0
+        for name in names where Digest.isSHA256Hex(name) {
+            var st = stat()
+            guard lstat(layout.artifact(name), &st) == 0 else { continue }
+            entries.append((name, UInt64(st.st_size), st.st_mtim.tv_sec))
+            total += UInt64(st.st_size)
+        }
+        for entry in entries.sorted(by: { $0.used < $1.used }) where total > capacity {
+            if protected.contains(entry.digest) { continue }
+            if unlink(layout.artifact(entry.digest)) == 0 { total -= entry.size }
+        }
+    }
+
+    /// Uploads that never finished (a crash or a dropped connection) leave temporary files.
+    func removeTemporaryFiles() {
+        DurableFiles.removeTree(layout.artifactsTemporaryDirectory)
+        try? DurableFiles.makeDirectory(layout.artifactsTemporaryDirectory)
+    }
+}
+
+/// One artifact being received: hashed as it is written, size enforced on every write.
+struct ArtifactWriter: ~Copyable {
+    let cache: ArtifactCache
+    let digest: String
+    let size: UInt64
+    let temporaryPath: String
+    private let fd: Int32
+    private var hasher = SHA256()
+    private(set) var written: UInt64 = 0
+    private var closed = false
+
+    init(cache: ArtifactCache, digest: String, size: UInt64) throws(AgentError) {
+        guard Digest.isSHA256Hex(digest) else {
+            throw AgentError(.digestMismatch, "'\(digest)' is not a lowercase hex SHA-256 digest")
+        }
+        self.cache = cache
+        self.digest = digest
+        self.size = size
+        temporaryPath = "\(cache.layout.artifactsTemporaryDirectory)/\(digest).\(getpid()).\(UInt32.random(in: 0...UInt32.max))"
+        fd = open(temporaryPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw AgentError.io("create \(temporaryPath)") }
+    }
+
+    /// Appends bytes. More bytes than declared stop the upload at once.
+    mutating func write(_ bytes: UnsafeRawBufferPointer) throws(AgentError) {
+        guard written + UInt64(bytes.count) <= size else {
+            abort()
+            throw AgentError(
+                .sizeMismatch, "the artifact is larger than the \(size) bytes its manifest declares; nothing was kept")
+        }
+        hasher.update(bufferPointer: bytes)
+        guard DurableFiles.writeAll(fd, bytes) else {
+            let e = errno
+            abort()
+            throw AgentError.io("write artifact", errno: e)
+        }
+        written += UInt64(bytes.count)
+    }
+
+    /// Checks size and digest, makes the file durable and visible under its digest.
+    mutating func finish() throws(AgentError) {
+        guard written == size else {
+            abort()
+            throw AgentError(.sizeMismatch, "received \(written) bytes but the manifest declares \(size); nothing was kept")
+        }
+        let actual = Digest.hex(hasher.finalize())
+        guard actual == digest else {
+            abort()
+            throw AgentError(.digestMismatch, "the artifact hashes to \(actual), not \(digest); nothing was kept")
+        }
+        guard fsync(fd) == 0 else {
+            let e = errno
+            abort()
+            throw AgentError.io("fsync artifact", errno: e)
+        }
+        close(fd)
+        closed = true
+        guard rename(temporaryPath, cache.layout.artifact(digest)) == 0 else {
+            let e = errno
+            unlink(temporaryPath)
+            throw AgentError.io("store artifact", errno: e)
+        }
+        try DurableFiles.syncDirectory(cache.layout.artifactsDirectory)
+    }
+
+    /// Drops what was received.
+    mutating func abort() {
+        if !closed {
+            close(fd)
+            closed = true
+        }
+        unlink(temporaryPath)
+    }
+
+    deinit {
+        if !closed {
+            close(fd)
+            unlink(temporaryPath)
+        }
+    }
+}

@@ -1,0 +1,116 @@
+import Foundation
+
+/// The few file-system operations that make a host crash-safe, each done the one way
+/// that survives `kill -9` and power loss: write a temporary file, fsync it, rename it
+/// over the target, fsync the directory.
+enum DurableFiles {
+    /// Writes `data` to `path` atomically and durably.
+    static func write(_ data: Data, to path: String, mode: mode_t = 0o644) throws(AgentError) {
+        let directory = (path as NSString).deletingLastPathComponent
+        let temporary = "\(directory)/.\((path as NSString).lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw AgentError.io("create \(temporary)") }
+        var ok = data.withUnsafeBytes { writeAll(fd, $0) }
+        ok = ok && fsync(fd) == 0
+        let savedErrno = errno
+        close(fd)
+        guard ok else {
+            unlink(temporary)
+            errno = savedErrno
+            throw AgentError.io("write \(path)")
+        }
+        guard rename(temporary, path) == 0 else {
+            let e = errno
+            unlink(temporary)
+            errno = e
+            throw AgentError.io("rename into \(path)")
+        }
+        try syncDirectory(directory)
+    }
+
+    /// fsync of a directory: makes the names in it (renames, new entries) durable.
+    static func syncDirectory(_ path: String) throws(AgentError) {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw AgentError.io("open directory \(path)") }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw AgentError.io("fsync directory \(path)") }
+    }
+
+    /// Points the symlink `link` at `target` atomically: a new symlink under a temporary
+    /// name is renamed over the old one, so at every instant `link` names a complete
+    /// target (DESIGN §5). The directory is fsynced afterwards.
+    static func replaceSymlink(_ link: String, target: String) throws(AgentError) {
+        let directory = (link as NSString).deletingLastPathComponent
+        let temporary = "\(directory)/.\((link as NSString).lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        guard symlink(target, temporary) == 0 else { throw AgentError.io("symlink \(temporary)") }
+        guard rename(temporary, link) == 0 else {
+            let e = errno
+            unlink(temporary)
+            errno = e
+            throw AgentError.io("rename over \(link)")
+        }
+        try syncDirectory(directory)
+    }
+
+    /// Removes a symlink durably, if it exists.
+    static func removeSymlink(_ link: String) throws(AgentError) {
+        if unlink(link) != 0 && errno != ENOENT { throw AgentError.io("unlink \(link)") }
+        try syncDirectory((link as NSString).deletingLastPathComponent)
+    }
+
+    /// The target of a symlink, or nil if there is none.
+    static func readSymlink(_ link: String) -> String? {
+        var buffer = [CChar](repeating: 0, count: 4097)
+        let n = readlink(link, &buffer, 4096)
+        guard n > 0 else { return nil }
+        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    static func makeDirectory(_ path: String, mode: mode_t = 0o755) throws(AgentError) {
+        do {
+            try FileManager.default.createDirectory(
+                atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: Int(mode)])
+        } catch {
+            throw AgentError(.ioError, "cannot create directory \(path): \(error.localizedDescription)")
+        }
+    }
+
+    /// Removes a tree, making unwritable directories writable first (a release may hold
+    /// read-only directories). Missing is fine.
+    static func removeTree(_ path: String) {
+        guard FileManager.default.fileExists(atPath: path) || readSymlink(path) != nil else { return }
+        if (try? FileManager.default.removeItem(atPath: path)) != nil { return }
+        if let enumerator = FileManager.default.enumerator(atPath: path) {
+            chmod(path, 0o700)
+            for case let relative as String in enumerator {
+                let full = "\(path)/\(relative)"
+                var st = stat()
+                if lstat(full, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR { chmod(full, 0o700) }
+            }
+        }
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
+    static func exists(_ path: String) -> Bool {
+        var st = stat()
+        return lstat(path, &st) == 0
+    }
+
+    static func isDirectory(_ path: String) -> Bool {
+        var st = stat()
+        return lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    static func writeAll(_ fd: Int32, _ buffer: UnsafeRawBufferPointer) -> Bool {
+        var offset = 0
+        while offset < buffer.count {
+            let n = Foundation.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+            if n < 0 {
+                if errno == EINTR { continue }
+                return false
+            }
+            offset += n
+        }
+        return true
+    }
+}

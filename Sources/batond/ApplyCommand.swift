@@ -1,0 +1,157 @@
+import ArgumentParser
+import BatonAgent
+import BatonCLISupport
+import BatonProtocol
+import Foundation
+import Logging
+
+/// `batond apply`: one deployment on this host with no network, through the same
+/// verification, engine and records as the daemon. Also how an air-gapped host is
+/// deployed from a USB stick.
+struct ApplyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "apply",
+        abstract: "Deploy a signed envelope and its artifact on this host, without a controller.",
+        discussion: """
+            Prints each step as it happens. Exit status: 0 succeeded; 1 refused, failed or rolled back \
+            (the previous release is live); 3 rollback failed (the host needs attention); 2 usage or \
+            configuration error.
+            """)
+
+    @Option(help: "The agent configuration file.") var config: String
+    @Option(help: "The signed envelope.") var envelope: String
+    @Option(help: "The artifact the manifest names.") var artifact: String
+    @Option(help: "Log level for the diagnostic log on stderr.") var logLevel: String = "warning"
+
+    func run() async throws {
+        let engine = try await AgentSetup.openEngine(config: config, logLevel: logLevel)
+        let bytes = try OperatorFiles.read(envelope, what: "envelope")
+        guard FileManager.default.fileExists(atPath: artifact) else {
+            throw CLIError(code: "file_not_found", message: "artifact '\(artifact)' does not exist")
+        }
+        await engine.reconcile()
+        let accepted: DeploymentAccepted
+        do {
+            accepted = try await engine.submit(envelope: Array(bytes), artifactFile: artifact)
+        } catch {
+            throw CLIError(code: error.info.code, message: error.info.message, exitCode: CLIError.Status.failure)
+        }
+        if accepted.existing {
+            Output.line("already accepted as deployment \(accepted.id) (\(accepted.phase.rawValue))")
+        }
+        if let events = await engine.events(accepted.id) {
+            for await event in events {
+                Output.line("\(RFC3339.format(event.time))  \(event.phase.rawValue.padding(toLength: 15, withPad: " ", startingAt: 0)) \(event.message)")
+            }
+        }
+        guard let record = await engine.wait(for: accepted.id) else {
+            throw CLIError(code: "not_found", message: "deployment \(accepted.id) has no record", exitCode: CLIError.Status.failure)
+        }
+        switch record.phase {
+        case .succeeded:
+            return
+        case .rollbackFailed:
+            let error = record.error ?? ErrorInfo(code: "rollback_failed", message: "rollback failed")
+            throw CLIError(code: error.code, message: error.message, exitCode: 3)
+        default:
+            let error = record.error ?? ErrorInfo(code: record.phase.rawValue, message: "deployment ended \(record.phase.rawValue)")
+            throw CLIError(code: error.code, message: "\(record.phase.rawValue): \(error.message)", exitCode: CLIError.Status.failure)
+        }
+    }
+}
+
+/// `batond status`: what this host runs, read from its own state.
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status", abstract: "Print each app's current and previous releases, last serial and last result.")
+
+    @Option(help: "The agent configuration file.") var config: String
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        let engine = try await AgentSetup.openEngine(config: config, logLevel: "error")
+        await engine.reconcile()
+        let apps = await engine.apps()
+        if json {
+            Output.write(String(decoding: try BatonJSON.encode(AppList(apps: apps), pretty: true), as: UTF8.self) + "\n")
+            return
+        }
+        if apps.isEmpty {
+            Output.line("no apps deployed on this host yet")
+            return
+        }
+        Output.line("APP".padding(20) + "CURRENT".padding(16) + "PREVIOUS".padding(16) + "SERIAL".padding(10) + "LAST RESULT")
+        for app in apps {
+            let result = [app.lastPhase?.rawValue, app.lastError.map { "(\($0.code))" }].compactMap { $0 }.joined(separator: " ")
+            Output.line(
+                app.app.padding(20) + (app.current ?? "-").padding(16) + (app.previous ?? "-").padding(16)
+                    + (app.lastSerial.map(String.init) ?? "-").padding(10) + (result.isEmpty ? "-" : result))
+        }
+    }
+}
+
+/// `batond audit verify`.
+struct AuditCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "audit", abstract: "Check the hash-chained audit log.", subcommands: [Verify.self])
+
+    struct Verify: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check every line of state/audit.log against the one before it; name the first broken line.")
+
+        @Option(help: "The data directory (default: from --config, else /var/lib/baton).") var dataDir: String?
+        @Option(help: "The agent configuration file.") var config: String?
+
+        func run() async throws {
+            var root = dataDir ?? "/var/lib/baton"
+            if dataDir == nil, let config {
+                root = try AgentSetup.loadConfiguration(config).dataDirectory
+            }
+            switch AuditVerifier.verify(dataDirectory: root) {
+            case .intact(let lines):
+                Output.line("audit log intact: \(lines) line(s) in \(root)/state/audit.log")
+            case .broken(let line, let reason):
+                throw CLIError(
+                    code: "audit_broken", message: "line \(line) of \(root)/state/audit.log: \(reason)",
+                    exitCode: CLIError.Status.failure)
+            }
+        }
+    }
+}
+
+/// Loading configuration and opening the engine, for the commands that work on this host.
+enum AgentSetup {
+    static func loadConfiguration(_ path: String) throws(CLIError) -> AgentConfiguration {
+        do {
+            return try AgentConfiguration.load(path)
+        } catch {
+            throw CLIError(code: error.code.rawValue, message: error.description.dropPrefix(error.code.rawValue + ": "))
+        }
+    }
+
+    static func openEngine(config path: String, logLevel: String) async throws(CLIError) -> DeploymentEngine {
+        let configuration = try loadConfiguration(path)
+        let policy: TrustPolicy
+        do {
+            policy = try configuration.loadTrustPolicy()
+        } catch {
+            throw CLIError(code: error.code.rawValue, message: error.description.dropPrefix(error.code.rawValue + ": "))
+        }
+        var logger = Logger(label: "batond") { StreamLogHandler.standardError(label: $0) }
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .warning
+        logger[metadataKey: "baton.host"] = "\(configuration.hostID)"
+        do {
+            return try DeploymentEngine(configuration: configuration, policy: policy, logger: logger)
+        } catch {
+            throw CLIError(code: error.reportedCode, message: error.message)
+        }
+    }
+}
+
+extension String {
+    func padding(_ width: Int) -> String {
+        count >= width ? self + " " : self + String(repeating: " ", count: width - count)
+    }
+
+    func dropPrefix(_ prefix: String) -> String { hasPrefix(prefix) ? String(dropFirst(prefix.count)) : self }
+}

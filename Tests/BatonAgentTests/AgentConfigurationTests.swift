@@ -1,0 +1,43 @@
+import BatonAgent
+import BatonProtocol
+import Testing
+
+@Suite struct AgentConfigurationTests {
+    @Test func defaultsAndRelativePaths() throws {
+        let config = try AgentConfiguration.parse(
+            yaml: "hostId: web-1\nenvironment: staging\ntrust: trust.yaml\n", file: "/etc/baton/batond.yaml")
+        #expect(config.dataDirectory == "/var/lib/baton")
+        #expect(config.listen == ListenAddress(host: "0.0.0.0", port: 7443))
+        #expect(config.metricsListen == ListenAddress(host: "127.0.0.1", port: 9464))
+        #expect(config.trustPolicyPath == "/etc/baton/trust.yaml")
+        #expect(config.limits.hookOutputBytes == 64 << 10)
+    }
+
+    @Test func theExampleFileParses() throws {
+        let path = #filePath.components(separatedBy: "/Tests/")[0] + "/agent/batond.example.yaml"
+        let config = try AgentConfiguration.load(path)
+        #expect(config.hostID == "web-1")
+        #expect(config.labels["role"] == "web")
+        #expect(config.tls?.ca == "/etc/baton/ca.pem")
+        #expect(config.limits.maxArtifactBytes == 4 << 30)
+    }
+
+    @Test(arguments: [
+        ("environment: staging\ntrust: t.yaml\n", "missing_field", 1),
+        ("hostId: Web_1\nenvironment: staging\ntrust: t.yaml\n", "invalid_value", 1),
+        ("hostId: web-1\nenvironment: staging\ntrust: t.yaml\nlisten: nowhere\n", "invalid_value", 4),
+        ("hostId: web-1\nenvironment: staging\ntrust: t.yaml\nlimits:\n  hookOutput: lots\n", "invalid_value", 5),
+        ("hostId: web-1\nenvironment: staging\ntrust: t.yaml\ntls:\n  certificate: a.pem\n", "missing_field", 5),
+        ("hostId: web-1\nenvironment: staging\ntrust: t.yaml\ndatadir: /x\n", "unknown_field", 4),
+    ])
+    func errorsNameTheFileAndLine(yaml: String, code: String, line: Int) {
+        do {
+            _ = try AgentConfiguration.parse(yaml: yaml, file: "batond.yaml")
+            Issue.record("accepted: \(yaml)")
+        } catch {
+            #expect(error.code.rawValue == code, "\(error)")
+            #expect(error.line == line, "\(error)")
+            #expect(error.file == "batond.yaml")
+        }
+    }
+}

@@ -1,0 +1,119 @@
+import BatonAgent
+import BatonProtocol
+import BatonTestSupport
+import Foundation
+import Testing
+
+/// `kill -9` of `batond apply` at random moments of many deployments, and of the
+/// reconciliation that follows: every time, a restart leaves a complete `current`, no
+/// staging, a truthful record, and the next deployment succeeds.
+@Suite(.serialized) struct CrashTests {
+    static let iterations = 50
+
+    @Test(.timeLimit(.minutes(8))) func killNineAtRandomMomentsNeverBreaksTheHost() async throws {
+        let fixture = try AgentFixture()
+        defer { fixture.remove() }
+        let batond = ProcessRunner.executable("batond")
+        let health = HealthPolicy(
+            checks: [.command(.argv(["/bin/sh", "-c", "test -f VERSION"]))], interval: BatonDuration(milliseconds: 100),
+            deadline: .seconds(5))
+        let hooks = Hooks(
+            prepare: Hook(command: .shell("sleep 0.05; echo prepared > PREPARED")),
+            activate: Hook(command: .shell("sleep 0.05")))
+
+        var artifacts: [String: AgentFixture.Artifact] = [:]
+        func apply(_ release: String) throws -> (envelope: String, artifact: AgentFixture.Artifact) {
+            let artifact = try fixture.artifact(release, extraFiles: 150)
+            artifacts[release] = artifact
+            let envelope = try fixture.envelope(release, artifact: artifact, hooks: hooks, health: health, bake: BatonDuration(milliseconds: 200))
+            return (envelope.path, artifact)
+        }
+        func run(_ envelope: String, _ artifact: String) throws -> ProcessResult {
+            try ProcessRunner.run(batond, ["apply", "--config", fixture.configPath, "--envelope", envelope, "--artifact", artifact])
+        }
+
+        // A first release, and a measure of how long one deployment takes.
+        let first = try apply("r0")
+        let started = ContinuousClock.now
+        let ok = try run(first.envelope, first.artifact.path)
+        #expect(ok.status == 0, "\(ok.stdout)\(ok.stderr)")
+        let typical = ContinuousClock.now - started
+        let window = Double(typical.components.seconds) + Double(typical.components.attoseconds) / 1e18
+
+        var generator = SystemRandomNumberGenerator()
+        var killedInPhases: [String: Int] = [:]
+        var previousLive = "r0"
+        for i in 1...Self.iterations {
+            let (envelope, artifact) = try apply("r\(i)")
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: batond)
+            process.arguments = ["apply", "--config", fixture.configPath, "--envelope", envelope, "--artifact", artifact.path]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            try await Task.sleep(for: .seconds(Double.random(in: 0...(window * 1.1), using: &generator)))
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+
+            // Every fourth time, also kill the reconciliation that follows.
+            if i % 4 == 0 {
+                let reconcile = Process()
+                reconcile.executableURL = URL(fileURLWithPath: batond)
+                reconcile.arguments = ["status", "--config", fixture.configPath]
+                reconcile.standardOutput = FileHandle.nullDevice
+                reconcile.standardError = FileHandle.nullDevice
+                try reconcile.run()
+                try await Task.sleep(for: .seconds(Double.random(in: 0...(window / 2), using: &generator)))
+                kill(reconcile.processIdentifier, SIGKILL)
+                reconcile.waitUntilExit()
+            }
+
+            // A restart reconciles.
+            let status = try ProcessRunner.run(batond, ["status", "--config", fixture.configPath, "--json"])
+            #expect(status.status == 0, "\(status.stderr)")
+            let apps = try BatonJSON.decode(AppList.self, from: Data(status.stdout.utf8)).apps
+            let web = try #require(apps.first)
+            #expect(web.activeDeploymentID == nil)
+
+            // `current` names a complete release whose every file matches its archive.
+            let live = try #require(fixture.current(), "iteration \(i): no current")
+            let liveArtifact = try #require(artifacts[live])
+            #expect(fixture.currentMatches(liveArtifact), "iteration \(i): \(live) is incomplete")
+            #expect(live == "r\(i)" || live == previousLive, "iteration \(i): unexpected live release \(live)")
+            #expect(fixture.stagingEntries().isEmpty, "iteration \(i): staging left behind")
+            // Nothing on disk that the state does not account for.
+            #expect(Set(fixture.releasesOnDisk()).isSubset(of: Set(web.releases + [live])))
+
+            // The record says what happened.
+            let id = "web-\(fixture.serial)"
+            let recordData = FileManager.default.contents(atPath: fixture.layout.deployment(id))
+            if let recordData {
+                let record = try BatonJSON.decode(DeploymentRecord.self, from: recordData)
+                #expect(record.phase.isTerminal, "iteration \(i): record left in \(record.phase)")
+                if record.phase == .succeeded {
+                    #expect(live == "r\(i)")
+                } else {
+                    #expect(live == previousLive, "iteration \(i): \(record.phase) but \(live) is live")
+                    #expect(record.reconciliation != nil || record.error != nil)
+                }
+                // The phase the kill interrupted (the last one started), or "finished" if none was.
+                let interrupted = record.reconciliation == nil ? "finished" : (record.timings.last?.phase.rawValue ?? "accepted")
+                killedInPhases[interrupted, default: 0] += 1
+            } else {
+                killedInPhases["before-accept", default: 0] += 1
+            }
+
+            // The next deployment succeeds.
+            let (next, nextArtifact) = try apply("r\(i)-next")
+            let result = try run(next, nextArtifact.path)
+            #expect(result.status == 0, "iteration \(i): \(result.stdout)\(result.stderr)")
+            #expect(fixture.current() == "r\(i)-next")
+            previousLive = "r\(i)-next"
+        }
+        print("kill -9 landed in: \(killedInPhases.sorted { $0.key < $1.key })")
+        // Appends are fsynced whole lines; a kill between a line and audit.head is caught up at start.
+        if case .broken(let line, let reason) = AuditVerifier.verify(dataDirectory: fixture.dataDirectory) {
+            Issue.record("audit log broken at line \(line): \(reason)")
+        }
+    }
+}
