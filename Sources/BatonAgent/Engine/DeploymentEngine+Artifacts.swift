@@ -11,8 +11,8 @@ public final class ArtifactUpload: @unchecked Sendable {
     public let digest: String
     public let declaredSize: UInt64
 
-    init(writer: consuming ArtifactWriter, digest: String, size: UInt64, release: @escaping @Sendable () -> Void) {
-        self.writer = consume writer
+    init(writer: ArtifactWriter, digest: String, size: UInt64, release: @escaping @Sendable () -> Void) {
+        self.writer = writer
         self.digest = digest
         declaredSize = size
         self.release = release

@@ -54,7 +54,7 @@ public actor DeploymentEngine {
         store = StateStore(layout: layout)
         cache = ArtifactCache(layout: layout, capacity: configuration.limits.artifactCacheBytes)
         audit = try AuditLog(layout: layout)
-        hooks = HookRunner(logger: logger)
+        hooks = HookRunner(logger: logger, outputDirectory: layout.hookScratchDirectory)
         health = HealthChecker(hookRunner: hooks, logger: logger)
         startedAt = now()
         lockDescriptor = try Self.lock(layout)

@@ -39,7 +39,7 @@ struct ArtifactCache: Sendable {
             throw AgentError(.artifactUnavailable, "cannot open artifact \(path): \(String(cString: strerror(errno)))")
         }
         defer { close(source) }
-        var writer = try beginWrite(digest: digest, size: size)
+        let writer = try beginWrite(digest: digest, size: size)
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         while true {
             let n = buffer.withUnsafeMutableBytes { read(source, $0.baseAddress!, $0.count) }
@@ -88,7 +88,8 @@ struct ArtifactCache: Sendable {
 }
 
 /// One artifact being received: hashed as it is written, size enforced on every write.
-struct ArtifactWriter: ~Copyable {
+/// Used by one writer at a time.
+final class ArtifactWriter: @unchecked Sendable {
     let cache: ArtifactCache
     let digest: String
     let size: UInt64
@@ -111,7 +112,7 @@ struct ArtifactWriter: ~Copyable {
     }
 
     /// Appends bytes. More bytes than declared stop the upload at once.
-    mutating func write(_ bytes: UnsafeRawBufferPointer) throws(AgentError) {
+    func write(_ bytes: UnsafeRawBufferPointer) throws(AgentError) {
         guard written + UInt64(bytes.count) <= size else {
             abort()
             throw AgentError(
@@ -127,7 +128,7 @@ struct ArtifactWriter: ~Copyable {
     }
 
     /// Checks size and digest, makes the file durable and visible under its digest.
-    mutating func finish() throws(AgentError) {
+    func finish() throws(AgentError) {
         guard written == size else {
             abort()
             throw AgentError(.sizeMismatch, "received \(written) bytes but the manifest declares \(size); nothing was kept")
@@ -153,7 +154,7 @@ struct ArtifactWriter: ~Copyable {
     }
 
     /// Drops what was received.
-    mutating func abort() {
+    func abort() {
         if !closed {
             close(fd)
             closed = true
