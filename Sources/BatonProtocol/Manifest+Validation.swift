@@ -27,6 +27,26 @@ public enum ManifestLimits {
 }
 
 extension Manifest {
+    /// Reads a manifest from payload bytes exactly as an agent does: duplicate member
+    /// names refused, every field decoded and every bound checked. Throws `invalid_manifest`.
+    public static func parse(payload: [UInt8]) throws(VerificationError) -> Manifest {
+        if let duplicate = JSONDuplicateKeys.firstDuplicate(in: payload) {
+            throw VerificationError(
+                .invalidManifest,
+                "the payload names '\(duplicate)' twice; JSON parsers disagree on which wins, so it is refused")
+        }
+        let manifest: Manifest
+        do {
+            manifest = try BatonJSON.decode(Manifest.self, from: Data(payload))
+        } catch let error as DecodingError {
+            throw VerificationError(.invalidManifest, "the payload is not a manifest v1: \(error.batonSummary)")
+        } catch {
+            throw VerificationError(.invalidManifest, "the payload is not a manifest v1: \(error)")
+        }
+        try manifest.validate()
+        return manifest
+    }
+
     /// Every problem with this manifest, in field order; empty when it is valid.
     public func problems() -> [String] {
         var problems: [String] = []

@@ -23,14 +23,19 @@ public struct AppHistory: Sendable, Equatable {
     public var lastSerial: UInt64?
     /// `Envelope.payloadDigest` of that manifest.
     public var lastPayloadDigest: String?
-    /// Releases that reached `succeeded` on this host: going back to one of them needs
-    /// only the environment's `rollbackThreshold`.
+    /// Releases that reached `succeeded` on this host.
     public var succeededReleases: Set<String>
+    /// The artifact (SHA-256) each succeeded release ran with. Going back to a release
+    /// needs only the environment's `rollbackThreshold` when both its name and its
+    /// artifact match: a name alone would let one signer ship new bytes under an old name.
+    public var succeededArtifacts: [String: String]
 
-    public init(lastSerial: UInt64? = nil, lastPayloadDigest: String? = nil, succeededReleases: Set<String> = []) {
+    public init(lastSerial: UInt64? = nil, lastPayloadDigest: String? = nil, succeededReleases: Set<String> = [],
+                succeededArtifacts: [String: String] = [:]) {
         self.lastSerial = lastSerial
         self.lastPayloadDigest = lastPayloadDigest
         self.succeededReleases = succeededReleases
+        self.succeededArtifacts = succeededArtifacts
     }
 
     public static let none = AppHistory()
@@ -97,15 +102,7 @@ public enum ManifestVerifier {
                 .unsupportedType, "payloadType '\(envelope.payloadType)' is not '\(Manifest.payloadType)'")
         }
 
-        let manifest: Manifest
-        do {
-            manifest = try BatonJSON.decode(Manifest.self, from: Data(envelope.payload))
-        } catch let error as DecodingError {
-            throw VerificationError(.invalidManifest, "the payload is not a manifest v1: \(error.batonSummary)")
-        } catch {
-            throw VerificationError(.invalidManifest, "the payload is not a manifest v1: \(error)")
-        }
-        try manifest.validate()
+        let manifest = try Manifest.parse(payload: envelope.payload)
 
         guard manifest.environment == host.environment else {
             throw VerificationError(
@@ -123,6 +120,7 @@ public enum ManifestVerifier {
         let counted = validKeys.intersection(policy.verifyingKeys(for: manifest.environment))
         let appHistory = history(manifest.app)
         let isRollback = appHistory.succeededReleases.contains(manifest.release)
+            && appHistory.succeededArtifacts[manifest.release] == manifest.artifact.sha256
         let required = isRollback ? environment.rollbackThreshold : environment.threshold
         if counted.isEmpty {
             let names = validKeys.flatMap { policy.names(of: $0) }.sorted()

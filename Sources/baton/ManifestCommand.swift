@@ -62,16 +62,8 @@ struct ManifestCommand: AsyncParsableCommand {
             guard bytes.count <= Manifest.maxPayloadBytes else {
                 throw CLIError(code: "too_large", message: "\(file) is over \(Manifest.maxPayloadBytes) bytes")
             }
-            let manifest: Manifest
             do {
-                manifest = try BatonJSON.decode(Manifest.self, from: bytes)
-            } catch let error as DecodingError {
-                throw CLIError(code: "invalid_manifest", message: "\(file): \(error.batonSummary)")
-            } catch {
-                throw CLIError(code: "invalid_manifest", message: "\(file): \(error)")
-            }
-            do {
-                try manifest.validate()
+                _ = try Manifest.parse(payload: Array(bytes))
             } catch {
                 throw CLIError(code: error.code.rawValue, message: "\(file): \(error.message)")
             }

@@ -15,7 +15,7 @@ final class AgentFixture: @unchecked Sendable {
     let app = "web"
 
     var configPath: String { dir.child("batond.yaml") }
-    var dataDirectory: String { dir.child("data") }
+    let dataDirectory: String
     var layout: DataLayout { DataLayout(root: dataDirectory) }
 
     init(hostID: String = "host-1", environment: String = "staging", dataDirectory: String? = nil,
@@ -23,6 +23,7 @@ final class AgentFixture: @unchecked Sendable {
         dir = try TemporaryDirectory(prefix: "baton-agent")
         self.hostID = hostID
         self.environment = environment
+        self.dataDirectory = dataDirectory ?? dir.child("data")
         try key.verifyingKey.pem.write(toFile: dir.child("ci.pub"), atomically: true, encoding: .utf8)
         try """
             keys:
@@ -33,7 +34,7 @@ final class AgentFixture: @unchecked Sendable {
         try """
             hostId: \(hostID)
             environment: \(environment)
-            dataDir: \(dataDirectory ?? "data")
+            dataDir: \(self.dataDirectory)
             trust: trust.yaml
             \(extraConfig)
             """.write(toFile: configPath, atomically: true, encoding: .utf8)

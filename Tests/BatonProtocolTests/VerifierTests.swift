@@ -89,13 +89,23 @@ import Testing
 
     @Test func rollbackThresholdForAReleaseThatRanSuccessfully() throws {
         let envelope = Fixtures.envelope(Fixtures.manifest(release: "v1", environment: "production"), signedBy: [Fixtures.bob])
-        let history = AppHistory(lastSerial: 9, lastPayloadDigest: "x", succeededReleases: ["v1"])
+        let artifact = Fixtures.manifest().artifact.sha256
+        let history = AppHistory(lastSerial: 9, lastPayloadDigest: "x", succeededReleases: ["v1"], succeededArtifacts: ["v1": artifact])
         let verified = try Fixtures.verify(envelope, host: production, history: history).get()
         #expect(verified.isRollback)
         #expect(verified.requiredSignatures == 1)
         // The same single signature for a release the host never ran is not enough.
         let fresh = Fixtures.envelope(Fixtures.manifest(release: "v3", environment: "production"), signedBy: [Fixtures.bob])
         #expect(Fixtures.verify(fresh, host: production, history: history).code == .thresholdNotMet)
+        // Nor for the old name with other bytes.
+        var swapped = Fixtures.manifest(release: "v1", environment: "production")
+        swapped.artifact.sha256 = String(repeating: "cd", count: 32)
+        #expect(Fixtures.verify(Fixtures.envelope(swapped, signedBy: [Fixtures.bob]), host: production, history: history).code == .thresholdNotMet)
+    }
+
+    @Test func duplicateMembersAreRefused() {
+        let json = #"{"app":"web","app":"api"}"#
+        #expect(Fixtures.verify(Fixtures.envelope(payload: Array(json.utf8), signedBy: [Fixtures.alice])).code == .invalidManifest)
     }
 
     @Test func invalidManifest() {

@@ -217,6 +217,9 @@ extension DeploymentEngine {
         do {
             var state = try store.loadApp(app)
             if !state.succeededReleases.contains(context.release) { state.succeededReleases.append(context.release) }
+            if let manifest = context.manifest {
+                state.succeededArtifacts = (state.succeededArtifacts ?? [:]).merging([context.release: manifest.artifact.sha256]) { $1 }
+            }
             state.activeDeploymentID = nil
             state.lastDeploymentID = id
             state.updatedAt = now()

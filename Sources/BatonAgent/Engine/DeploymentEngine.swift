@@ -113,7 +113,15 @@ public actor DeploymentEngine {
         }
         if let loadFailure { throw RequestError(status: 500, code: loadFailure.reportedCode, message: loadFailure.message) }
 
-        let manifest = verified.manifest
+        var manifest = verified.manifest
+        if verified.isRollback, let approved = store.loadManifest(app: manifest.app, release: manifest.release) {
+            // A return accepted under the lower rollback threshold runs the hooks and checks
+            // the release was approved with, never new ones: one signer must not be able to
+            // run a new command by calling it a rollback.
+            manifest.hooks = approved.hooks
+            manifest.health = approved.health
+            manifest.bake = approved.bake
+        }
         var state = queriedState ?? AppState(app: manifest.app)
         if let active = state.activeDeploymentID {
             let message = "deployment \(active) of '\(manifest.app)' is still running; wait for it to end"
@@ -145,7 +153,8 @@ public actor DeploymentEngine {
                     sequence: 1, time: time, deploymentID: id, app: manifest.app, release: manifest.release,
                     phase: .accepted,
                     message: "accepted \(manifest.app) \(manifest.release) (serial \(manifest.serial)), signed by \(signers)"
-                        + (verified.isRollback ? ", as a return to a release that ran here before" : ""))
+                        + (verified.isRollback
+                            ? ", as a return to a release that ran here before (its approved hooks and checks apply)" : ""))
             ]
             try store.saveRecord(record)
             try audit.append(

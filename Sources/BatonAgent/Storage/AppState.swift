@@ -15,6 +15,9 @@ struct AppState: Codable, Sendable, Equatable {
     /// Releases on disk, oldest first, with the artifact each came from.
     var releases: [InstalledRelease]
     var succeededReleases: [String]
+    /// The artifact each succeeded release ran with: a return to a release counts as a
+    /// rollback (fewer signatures) only with the same bytes.
+    var succeededArtifacts: [String: String]?
     var updatedAt: Date?
 
     struct InstalledRelease: Codable, Sendable, Equatable {
@@ -30,7 +33,9 @@ struct AppState: Codable, Sendable, Equatable {
     }
 
     var history: AppHistory {
-        AppHistory(lastSerial: lastSerial, lastPayloadDigest: lastPayloadDigest, succeededReleases: Set(succeededReleases))
+        AppHistory(
+            lastSerial: lastSerial, lastPayloadDigest: lastPayloadDigest, succeededReleases: Set(succeededReleases),
+            succeededArtifacts: succeededArtifacts ?? [:])
     }
 
     func installed(_ release: String) -> InstalledRelease? { releases.first { $0.name == release } }
