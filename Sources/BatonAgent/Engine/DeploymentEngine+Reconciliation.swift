@@ -17,10 +17,15 @@ extension DeploymentEngine {
             DurableFiles.removeTree(layout.stagingRoot(app))
 
             if let id = state.activeDeploymentID {
-                if let record = try? store.loadRecord(id), !record.phase.isTerminal {
-                    await settle(record)
+                if let record = try? store.loadRecord(id) {
+                    if record.phase.isTerminal {
+                        // It ended, but the agent died before the app's state caught up.
+                        settleState(after: record)
+                    } else {
+                        await settle(record)
+                    }
                 } else {
-                    // The deployment ended, or the agent died before its record existed.
+                    // The agent died between consuming the serial and writing the record.
                     state.activeDeploymentID = nil
                     try? store.saveApp(state)
                 }
@@ -53,13 +58,8 @@ extension DeploymentEngine {
         let error = ErrorInfo(code: AgentError.Code.interrupted.rawValue, message: message)
         logger.warning("settling an interrupted deployment", metadata: ["baton.app": "\(record.app)", "baton.deployment.id": "\(id)", "baton.phase": "\(record.phase.rawValue)"])
 
-        let state = try? store.loadApp(record.app)
-        let installed = state?.installed(record.release) != nil
-        // The release counts as created by this deployment unless it had succeeded here before.
         contexts[id] = RunContext(
-            id: id, app: record.app, release: record.release, manifest: nil, payload: [], artifactFile: nil,
-            reuseInstalled: false,
-            createdRelease: installed && !(state?.succeededReleases.contains(record.release) ?? false))
+            id: id, app: record.app, release: record.release, manifest: nil, payload: [], artifactFile: nil)
         recordReconciliation(id, message)
         var (machine, step) = DeploymentStateMachine.reconcile(record.phase, error: error)
         await drive(id, machine: &machine, step: step)

@@ -132,7 +132,6 @@ extension DeploymentEngine {
                 state.releases.append(
                     AppState.InstalledRelease(name: release, artifactSHA256: context.manifest!.artifact.sha256, installedAt: now()))
                 try store.saveApp(state)
-                contexts[id]?.createdRelease = true
             }
             let before = currentRelease(app)
             try DurableFiles.replaceSymlink(layout.currentLink(app), target: "releases/\(release)")
@@ -211,25 +210,14 @@ extension DeploymentEngine {
 
     // MARK: Endings
 
+    // Every ending writes the record's terminal phase first and settles the app's state
+    // after it: a kill in between leaves a terminal record whose bookkeeping the next
+    // start finishes (`settleState`), never a live deployment that no state points at.
+
     func complete(_ id: String) {
         guard let context = contexts[id] else { return }
-        let app = context.app
-        do {
-            var state = try store.loadApp(app)
-            if !state.succeededReleases.contains(context.release) { state.succeededReleases.append(context.release) }
-            if let manifest = context.manifest {
-                state.succeededArtifacts = (state.succeededArtifacts ?? [:]).merging([context.release: manifest.artifact.sha256]) { $1 }
-            }
-            state.activeDeploymentID = nil
-            state.lastDeploymentID = id
-            state.updatedAt = now()
-            state = try applyRetention(state, keep: context.manifest?.effectiveKeep ?? Manifest.defaultKeep)
-            try store.saveApp(state)
-            cache.evict(protecting: Set(state.releases.map(\.artifactSHA256)))
-        } catch {
-            logger.error("cannot finish deployment state", metadata: ["baton.deployment.id": "\(id)", "error": "\(error)"])
-        }
         transition(id, to: .succeeded, "succeeded: \(context.release) is live and healthy")
+        if let record = try? store.loadRecord(id) { settleState(after: record) }
         auditFinished(id)
     }
 
@@ -237,24 +225,47 @@ extension DeploymentEngine {
         guard let context = contexts[id] else { return }
         let app = context.app
         DurableFiles.removeTree(layout.stagingDirectory(app, id))
-        do {
-            var state = try store.loadApp(app)
-            if context.createdRelease, currentRelease(app) != context.release {
-                state.releases.removeAll { $0.name == context.release }
-                try store.saveApp(state)
-                DurableFiles.removeTree(layout.releaseDirectory(app, context.release))
-            }
-            state.activeDeploymentID = nil
-            state.lastDeploymentID = id
-            state.updatedAt = now()
-            try store.saveApp(state)
-        } catch {
-            logger.error("cannot record failed deployment state", metadata: ["baton.deployment.id": "\(id)", "error": "\(error)"])
-        }
         transition(
             id, to: .failed, "failed: \(error.message); \(currentRelease(app).map { "\($0) stays live" } ?? "nothing was live")",
             error: error)
+        if let record = try? store.loadRecord(id) { settleState(after: record) }
         auditFinished(id)
+    }
+
+    /// Brings the app's state in line with a deployment that reached a terminal phase.
+    /// Idempotent: run again after a crash, it finds nothing left to do.
+    func settleState(after record: DeploymentRecord) {
+        let app = record.app
+        DurableFiles.removeTree(layout.stagingDirectory(app, record.id))
+        do {
+            var state = try store.loadApp(app)
+            let live = currentRelease(app)
+            if record.phase == .succeeded {
+                if !state.succeededReleases.contains(record.release) { state.succeededReleases.append(record.release) }
+                state.succeededArtifacts = (state.succeededArtifacts ?? [:]).merging([record.release: record.artifactSHA256]) { $1 }
+            } else if !state.succeededReleases.contains(record.release), live != record.release,
+                state.installed(record.release) != nil || DurableFiles.exists(layout.releaseDirectory(app, record.release))
+            {
+                // A release that never succeeded here and is not live is not kept.
+                state.releases.removeAll { $0.name == record.release }
+                try store.saveApp(state)
+                store.removeManifest(app: app, release: record.release)
+                DurableFiles.removeTree(layout.releaseDirectory(app, record.release))
+            }
+            if state.activeDeploymentID == record.id { state.activeDeploymentID = nil }
+            state.lastDeploymentID = record.id
+            state.current = live
+            state.previous = live.flatMap { previousRelease(state, current: $0) }
+            state.updatedAt = now()
+            if record.phase == .succeeded {
+                let keep = store.loadManifest(app: app, release: record.release)?.effectiveKeep ?? Manifest.defaultKeep
+                state = try applyRetention(state, keep: keep)
+            }
+            try store.saveApp(state)
+            cache.evict(protecting: Set(state.releases.map(\.artifactSHA256)))
+        } catch {
+            logger.error("cannot settle app state", metadata: ["baton.deployment.id": "\(record.id)", "error": "\(error)"])
+        }
     }
 
     /// Puts back what `current` named before the deployment, re-runs that release's
@@ -325,24 +336,6 @@ extension DeploymentEngine {
     func finishRollback(_ id: String, cause: ErrorInfo, outcome: Outcome, phase: DeploymentPhase) {
         guard let record = try? store.loadRecord(id) else { return }
         let app = record.app
-        DurableFiles.removeTree(layout.stagingDirectory(app, id))
-        do {
-            var state = try store.loadApp(app)
-            // A release that never succeeded here and is no longer live is not kept.
-            if !state.succeededReleases.contains(record.release), currentRelease(app) != record.release {
-                state.releases.removeAll { $0.name == record.release }
-                try store.saveApp(state)
-                store.removeManifest(app: app, release: record.release)
-                DurableFiles.removeTree(layout.releaseDirectory(app, record.release))
-            }
-            state.previous = currentRelease(app).flatMap { previousRelease(state, current: $0) }
-            state.activeDeploymentID = nil
-            state.lastDeploymentID = id
-            state.updatedAt = now()
-            try store.saveApp(state)
-        } catch {
-            logger.error("cannot record rollback state", metadata: ["baton.deployment.id": "\(id)", "error": "\(error)"])
-        }
         switch outcome {
         case .succeeded:
             transition(
@@ -357,6 +350,7 @@ extension DeploymentEngine {
                 id, to: .rollbackFailed, "ROLLBACK FAILED: \(error.message) (after: \(cause.message))",
                 error: ErrorInfo(code: AgentError.Code.rollbackFailed.rawValue, message: "\(error.message) (after: \(cause.code): \(cause.message))"))
         }
+        if let record = try? store.loadRecord(id) { settleState(after: record) }
         auditFinished(id)
     }
 

@@ -398,6 +398,4 @@ struct RunContext: Sendable {
     /// The release was already installed (a return to an earlier release): no fetch,
     /// unpack or prepare.
     var reuseInstalled = false
-    /// This deployment moved a new release directory into `releases/`.
-    var createdRelease = false
 }

@@ -1,0 +1,131 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import BatonProtocol
+import Logging
+import NIOCore
+import NIOPosix
+
+/// Decides whether a release is healthy after activation, and keeps watching it through
+/// the bake. Every attempt of every check is reported, so the deployment record shows
+/// what was seen; nothing waits past the policy's timeout, deadline or bake duration.
+public struct HealthChecker: Sendable {
+    let probe: NetworkProbe
+    let hookRunner: HookRunner
+    let logger: Logger
+
+    /// - Parameters:
+    ///   - eventLoopGroup: where the HTTP and TCP probes run.
+    ///   - hookRunner: runs `command` checks (as hook `health`).
+    public init(
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, hookRunner: HookRunner,
+        logger: Logger
+    ) {
+        probe = NetworkProbe(group: eventLoopGroup)
+        self.hookRunner = hookRunner
+        self.logger = logger
+    }
+
+    /// One attempt of every check in the policy, run concurrently, each bounded by the
+    /// policy's timeout; the attempt passes when all pass. Returns one `HealthAttempt`
+    /// per check, in the policy's order.
+    public func attempt(
+        _ policy: HealthPolicy, stage: String, release: String, workingDirectory: String,
+        environment: [String: String]
+    ) async -> [HealthAttempt] {
+        let context = CheckContext(
+            stage: stage, release: release, workingDirectory: workingDirectory, environment: environment,
+            timeout: policy.effectiveTimeout)
+        return await withTaskGroup(of: (Int, HealthAttempt).self) { group in
+            for (index, check) in policy.checks.enumerated() {
+                group.addTask { (index, await self.run(check, context)) }
+            }
+            var attempts = [HealthAttempt?](repeating: nil, count: policy.checks.count)
+            for await (index, attempt) in group { attempts[index] = attempt }
+            return attempts.compactMap { $0 }
+        }
+    }
+
+    /// Attempts every `interval` until one attempt passes (true) or the `deadline`
+    /// passes (false); the last attempt is made at the deadline. Reports every attempt
+    /// through `onAttempt`. Returns false when the task is cancelled.
+    public func waitUntilHealthy(
+        _ policy: HealthPolicy, stage: String, release: String, workingDirectory: String,
+        environment: [String: String], onAttempt: @Sendable ([HealthAttempt]) async -> Void
+    ) async -> Bool {
+        let clock = ContinuousClock()
+        let deadline = clock.now + policy.effectiveDeadline.swiftDuration
+        let interval = policy.effectiveInterval.swiftDuration
+        let metadata: Logger.Metadata = ["baton.release": "\(release)", "baton.health.stage": "\(stage)"]
+        var count = 0
+        while true {
+            let started = clock.now
+            let attempts = await attempt(
+                policy, stage: stage, release: release, workingDirectory: workingDirectory, environment: environment)
+            count += 1
+            if !attempts.isEmpty { await onAttempt(attempts) }
+            if attempts.allSatisfy(\.passed) {
+                logger.info("healthy", metadata: metadata.merging(["baton.health.attempts": "\(count)"]) { $1 })
+                return true
+            }
+            logger.debug("health attempt failed", metadata: metadata.merging(["baton.health.detail": "\(Self.failures(attempts))"]) { $1 })
+            if Task.isCancelled || clock.now >= deadline { break }
+            do {
+                try await Task.sleep(until: min(started + interval, deadline), clock: clock)
+            } catch {
+                break
+            }
+        }
+        logger.warning(
+            "not healthy by the deadline",
+            metadata: metadata.merging(
+                ["baton.health.attempts": "\(count)", "baton.health.deadline": "\(policy.effectiveDeadline)"]) { $1 })
+        return false
+    }
+
+    /// Bake: keeps attempting every `interval` for `duration`, the last attempt at its
+    /// end. Returns false at the first failed attempt (or when the task is cancelled),
+    /// true when the duration ran out with every attempt passing. The first attempt is one
+    /// interval in: baking follows an attempt that just passed.
+    public func watch(
+        _ policy: HealthPolicy, for duration: BatonDuration, stage: String, release: String,
+        workingDirectory: String, environment: [String: String],
+        onAttempt: @Sendable ([HealthAttempt]) async -> Void
+    ) async -> Bool {
+        guard duration > .zero, !policy.checks.isEmpty else { return true }
+        let clock = ContinuousClock()
+        let end = clock.now + duration.swiftDuration
+        let interval = policy.effectiveInterval.swiftDuration
+        let metadata: Logger.Metadata = ["baton.release": "\(release)", "baton.health.stage": "\(stage)"]
+        var next = clock.now + interval
+        while true {
+            let at = min(next, end)
+            do {
+                try await Task.sleep(until: at, clock: clock)
+            } catch {
+                return false
+            }
+            let attempts = await attempt(
+                policy, stage: stage, release: release, workingDirectory: workingDirectory, environment: environment)
+            await onAttempt(attempts)
+            guard attempts.allSatisfy(\.passed) else {
+                logger.warning(
+                    "health check failed while baking",
+                    metadata: metadata.merging(["baton.health.detail": "\(Self.failures(attempts))"]) { $1 })
+                return false
+            }
+            if Task.isCancelled { return false }
+            if at >= end {
+                logger.info("baked", metadata: metadata.merging(["baton.health.bake": "\(duration)"]) { $1 })
+                return true
+            }
+            next = at + interval
+        }
+    }
+
+    private static func failures(_ attempts: [HealthAttempt]) -> String {
+        attempts.filter { !$0.passed }.map { "\($0.check): \($0.detail)" }.joined(separator: "; ")
+    }
+}

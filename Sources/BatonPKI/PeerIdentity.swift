@@ -1,0 +1,119 @@
+import X509
+
+/// Who is at the other end of a TLS connection, as the fleet CA certified it: the single
+/// `baton://` URI among the certificate's subject alternative names (DESIGN §2).
+///
+/// The agent accepts API calls only from `.controller` identities, and the controller
+/// checks that an agent presents `.agent(hostID:)` for the host it meant to reach: a
+/// stolen agent certificate cannot deploy to its neighbours.
+public enum PeerIdentity: Sendable, Hashable, CustomStringConvertible {
+    /// A host running `batond`: `baton://agent/<host-id>`.
+    case agent(hostID: String)
+    /// An operator or CI controller: `baton://controller/<name>`.
+    case controller(name: String)
+
+    /// The two kinds of certificate the fleet CA issues.
+    public enum Role: String, Sendable, Hashable, CaseIterable {
+        case agent
+        case controller
+    }
+
+    /// The URI scheme of Baton identities.
+    public static let scheme = "baton"
+
+    /// Makes an identity, checking the name against ``IdentityName``.
+    public init(role: Role, name: String) throws(PKIError) {
+        guard IdentityName.isValid(name) else {
+            let what = role == .agent ? "host id" : "controller name"
+            throw PKIError(.invalidName, "\(what) '\(name)' is not valid: it must match \(IdentityName.pattern)")
+        }
+        switch role {
+        case .agent: self = .agent(hostID: name)
+        case .controller: self = .controller(name: name)
+        }
+    }
+
+    /// Parses `baton://agent/<host-id>` or `baton://controller/<name>`, nothing else:
+    /// no port, path, query, fragment or upper case, so one identity has one spelling.
+    public init(uri: String) throws(PKIError) {
+        let prefix = "\(Self.scheme)://"
+        let parts = uri.hasPrefix(prefix) ? uri.dropFirst(prefix.count).split(separator: "/", omittingEmptySubsequences: false) : []
+        guard parts.count == 2, let role = Role(rawValue: String(parts[0])) else {
+            throw PKIError(
+                .invalidName,
+                "'\(uri)' is not a Baton identity; expected baton://agent/<host-id> or baton://controller/<name>")
+        }
+        try self.init(role: role, name: String(parts[1]))
+    }
+
+    /// The identity a certificate carries: exactly one `baton://` URI among its subject
+    /// alternative names. Chain validation is the TLS layer's job; this only names the peer.
+    public init(certificate: Certificate) throws(PKIError) {
+        let names: SubjectAlternativeNames?
+        do {
+            names = try certificate.extensions.subjectAlternativeNames
+        } catch {
+            throw PKIError(.peerIdentityInvalid, "the certificate's subject alternative names are malformed: \(error)")
+        }
+        try self.init(uris: (names ?? SubjectAlternativeNames()).compactMap {
+            if case .uniformResourceIdentifier(let uri) = $0 { uri } else { nil }
+        })
+    }
+
+    /// The identity among a certificate's SAN URIs: exactly one must use the `baton`
+    /// scheme (in any letter case, so that `BATON://...` cannot smuggle in a second one).
+    init(uris: [String]) throws(PKIError) {
+        let baton = uris.filter(Self.isBatonURI)
+        guard baton.count == 1 else {
+            throw PKIError(
+                .peerIdentityInvalid,
+                baton.isEmpty
+                    ? "the certificate carries no baton:// identity; it was not issued by `baton pki`"
+                    : "the certificate carries \(baton.count) baton:// identities (\(baton.joined(separator: ", "))); exactly one is allowed")
+        }
+        do {
+            try self.init(uri: baton[0])
+        } catch {
+            throw PKIError(.peerIdentityInvalid, error.message)
+        }
+    }
+
+    /// True when `uri` uses the `baton` scheme, whatever its letter case.
+    static func isBatonURI(_ uri: String) -> Bool {
+        uri.lowercased().hasPrefix("\(scheme):")
+    }
+
+    public var role: Role {
+        switch self {
+        case .agent: .agent
+        case .controller: .controller
+        }
+    }
+
+    /// The host id or controller name.
+    public var name: String {
+        switch self {
+        case .agent(let hostID): hostID
+        case .controller(let name): name
+        }
+    }
+
+    /// The SAN URI form, e.g. `baton://agent/web-1`.
+    public var uri: String { "\(Self.scheme)://\(role.rawValue)/\(name)" }
+
+    public var description: String { uri }
+}
+
+/// The naming rule for host ids and controller names, the same as for every name Baton
+/// puts into paths and URIs: `^[a-z0-9][a-z0-9._-]{0,63}$`.
+public enum IdentityName {
+    public static let pattern = "^[a-z0-9][a-z0-9._-]{0,63}$"
+
+    public static func isValid(_ name: String) -> Bool {
+        let bytes = Array(name.utf8)
+        guard (1...64).contains(bytes.count) else { return false }
+        func lowerAlnum(_ b: UInt8) -> Bool { (b >= 0x61 && b <= 0x7A) || (b >= 0x30 && b <= 0x39) }
+        guard lowerAlnum(bytes[0]) else { return false }
+        return bytes.dropFirst().allSatisfy { lowerAlnum($0) || $0 == 0x2E || $0 == 0x5F || $0 == 0x2D }
+    }
+}
