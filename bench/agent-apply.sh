@@ -10,9 +10,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${RUNS:-7}"
 [ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time; }
-swift build -c release --product batond >/dev/null
-swift build -c release --product baton >/dev/null
-BIN="$(swift build -c release --show-bin-path)"
+SCRATCH="${SCRATCH:-.build}"   # e.g. SCRATCH=.build-release to keep it apart from debug builds
+swift build -c release --scratch-path "$SCRATCH" --product batond >/dev/null
+swift build -c release --scratch-path "$SCRATCH" --product baton >/dev/null
+BIN="$(swift build -c release --scratch-path "$SCRATCH" --show-bin-path)"
 
 work="$(mktemp -d /tmp/baton-bench.XXXXXX)"
 trap 'rm -rf "$work"' EXIT

@@ -24,20 +24,20 @@ final class AgentFixture: @unchecked Sendable {
         self.hostID = hostID
         self.environment = environment
         self.dataDirectory = dataDirectory ?? dir.child("data")
-        try key.verifyingKey.pem.write(toFile: dir.child("ci.pub"), atomically: true, encoding: .utf8)
+        try key.verifyingKey.pem.write(toFile: dir.child("ci.pub"), atomically: false, encoding: .utf8)
         try """
             keys:
               ci: ci.pub
             environments:
               \(environment): {threshold: 1, keys: [ci]}
-            """.write(toFile: dir.child("trust.yaml"), atomically: true, encoding: .utf8)
+            """.write(toFile: dir.child("trust.yaml"), atomically: false, encoding: .utf8)
         try """
             hostId: \(hostID)
             environment: \(environment)
             dataDir: \(self.dataDirectory)
             trust: trust.yaml
             \(extraConfig)
-            """.write(toFile: configPath, atomically: true, encoding: .utf8)
+            """.write(toFile: configPath, atomically: false, encoding: .utf8)
     }
 
     func remove() { dir.remove() }

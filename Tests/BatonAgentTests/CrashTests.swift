@@ -8,7 +8,10 @@ import Testing
 /// reconciliation that follows: every time, a restart leaves a complete `current`, no
 /// staging, a truthful record, and the next deployment succeeds.
 @Suite(.serialized) struct CrashTests {
-    static let iterations = 50
+    static let iterations = 64
+    static let targets: [DeploymentPhase] = [
+        .accepted, .fetching, .unpacking, .preparing, .switching, .activating, .checking, .baking,
+    ]
 
     @Test(.timeLimit(.minutes(8))) func killNineAtRandomMomentsNeverBreaksTheHost() async throws {
         let fixture = try AgentFixture()
@@ -51,7 +54,24 @@ import Testing
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
             try process.run()
-            try await Task.sleep(for: .seconds(Double.random(in: 0...(window * 1.1), using: &generator)))
+            // Odd iterations kill at a random moment; even ones aim at a phase, taken in
+            // turn, by watching the deployment record, so every phase is hit.
+            let target = Self.targets[(i / 2) % Self.targets.count]
+            if i % 2 == 1 {
+                try await Task.sleep(for: .seconds(Double.random(in: 0...(window * 1.1), using: &generator)))
+            } else {
+                let record = fixture.layout.deployment("web-\(fixture.serial)")
+                let deadline = ContinuousClock.now + .seconds(window * 3)
+                while ContinuousClock.now < deadline {
+                    if let data = FileManager.default.contents(atPath: record),
+                        let phase = try? BatonJSON.decode(DeploymentRecord.self, from: data).phase,
+                        phase == target || phase.isTerminal
+                    {
+                        break
+                    }
+                    try await Task.sleep(for: .microseconds(300))
+                }
+            }
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
 

@@ -159,7 +159,7 @@ import Testing
     @Test func commandThatIsNotExecutableExitsWith127() async throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
-        try "#!/bin/sh\necho hi\n".write(toFile: dir.child("tool"), atomically: true, encoding: .utf8)
+        try "#!/bin/sh\necho hi\n".write(toFile: dir.child("tool"), atomically: false, encoding: .utf8)
         try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: dir.child("tool"))
         let run = await runner.run(invocation(.argv(["./tool"]), in: dir.path))
         #expect(run.exitStatus == 127)
@@ -178,7 +178,7 @@ import Testing
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         try FileManager.default.createDirectory(atPath: dir.child("bin"), withIntermediateDirectories: true)
-        try "#!/bin/sh\necho \"restarted $1\"\n".write(toFile: dir.child("bin/restart"), atomically: true, encoding: .utf8)
+        try "#!/bin/sh\necho \"restarted $1\"\n".write(toFile: dir.child("bin/restart"), atomically: false, encoding: .utf8)
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dir.child("bin/restart"))
         let run = await runner.run(invocation(.argv(["./bin/restart", "web"]), in: dir.path))
         #expect(run.succeeded)

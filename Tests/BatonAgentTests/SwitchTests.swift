@@ -11,7 +11,7 @@ import Testing
         defer { dir.remove() }
         for release in ["a", "b"] {
             try FileManager.default.createDirectory(atPath: dir.child("releases/\(release)"), withIntermediateDirectories: true)
-            try "\(release)\n".write(toFile: dir.child("releases/\(release)/VERSION"), atomically: true, encoding: .utf8)
+            try "\(release)\n".write(toFile: dir.child("releases/\(release)/VERSION"), atomically: false, encoding: .utf8)
         }
         let link = dir.child("current")
         try DurableFiles.replaceSymlink(link, target: "releases/a")

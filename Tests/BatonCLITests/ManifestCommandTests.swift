@@ -52,7 +52,7 @@ import Testing
             environments:
               staging:    {threshold: 1, keys: [ci, alice]}
               production: {threshold: 2, keys: [alice, bob, ci], rollbackThreshold: 1}
-            """.write(toFile: dir.child("trust.yaml"), atomically: true, encoding: .utf8)
+            """.write(toFile: dir.child("trust.yaml"), atomically: false, encoding: .utf8)
         try writeManifest(dir)
 
         #expect(try baton(["manifest", "sign", "web-v2.json", "--key", "alice.key"], in: dir).status == 0)
@@ -78,7 +78,7 @@ import Testing
         defer { dir.remove() }
         _ = try baton(["keys", "generate", "alice"], in: dir)
         try "keys:\n  alice: alice.pub\nenvironments:\n  staging: {threshold: 1, keys: [alice]}\n"
-            .write(toFile: dir.child("trust.yaml"), atomically: true, encoding: .utf8)
+            .write(toFile: dir.child("trust.yaml"), atomically: false, encoding: .utf8)
         try writeManifest(dir, environment: "staging")
         _ = try baton(["manifest", "sign", "web-v2.json", "--key", "alice.key"], in: dir)
 
@@ -95,7 +95,7 @@ import Testing
         expectOneLineError(try baton(["keys", "id", "ec.key"], in: dir), code: "wrong_key_type", status: 2)
         // A corrupt envelope.
         try "{\"payload\": \"!!\", \"payloadType\": \"x\", \"signatures\": []}".write(
-            toFile: dir.child("corrupt.json"), atomically: true, encoding: .utf8)
+            toFile: dir.child("corrupt.json"), atomically: false, encoding: .utf8)
         expectOneLineError(
             try baton(["manifest", "verify", "corrupt.json", "--trust", "trust.yaml", "--environment", "staging"], in: dir),
             code: "malformed", status: 1)
@@ -111,7 +111,7 @@ import Testing
             try baton(["manifest", "verify", "web-v2.envelope.json", "--trust", "trust.yaml", "--environment", "prod"], in: dir),
             code: "unknown_environment", status: 2)
         // An invalid manifest is never signed.
-        try "{\"app\": \"../etc\"}".write(toFile: dir.child("bad.json"), atomically: true, encoding: .utf8)
+        try "{\"app\": \"../etc\"}".write(toFile: dir.child("bad.json"), atomically: false, encoding: .utf8)
         expectOneLineError(try baton(["manifest", "sign", "bad.json", "--key", "alice.key"], in: dir), code: "invalid_manifest", status: 2)
         // Usage errors.
         expectOneLineError(try baton(["keys", "generate"], in: dir), code: "usage", status: 2)

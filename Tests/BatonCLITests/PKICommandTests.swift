@@ -126,7 +126,7 @@ struct PKICommandTests {
         expectFailure(try ProcessRunner.runTool("baton", ["pki", "sign-csr", dir.child("missing.csr"), "--role", "agent", "--ca", ca]), code: "file_not_found")
 
         let garbage = dir.child("garbage.csr")
-        try "hello".write(toFile: garbage, atomically: true, encoding: .utf8)
+        try "hello".write(toFile: garbage, atomically: false, encoding: .utf8)
         expectFailure(try ProcessRunner.runTool("baton", ["pki", "sign-csr", garbage, "--role", "agent", "--ca", ca]), code: "bad_pem")
         // A certificate is not a CSR.
         expectFailure(try ProcessRunner.runTool("baton", ["pki", "sign-csr", "\(ca)/ca.pem", "--role", "agent", "--ca", ca]), code: "bad_pem")

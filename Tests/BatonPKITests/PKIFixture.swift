@@ -23,7 +23,7 @@ struct PKIFixture {
     @discardableResult
     func write(_ text: String, to name: String) throws -> String {
         let path = child(name)
-        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        try text.write(toFile: path, atomically: false, encoding: .utf8)
         return path
     }
 }

@@ -23,7 +23,7 @@ import Testing
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let ours = SigningKey()
-        try ours.pem.write(toFile: dir.child("ours.key"), atomically: true, encoding: .utf8)
+        try ours.pem.write(toFile: dir.child("ours.key"), atomically: false, encoding: .utf8)
         let text = try ProcessRunner.run("/usr/bin/openssl", ["pkey", "-in", dir.child("ours.key"), "-noout", "-text"])
         #expect(text.status == 0, "\(text.stderr)")
         #expect(text.stdout.contains("ED25519 Private-Key"))
@@ -42,7 +42,7 @@ import Testing
         let message = Array("DSSEv1 4 test 5 hello".utf8)
         try Data(message).write(to: URL(fileURLWithPath: dir.child("msg")))
         try Data(theirs.signature(for: message)).write(to: URL(fileURLWithPath: dir.child("sig")))
-        try theirPub.stdout.write(toFile: dir.child("theirs.pub"), atomically: true, encoding: .utf8)
+        try theirPub.stdout.write(toFile: dir.child("theirs.pub"), atomically: false, encoding: .utf8)
         let verified = try ProcessRunner.run(
             "/usr/bin/openssl",
             ["pkeyutl", "-verify", "-pubin", "-inkey", dir.child("theirs.pub"), "-rawin", "-in", dir.child("msg"),
