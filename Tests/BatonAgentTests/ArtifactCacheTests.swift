@@ -13,7 +13,7 @@ import Testing
         try body(ArtifactCache(layout: layout, capacity: capacity))
     }
 
-    func store(_ cache: ArtifactCache, _ bytes: [UInt8], digest: String? = nil, size: UInt64? = nil) throws(AgentError) {
+    func store(_ cache: ArtifactCache, _ bytes: [UInt8], digest: String? = nil, size: UInt64? = nil) throws {
         let writer = try cache.beginWrite(digest: digest ?? Digest.sha256Hex(bytes), size: size ?? UInt64(bytes.count))
         // Two chunks, as a network upload would deliver them.
         let half = bytes.count / 2
@@ -52,7 +52,7 @@ import Testing
                 try bytes.withUnsafeBytes { try writer.write($0) }
                 Issue.record("an overrun was accepted")
             } catch {
-                #expect(error.code == .sizeMismatch)
+                #expect((error as? AgentError)?.code == .sizeMismatch)
             }
             #expect(temporaryFiles(cache).isEmpty)
             // Fewer bytes than declared are refused at the end.
@@ -60,7 +60,7 @@ import Testing
                 try store(cache, Array(bytes[..<5]), digest: Digest.sha256Hex(bytes[..<5]), size: 10)
                 Issue.record("a short artifact was accepted")
             } catch {
-                #expect(error.code == .sizeMismatch)
+                #expect((error as? AgentError)?.code == .sizeMismatch)
             }
         }
     }
