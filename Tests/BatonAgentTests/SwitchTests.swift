@@ -16,31 +16,63 @@ import Testing
         let link = dir.child("current")
         try DurableFiles.replaceSymlink(link, target: "releases/a")
 
+        // Reader and writer on threads of their own: a busy loop or 1,000 fsyncs on Swift's
+        // cooperative pool (two threads here) would stall every other test in the process.
         let done = ManagedFlag()
-        let reader = Task.detached { () -> (reads: Int, misses: Int) in
-            var reads = 0, misses = 0
+        let counts = ReadCounts()
+        let reader = Thread {
             let path = link + "/VERSION"
             var buffer = [UInt8](repeating: 0, count: 16)
             while !done.isSet {
                 let fd = open(path, O_RDONLY)
-                if fd < 0 {
-                    misses += 1
-                } else {
-                    if read(fd, &buffer, 16) <= 0 { misses += 1 }
+                var missed = fd < 0
+                if fd >= 0 {
+                    missed = read(fd, &buffer, 16) <= 0
                     close(fd)
                 }
-                reads += 1
+                counts.record(missed: missed)
             }
-            return (reads, misses)
+            counts.finish()
         }
-        for i in 0..<1000 {
-            try DurableFiles.replaceSymlink(link, target: i % 2 == 0 ? "releases/b" : "releases/a")
+        reader.start()
+        try await Blocking.run {
+            for i in 0..<1000 {
+                try DurableFiles.replaceSymlink(link, target: i % 2 == 0 ? "releases/b" : "releases/a")
+            }
         }
         done.set()
-        let (reads, misses) = await reader.value
+        let (reads, misses) = await counts.final()
         #expect(reads > 0)
         #expect(misses == 0, "current/VERSION was missing \(misses) times in \(reads) reads")
         #expect(try String(contentsOfFile: link + "/VERSION", encoding: .utf8) == "a\n")
+    }
+}
+
+final class ReadCounts: @unchecked Sendable {
+    private let lock = NSLock()
+    private var reads = 0, misses = 0, finished = false
+
+    func record(missed: Bool) {
+        lock.lock()
+        reads += 1
+        if missed { misses += 1 }
+        lock.unlock()
+    }
+
+    func finish() { lock.lock(); finished = true; lock.unlock() }
+
+    private func snapshot() -> (done: Bool, reads: Int, misses: Int) {
+        lock.lock()
+        defer { lock.unlock() }
+        return (finished, reads, misses)
+    }
+
+    func final() async -> (Int, Int) {
+        while true {
+            let now = snapshot()
+            if now.done { return (now.reads, now.misses) }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
     }
 }
 

@@ -375,7 +375,7 @@ extension DeploymentEngine {
     func applyRetention(_ state: AppState, keep: Int) throws(AgentError) -> AppState {
         var state = state
         let live = currentRelease(state.app)
-        let newestFirst = state.releases.sorted { $0.installedAt > $1.installedAt }
+        let newestFirst = state.releases.reversed()
         let kept = Set(newestFirst.prefix(keep).map(\.name) + (live.map { [$0] } ?? []))
         let dropped = state.releases.filter { !kept.contains($0.name) }
         guard !dropped.isEmpty else { return state }
@@ -391,7 +391,7 @@ extension DeploymentEngine {
 
     /// The newest release on disk that succeeded here, other than `current`.
     func previousRelease(_ state: AppState, current: String) -> String? {
-        state.releases.sorted { $0.installedAt > $1.installedAt }
+        state.releases.reversed()
             .first { $0.name != current && state.succeededReleases.contains($0.name) }?.name
     }
 

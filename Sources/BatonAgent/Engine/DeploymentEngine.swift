@@ -232,7 +232,7 @@ public actor DeploymentEngine {
             app: app, current: currentRelease(app), previous: state.previous, lastSerial: state.lastSerial,
             lastDeploymentID: state.lastDeploymentID, lastPhase: last?.phase, lastError: last?.error,
             activeDeploymentID: state.activeDeploymentID,
-            releases: state.releases.sorted { $0.installedAt > $1.installedAt }.map(\.name),
+            releases: state.releases.reversed().map(\.name),
             succeededReleases: state.succeededReleases, updatedAt: state.updatedAt)
     }
 

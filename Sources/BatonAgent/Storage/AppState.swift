@@ -12,7 +12,8 @@ struct AppState: Codable, Sendable, Equatable {
     var lastPayloadDigest: String?
     var lastDeploymentID: String?
     var activeDeploymentID: String?
-    /// Releases on disk, oldest first, with the artifact each came from.
+    /// Releases on disk in the order they were installed (oldest first; timestamps have
+    /// whole seconds, so the order is kept by position), with the artifact each came from.
     var releases: [InstalledRelease]
     var succeededReleases: [String]
     /// The artifact each succeeded release ran with: a return to a release counts as a
