@@ -1,4 +1,5 @@
 import BatonAgent
+import Foundation
 import BatonProtocol
 import Testing
 
@@ -10,6 +11,9 @@ import Testing
         #expect(config.listen == ListenAddress(host: "0.0.0.0", port: 7443))
         #expect(config.metricsListen == ListenAddress(host: "127.0.0.1", port: 9464))
         #expect(config.trustPolicyPath == "/etc/baton/trust.yaml")
+        let relative = try AgentConfiguration.parse(
+            yaml: "hostId: web-1\nenvironment: staging\ntrust: trust.yaml\ndataDir: data\n", file: "batond.yaml")
+        #expect(relative.dataDirectory == FileManager.default.currentDirectoryPath + "/data")
         #expect(config.limits.hookOutputBytes == 64 << 10)
     }
 

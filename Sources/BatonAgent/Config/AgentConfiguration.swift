@@ -105,9 +105,13 @@ extension AgentConfiguration {
     }
 
     public static func parse(yaml text: String, file: String) throws(ConfigurationError) -> AgentConfiguration {
-        let base = (file as NSString).deletingLastPathComponent
+        // Paths become absolute here: hooks run in other working directories, and a
+        // relative data directory would mean something else to them.
+        let directory = (file as NSString).deletingLastPathComponent
+        let cwd = FileManager.default.currentDirectoryPath
+        let base = directory.hasPrefix("/") ? directory : (directory.isEmpty ? cwd : "\(cwd)/\(directory)")
         func resolve(_ p: String) -> String {
-            p.hasPrefix("/") || base.isEmpty ? p : "\(base)/\(p)"
+            p.hasPrefix("/") ? p : "\(base)/\(p)"
         }
         let root = try YAMLDocument(text: text, file: file).root.mapping()
         try root.allowOnly(["hostId", "environment", "labels", "dataDir", "listen", "metricsListen", "tls", "trust", "limits"])
