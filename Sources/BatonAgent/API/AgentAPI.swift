@@ -1,0 +1,163 @@
+import BatonProtocol
+import Hummingbird
+import HummingbirdCore
+import Logging
+import NIOCore
+
+/// The agent's HTTPS API (DESIGN §4) over a `DeploymentEngine`: routes, the identity
+/// check and the error mapping, and the Hummingbird application that serves them over
+/// mutual TLS 1.3. Used by `batond run` (through `AgentService`) and by tests alike.
+///
+/// | call | answers |
+/// | --- | --- |
+/// | `HEAD /v1/artifacts/sha256/{digest}` | 200 held, 404 not |
+/// | `PUT /v1/artifacts/sha256/{digest}` | 201 stored, 200 already held; 411, 413, 422 |
+/// | `POST /v1/deployments` | 202 `DeploymentAccepted`, 200 for an identical resend; 400, 403, 409, 413, 422 |
+/// | `GET /v1/deployments/{id}` | 200 `DeploymentRecord`, 404 |
+/// | `GET /v1/deployments/{id}/events` | 200 NDJSON `DeploymentEvent`s until a terminal phase, 404 |
+/// | `GET /v1/apps` | 200 `AppList` |
+/// | `GET /v1/apps/{app}` | 200 `AppStatus`, 404 |
+/// | `GET /v1/health` | 200 `AgentHealth` |
+///
+/// Every call needs a client certificate naming a controller (403 `forbidden_identity`
+/// otherwise); every error is an `ErrorDocument`.
+public struct AgentAPI: Sendable {
+    /// Connection limits of the API server. Every field has a default.
+    public struct Options: Sendable {
+        /// A connection that sends nothing for this long (no TLS handshake, no request
+        /// head, no body bytes) while a request is not being answered is closed.
+        public var idleTimeout: Duration = .seconds(30)
+        /// Connections served at once; more wait in the listen backlog.
+        public var maxConnections: Int = 64
+        /// Largest request head (all header fields together), and largest single field.
+        public var maxHeaderBytes: Int = 32 << 10
+        public var maxHeaderFieldBytes: Int = 16 << 10
+        public var maxHeaderFields: Int = 64
+
+        public init() {}
+    }
+
+    public let engine: DeploymentEngine
+    public let metrics: AgentMetrics?
+    /// Called with the id of every deployment the API starts (the metrics observer
+    /// follows it to its end).
+    public let onAccepted: @Sendable (String) -> Void
+
+    public init(engine: DeploymentEngine, metrics: AgentMetrics? = nil, onAccepted: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.engine = engine
+        self.metrics = metrics
+        self.onAccepted = onAccepted
+    }
+
+    /// The routes, behind the error mapping (outermost) and the identity check.
+    public func router() -> Router<AgentRequestContext> {
+        let router = Router(context: AgentRequestContext.self)
+        router.add(middleware: APIErrorMiddleware(metrics: metrics))
+        router.add(middleware: PeerIdentityMiddleware())
+
+        router.head("/v1/artifacts/sha256/:digest") { _, context in try await self.headArtifact(context) }
+        router.put("/v1/artifacts/sha256/:digest") { request, context in try await self.putArtifact(request, context) }
+        router.post("/v1/deployments") { request, context in try await self.postDeployment(request, context) }
+        router.get("/v1/deployments/:id") { _, context in try await self.getDeployment(context) }
+        router.get("/v1/deployments/:id/events") { _, context in try await self.getEvents(context) }
+        router.get("/v1/apps") { _, _ in try APIResponse.json(AppList(apps: await self.engine.apps())) }
+        router.get("/v1/apps/:app") { _, context in try await self.getApp(context) }
+        router.get("/v1/health") { _, _ in
+            let configuration = self.engine.configuration
+            return try APIResponse.json(
+                AgentHealth(
+                    hostID: configuration.hostID, environment: configuration.environment, version: AgentVersion.current,
+                    startedAt: self.engine.startedAt))
+        }
+        return router
+    }
+
+    /// The API server on `address`, serving TLS with whatever `tls` holds when each
+    /// connection arrives. `onListening` gets the bound address (port 0 picks a free one).
+    public func application(
+        tls: TLSContextStore, address: ListenAddress, options: Options = Options(), logger: Logger,
+        onListening: @escaping @Sendable (SocketAddress?) async -> Void = { _ in }
+    ) -> Application<RouterResponder<AgentRequestContext>> {
+        let http1 = HTTP1Channel.Configuration(
+            idleTimeout: TimeAmount(options.idleTimeout),
+            httpDecoderConfiguration: .init(
+                maxHeaderFieldSize: options.maxHeaderFieldBytes, maxHeaderListSize: options.maxHeaderBytes,
+                maxHeaderFieldCount: options.maxHeaderFields))
+        let metrics = self.metrics
+        let server = HTTPServerBuilder { responder in
+            ReloadableTLSChannel(
+                base: HTTP1Channel(responder: responder, configuration: http1), store: tls, logger: logger,
+                onHandshakeFailure: { metrics?.refused(code: "tls_handshake") })
+        }
+        return Application(
+            router: router(), server: server,
+            configuration: ApplicationConfiguration(
+                address: .hostname(address.host, port: address.port), serverName: nil,
+                availableConnectionsDelegate: MaximumAvailableConnections(options.maxConnections)),
+            onServerRunning: { channel in await onListening(channel.localAddress) },
+            logger: logger)
+    }
+
+    // MARK: Apps and deployments
+
+    func getApp(_ context: AgentRequestContext) async throws -> Response {
+        let app = try context.parameters.require("app")
+        // PROTOCOL §10: a path parameter that is not a name names nothing (404).
+        guard Name.isValid(app), let status = await engine.appStatus(app) else {
+            throw RequestError(status: 404, code: "not_found", message: "no app '\(app)' on this host")
+        }
+        return try APIResponse.json(status)
+    }
+
+    func postDeployment(_ request: Request, _ context: AgentRequestContext) async throws -> Response {
+        if let declared = request.headers[.contentLength].flatMap(Int.init), declared > Envelope.maxEnvelopeBytes {
+            throw RequestError(
+                status: 413, code: VerificationCode.tooLarge.rawValue,
+                message: "the envelope is \(declared) bytes; at most \(Envelope.maxEnvelopeBytes) are accepted")
+        }
+        let body = try await request.body.collect(upTo: Envelope.maxEnvelopeBytes)
+        let accepted = try await engine.submit(envelope: Array(buffer: body))
+        if !accepted.existing { onAccepted(accepted.id) }
+        context.logger.info(
+            accepted.existing ? "deployment resent" : "deployment started",
+            metadata: ["baton.deployment.id": "\(accepted.id)"])
+        var response = try APIResponse.json(accepted, status: accepted.existing ? .ok : .accepted)
+        response.headers[.location] = "/v1/deployments/\(accepted.id)"
+        return response
+    }
+
+    func getDeployment(_ context: AgentRequestContext) async throws -> Response {
+        let id = try context.parameters.require("id")
+        guard let record = await engine.record(id) else { throw Self.noDeployment(id) }
+        return try APIResponse.json(record)
+    }
+
+    /// Every event from the first, then live ones, ending after the terminal phase. A
+    /// client that goes away only ends its own subscription; at shutdown the stream is
+    /// cut short and the client reads the record again later.
+    func getEvents(_ context: AgentRequestContext) async throws -> Response {
+        let id = try context.parameters.require("id")
+        guard let events = await engine.events(id) else { throw Self.noDeployment(id) }
+        let logger = context.logger
+        return Response(
+            status: .ok,
+            headers: [.contentType: "application/x-ndjson", .cacheControl: "no-store"],
+            body: ResponseBody { writer in
+                do {
+                    for await event in events.cancelOnGracefulShutdown() {
+                        var line = try BatonJSON.encode(event)
+                        line.append(0x0A)
+                        try await writer.write(ByteBuffer(bytes: line))
+                    }
+                    try await writer.finish(nil)
+                } catch {
+                    logger.debug("event stream ended early", metadata: ["baton.deployment.id": "\(id)", "error": "\(error)"])
+                    throw error
+                }
+            })
+    }
+
+    static func noDeployment(_ id: String) -> RequestError {
+        RequestError(status: 404, code: "not_found", message: "no deployment '\(id)' on this host")
+    }
+}

@@ -1,0 +1,183 @@
+import BatonProtocol
+import Foundation
+import HummingbirdCore
+import Logging
+import NIOCore
+import NIOSSL
+import Synchronization
+
+/// The agent's TLS identity and trust, loaded from the files `batond.yaml` names: the
+/// agent certificate (chain), its private key and the fleet CA.
+///
+/// The server context is mutual TLS 1.3 only; the trust roots are the fleet CA and
+/// nothing else (never the system store); a client certificate chaining to it is
+/// required (PITFALLS: `.noHostnameVerification` on a server requires one). Which
+/// identity a client certificate must carry is checked per request by
+/// `PeerIdentityMiddleware`.
+public struct TLSMaterial: Sendable {
+    public let context: NIOSSLContext
+    /// This agent's identity as its certificate states it.
+    public let identity: CertificateIdentity
+    /// Lowercase hex serial number of the agent certificate.
+    public let serial: String
+    public let notValidBefore: Date
+    public let notValidAfter: Date
+    /// How many CA certificates are trusted.
+    public let caCount: Int
+
+    /// Reads and checks the files. `requireCurrent` refuses a certificate outside its
+    /// validity period (a reload keeps the old one rather than switch to that); at start
+    /// the caller only warns, so an agent with an expired certificate still reconciles
+    /// and logs loudly instead of refusing to run at all.
+    public static func load(
+        _ files: AgentConfiguration.TLSFiles, hostID: String, now: Date = Date(), requireCurrent: Bool
+    ) throws(AgentServiceError) -> TLSMaterial {
+        let chain = try readCertificates(files.certificate, what: "certificate")
+        let ca = try readCertificates(files.ca, what: "CA certificate")
+        let key: NIOSSLPrivateKey
+        do {
+            key = try NIOSSLPrivateKey(file: files.privateKey, format: .pem)
+        } catch {
+            throw AgentServiceError(
+                .tlsUnreadable,
+                "\(files.privateKey): cannot read the private key (\(FileManager.default.fileExists(atPath: files.privateKey) ? "not a PEM private key, or not readable" : "no such file"))")
+        }
+
+        let leaf = chain[0]
+        let identity: CertificateIdentity
+        switch CertificateIdentity.of(leaf) {
+        case .success(let found): identity = found
+        case .failure(let problem):
+            throw AgentServiceError(.tlsIdentityMismatch, "\(files.certificate): \(problem)")
+        }
+        guard identity == .agent(hostID: hostID) else {
+            throw AgentServiceError(
+                .tlsIdentityMismatch,
+                "\(files.certificate) names \(identity.uri), but this agent's hostId is '\(hostID)'; issue it a certificate for baton://agent/\(hostID)")
+        }
+        let notBefore = Date(timeIntervalSince1970: TimeInterval(leaf.notValidBefore))
+        let notAfter = Date(timeIntervalSince1970: TimeInterval(leaf.notValidAfter))
+        if requireCurrent, !(notBefore...notAfter).contains(now) {
+            throw AgentServiceError(
+                .tlsExpired,
+                "\(files.certificate) is valid from \(RFC3339.format(notBefore)) to \(RFC3339.format(notAfter)), not now")
+        }
+
+        var configuration = TLSConfiguration.makeServerConfigurationWithMTLS(
+            certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key),
+            trustRoots: .certificates(ca))
+        configuration.minimumTLSVersion = .tlsv13
+        configuration.maximumTLSVersion = .tlsv13
+        configuration.certificateVerification = .noHostnameVerification
+        configuration.additionalTrustRoots = []
+        configuration.renegotiationSupport = .none
+        // Tell clients which CA we accept, so one holding several certificates picks the right one.
+        configuration.sendCANameList = true
+        let context: NIOSSLContext
+        do {
+            context = try NIOSSLContext(configuration: configuration)
+        } catch {
+            throw AgentServiceError(
+                .tlsInvalid,
+                "\(files.certificate), \(files.privateKey) and \(files.ca) do not make a TLS context (does the key belong to the certificate?): \(error)")
+        }
+        return TLSMaterial(
+            context: context, identity: identity, serial: leaf.serialNumber.map { String(format: "%02x", $0) }.joined(),
+            notValidBefore: notBefore, notValidAfter: notAfter, caCount: ca.count)
+    }
+
+    private static func readCertificates(_ path: String, what: String) throws(AgentServiceError) -> [NIOSSLCertificate] {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw AgentServiceError(.tlsUnreadable, "\(path): the \(what) file does not exist")
+        }
+        let certificates: [NIOSSLCertificate]
+        do {
+            certificates = try NIOSSLCertificate.fromPEMFile(path)
+        } catch {
+            throw AgentServiceError(.tlsUnreadable, "\(path): cannot read the \(what) (not PEM, or not readable): \(error)")
+        }
+        guard !certificates.isEmpty else {
+            throw AgentServiceError(.tlsUnreadable, "\(path): no PEM certificate in the \(what) file")
+        }
+        return certificates
+    }
+}
+
+/// The TLS material new connections use. SIGHUP replaces it; connections already open
+/// keep the context they started with.
+public final class TLSContextStore: Sendable {
+    private let material: Mutex<TLSMaterial>
+
+    public init(_ material: TLSMaterial) { self.material = Mutex(material) }
+
+    public var current: TLSMaterial { material.withLock { $0 } }
+
+    public func replace(with new: TLSMaterial) { material.withLock { $0 = new } }
+}
+
+/// Like HummingbirdTLS's `TLSChannel`, but takes the TLS context from a
+/// `TLSContextStore` for every new connection, so a reload needs no restart. Also
+/// reports refused handshakes (no client certificate, another CA, an old TLS version).
+struct ReloadableTLSChannel<Base: ServerChildChannel>: ServerChildChannel {
+    typealias Value = Base.Value
+
+    let base: Base
+    let store: TLSContextStore
+    let logger: Logger
+    let onHandshakeFailure: @Sendable () -> Void
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        let context = store.current.context
+        let reportLogger = self.logger
+        let report = onHandshakeFailure
+        return channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
+            try channel.pipeline.syncOperations.addHandler(
+                TLSHandshakeReporter(logger: reportLogger, onFailure: report))
+        }.flatMap {
+            base.setup(channel: channel, logger: logger)
+        }
+    }
+
+    func handle(value: Value, logger: Logger) async {
+        await base.handle(value: value, logger: logger)
+    }
+}
+
+/// Logs a refused TLS handshake once per connection, with the peer's address: the
+/// operator sees who tried to connect without an acceptable certificate.
+final class TLSHandshakeReporter: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+
+    let logger: Logger
+    let onFailure: @Sendable () -> Void
+    private var reported = false
+
+    init(logger: Logger, onFailure: @escaping @Sendable () -> Void) {
+        self.logger = logger
+        self.onFailure = onFailure
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if !reported, case NIOSSLError.handshakeFailed(let reason) = error {
+            reported = true
+            logger.notice(
+                "tls handshake refused",
+                metadata: [
+                    "baton.peer": "\(context.remoteAddress.hostAndPort)",
+                    "baton.reason": "\(reason)",
+                ])
+            onFailure()
+        }
+        context.fireErrorCaught(error)
+    }
+}
+
+extension Optional where Wrapped == SocketAddress {
+    /// `127.0.0.1:7443` or `[::1]:7443`, for logs.
+    var hostAndPort: String {
+        guard let address = self else { return "unknown" }
+        guard let ip = address.ipAddress, let port = address.port else { return "\(address)" }
+        return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
+    }
+}

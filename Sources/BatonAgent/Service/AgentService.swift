@@ -1,0 +1,123 @@
+import BatonProtocol
+import Foundation
+import Logging
+import NIOCore
+import ServiceLifecycle
+import UnixSignals
+
+/// `batond run`: one `ServiceGroup` with the engine, the HTTPS API, the metrics
+/// listener, the metrics observer and the SIGHUP reloader.
+///
+/// * SIGTERM and SIGINT shut down gracefully: the API stops accepting first (open event
+///   streams end), then running deployments get `shutdownGrace` to finish; whatever is
+///   still running is left to reconciliation at the next start (`EngineService`).
+/// * SIGHUP reloads the TLS material and the trust policy (`ReloadService`).
+/// * At start, before anything is served, the engine reconciles what a crash left.
+public struct AgentService: Sendable {
+    /// Every field has a default.
+    public struct Options: Sendable {
+        public var api = AgentAPI.Options()
+        /// How long running deployments may take to end after SIGTERM.
+        public var shutdownGrace: Duration = .seconds(30)
+
+        public init() {}
+    }
+
+    public let configuration: AgentConfiguration
+    public let engine: DeploymentEngine
+    public let metrics: AgentMetrics
+    public let tls: TLSContextStore
+    private let options: Options
+    private let logger: Logger
+
+    /// Loads the TLS material and the trust policy, then opens the engine (which takes
+    /// the data directory's lock). Throws `AgentServiceError`, `ConfigurationError` or
+    /// `AgentError`.
+    public init(configuration: AgentConfiguration, options: Options = Options(), logger: Logger) throws {
+        guard let files = configuration.tls else {
+            throw AgentServiceError(
+                .tlsNotConfigured,
+                "the configuration has no tls: section (certificate, privateKey, ca); batond run serves only mutual TLS")
+        }
+        let material = try TLSMaterial.load(files, hostID: configuration.hostID, requireCurrent: false)
+        let now = Date()
+        if now > material.notValidAfter || now < material.notValidBefore {
+            logger.error(
+                "the agent certificate is not valid now; controllers will refuse this agent until it is renewed (then send SIGHUP)",
+                metadata: [
+                    "baton.certificate.serial": "\(material.serial)",
+                    "baton.certificate.not_after": "\(RFC3339.format(material.notValidAfter))",
+                ])
+        }
+        let policy = try configuration.loadTrustPolicy()
+        self.configuration = configuration
+        self.options = options
+        self.logger = logger
+        tls = TLSContextStore(material)
+        metrics = AgentMetrics(hostID: configuration.hostID, environment: configuration.environment, version: AgentVersion.current)
+        metrics.certificateLoaded(notValidAfter: material.notValidAfter)
+        engine = try DeploymentEngine(configuration: configuration, policy: policy, logger: logger)
+    }
+
+    /// Runs until SIGTERM or SIGINT (or until a listener fails).
+    public func run() async throws {
+        // Trap SIGHUP before anything is served: its default action would end the process.
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
+        logger.notice(
+            "batond starting",
+            metadata: [
+                "baton.version": "\(AgentVersion.current)", "baton.environment": "\(configuration.environment)",
+                "baton.data_dir": "\(configuration.dataDirectory)",
+                "baton.certificate.serial": "\(tls.current.serial)",
+            ])
+        await engine.reconcile()
+
+        let observer = DeploymentObserver(engine: engine, metrics: metrics)
+        let api = AgentAPI(engine: engine, metrics: metrics, onAccepted: { observer.follow($0) })
+        let logger = self.logger
+        let apiApp = api.application(
+            tls: tls, address: configuration.listen, options: options.api, logger: logger
+        ) { address in
+            logger.notice("api listening", metadata: ["baton.listen": "\(address.hostAndPort)"])
+        }
+        let metricsApp = MetricsEndpoint.application(metrics: metrics, address: configuration.metricsListen, logger: logger) {
+            address in
+            logger.notice("metrics listening", metadata: ["baton.listen": "\(address.hostAndPort)"])
+        }
+        // Graceful shutdown runs in reverse order: the API stops first, the engine last.
+        var group = ServiceGroupConfiguration(
+            services: [
+                EngineService(engine: engine, grace: options.shutdownGrace, logger: logger),
+                ListenerService(name: "metrics", address: configuration.metricsListen, base: metricsApp),
+                observer,
+                ReloadService(
+                    signals: hangups, configuration: configuration, engine: engine, tls: tls, metrics: metrics,
+                    logger: logger),
+                ListenerService(name: "api", address: configuration.listen, base: apiApp),
+            ],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger)
+        group.maximumGracefulShutdownDuration = options.shutdownGrace + .seconds(15)
+        group.maximumCancellationDuration = .seconds(5)
+        try await ServiceGroup(configuration: group).run()
+        logger.notice("batond stopped")
+    }
+
+}
+
+/// A listener whose failure to start says which one and where.
+struct ListenerService: Service {
+    let name: String
+    let address: ListenAddress
+    let base: any Service
+
+    func run() async throws {
+        do {
+            try await base.run()
+        } catch let error as CancellationError {
+            throw error
+        } catch {
+            throw AgentServiceError(.listenFailed, "cannot serve the \(name) listener on \(address): \(error)")
+        }
+    }
+}

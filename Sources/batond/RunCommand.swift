@@ -1,0 +1,66 @@
+import ArgumentParser
+import BatonAgent
+import BatonCLISupport
+import BatonProtocol
+import Logging
+
+/// `batond run`: the agent daemon. Parses flags, bootstraps logging and hands over to
+/// `AgentService` (one ServiceGroup: the HTTPS API, the metrics listener, the engine).
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run the agent: serve the mutual-TLS API and Prometheus metrics, deploy what controllers send.",
+        discussion: """
+            Logs one event per line to stderr. SIGTERM or SIGINT stops gracefully (running deployments get \
+            --shutdown-grace to end; any still running are reconciled at the next start). SIGHUP reloads the TLS \
+            certificate, key and CA and the trust policy; a file that does not load keeps the old one and the log \
+            says why. Exit status: 0 after a graceful stop; 2 configuration error; 1 anything else.
+            """)
+
+    @Option(help: "The agent configuration file.") var config: String = "/etc/baton/batond.yaml"
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String = "info"
+    @Option(help: "Seconds running deployments get to end after SIGTERM.") var shutdownGrace: Int = 30
+    @Option(help: "Seconds before an idle API connection is closed.") var idleTimeout: Int = 30
+
+    func validate() throws {
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
+        }
+        guard shutdownGrace >= 0, idleTimeout > 0 else {
+            throw ValidationError("--shutdown-grace must be 0 or more and --idle-timeout more than 0")
+        }
+    }
+
+    func run() async throws {
+        let configuration = try AgentSetup.loadConfiguration(config)
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = LineLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        var logger = Logger(label: "batond")
+        logger[metadataKey: "baton.host"] = "\(configuration.hostID)"
+
+        var options = AgentService.Options()
+        options.shutdownGrace = .seconds(shutdownGrace)
+        options.api.idleTimeout = .seconds(idleTimeout)
+        let service: AgentService
+        do {
+            service = try AgentService(configuration: configuration, options: options, logger: logger)
+        } catch let error as AgentServiceError {
+            throw CLIError(code: error.code.rawValue, message: error.message)
+        } catch let error as ConfigurationError {
+            throw CLIError(code: error.code.rawValue, message: error.description.dropPrefix(error.code.rawValue + ": "))
+        } catch let error as AgentError {
+            throw CLIError(code: error.reportedCode, message: error.message, exitCode: CLIError.Status.failure)
+        }
+        do {
+            try await service.run()
+        } catch let error as AgentServiceError {
+            throw CLIError(code: error.code.rawValue, message: error.message, exitCode: CLIError.Status.failure)
+        } catch {
+            throw CLIError(code: "agent_failed", message: "\(error)", exitCode: CLIError.Status.failure)
+        }
+    }
+}

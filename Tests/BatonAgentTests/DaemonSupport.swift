@@ -1,0 +1,408 @@
+import BatonAgent
+import BatonProtocol
+import BatonTestSupport
+import Foundation
+
+// Support for the tests that run real `batond run` processes on 127.0.0.1 and talk to
+// them as a controller would, with curl and `openssl s_client` as independent clients.
+
+/// A fleet CA and the certificates the daemon tests need, all made by `baton pki` (the
+/// `baton` binary of this package): the agent's, a controller's, another agent's (a
+/// stolen agent certificate used as a client), and a controller certificate from a
+/// CA the agent does not trust.
+struct DaemonPKI {
+    let dir: String
+    var caFile: String { "\(dir)/ca/ca.pem" }
+    let hostID: String
+
+    struct Credential {
+        let certificate: String
+        let key: String
+    }
+
+    var agent: Credential { Credential(certificate: "\(dir)/agent/\(hostID).pem", key: "\(dir)/agent/\(hostID).key") }
+    var controller: Credential { Credential(certificate: "\(dir)/ctl/ci.pem", key: "\(dir)/ctl/ci.key") }
+    var otherAgent: Credential { Credential(certificate: "\(dir)/other-agent/host-9.pem", key: "\(dir)/other-agent/host-9.key") }
+    var foreignController: Credential { Credential(certificate: "\(dir)/foreign/ci.pem", key: "\(dir)/foreign/ci.key") }
+
+    init(in dir: String, hostID: String) throws {
+        self.dir = dir
+        self.hostID = hostID
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try Self.baton(["pki", "init", "\(dir)/ca"])
+        try issueAgent(into: "\(dir)/agent")
+        try Self.baton(["pki", "issue", "controller", "ci", "--ca", "\(dir)/ca", "--out", "\(dir)/ctl"])
+        try Self.baton(["pki", "issue", "agent", "host-9", "--ip", "127.0.0.1", "--ca", "\(dir)/ca", "--out", "\(dir)/other-agent"])
+        try Self.baton(["pki", "init", "\(dir)/foreign-ca"])
+        try Self.baton(["pki", "issue", "controller", "ci", "--ca", "\(dir)/foreign-ca", "--out", "\(dir)/foreign"])
+    }
+
+    /// Issues this host's agent certificate (a new key each time) into `out`.
+    func issueAgent(into out: String) throws {
+        try Self.baton(["pki", "issue", "agent", hostID, "--ip", "127.0.0.1", "--dns", "localhost", "--ca", "\(dir)/ca", "--out", out])
+    }
+
+    @discardableResult
+    static func baton(_ arguments: [String]) throws -> ProcessResult {
+        for index in arguments.indices.dropFirst() where arguments[index - 1] == "--out" {
+            try FileManager.default.createDirectory(atPath: arguments[index], withIntermediateDirectories: true)
+        }
+        let result = try ProcessRunner.runTool("baton", arguments)
+        guard result.status == 0 else {
+            throw TestSupportError("baton \(arguments.joined(separator: " ")) failed: \(result.stderr)")
+        }
+        return result
+    }
+
+    /// The serial of the certificate in a PEM file, as `openssl x509 -serial` prints it.
+    static func serial(ofCertificate path: String) throws -> String {
+        let output = try OpenSSL.run(["x509", "-noout", "-serial", "-in", path]).stdout
+        return normalizedSerial(output)
+    }
+
+    static func normalizedSerial(_ text: String) -> String {
+        var hex = text.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
+        if hex.hasPrefix("serial=") { hex.removeFirst("serial=".count) }
+        while hex.hasPrefix("0"), hex.count > 1 { hex.removeFirst() }
+        return hex
+    }
+}
+
+/// A host for a daemon test: an `AgentFixture` (keys, trust policy, artifacts, signed
+/// envelopes) whose `batond.yaml` also names loopback listeners on free ports and the
+/// TLS files from `DaemonPKI`.
+final class DaemonHost: @unchecked Sendable {
+    let fixture: AgentFixture
+    let pki: DaemonPKI
+    /// A second signing key the trust policy also knows (`ci2`), for threshold tests.
+    let secondKey = SigningKey()
+
+    var dir: TemporaryDirectory { fixture.dir }
+    var configPath: String { fixture.configPath }
+
+    /// `threshold` 2 makes the policy need both `ci` and `ci2`; envelopes from
+    /// `envelope(...)` are signed by both unless told otherwise.
+    init(threshold: Int = 1, limits: String = "") throws {
+        fixture = try AgentFixture(
+            hostID: "host-1", environment: "staging",
+            extraConfig: """
+                listen: 127.0.0.1:0
+                metricsListen: 127.0.0.1:0
+                tls:
+                  certificate: tls/agent.pem
+                  privateKey: tls/agent.key
+                  ca: tls/ca.pem
+                \(limits)
+                """)
+        pki = try DaemonPKI(in: fixture.dir.child("pki"), hostID: "host-1")
+        try FileManager.default.createDirectory(atPath: fixture.dir.child("tls"), withIntermediateDirectories: true)
+        try installAgentCertificate(from: pki.agent)
+        try FileManager.default.copyItem(atPath: pki.caFile, toPath: fixture.dir.child("tls/ca.pem"))
+        try secondKey.verifyingKey.pem.write(toFile: fixture.dir.child("ci2.pub"), atomically: false, encoding: .utf8)
+        try """
+            keys:
+              ci: ci.pub
+              ci2: ci2.pub
+            environments:
+              staging: {threshold: \(threshold), keys: [ci, ci2]}
+            """.write(toFile: fixture.dir.child("trust.yaml"), atomically: false, encoding: .utf8)
+    }
+
+    var agentCertificatePath: String { fixture.dir.child("tls/agent.pem") }
+    var agentKeyPath: String { fixture.dir.child("tls/agent.key") }
+
+    /// Copies a certificate and key over the files the configuration names.
+    func installAgentCertificate(from credential: DaemonPKI.Credential) throws {
+        for (from, to) in [(credential.certificate, agentCertificatePath), (credential.key, agentKeyPath)] {
+            let data = try Data(contentsOf: URL(fileURLWithPath: from))
+            try data.write(to: URL(fileURLWithPath: to), options: .atomic)
+        }
+    }
+
+    func remove() { fixture.remove() }
+
+    /// Starts `batond run` on this host's configuration and waits until it serves.
+    func start(_ extra: [String] = []) throws -> Daemon {
+        try Daemon.start(config: configPath, extra: extra)
+    }
+
+    func client(_ daemon: Daemon, as credential: DaemonPKI.Credential? = nil) -> APIClient {
+        APIClient(port: daemon.apiPort, caFile: pki.caFile, credential: credential ?? pki.controller, scratch: dir.child("curl"))
+    }
+
+    // MARK: Envelopes
+
+    /// A signed envelope: by default for `artifact` with the next serial, signed by `ci`
+    /// and `ci2`; every field can be bent for a refusal test.
+    func envelope(
+        _ release: String, artifact: AgentFixture.Artifact, hooks: Hooks? = nil, health: HealthPolicy? = nil,
+        serial: UInt64? = nil, environment: String? = nil, targets: [String]? = nil, expiresAt: Date? = nil,
+        signers: [SigningKey]? = nil, tamper: Bool = false
+    ) throws -> String {
+        if let serial { fixture.serial = serial } else { fixture.serial += 1 }
+        let now = Date()
+        let manifest = Manifest(
+            app: fixture.app, release: release, serial: fixture.serial, environment: environment ?? fixture.environment,
+            targets: targets, issuedAt: now.addingTimeInterval(-60), expiresAt: expiresAt ?? now.addingTimeInterval(3600),
+            artifact: ArtifactReference(sha256: artifact.sha256, size: artifact.size, format: .tarGz),
+            hooks: hooks, health: health)
+        var envelope = Envelope(payloadType: Manifest.payloadType, payload: Array(try BatonJSON.encode(manifest)))
+        for key in signers ?? [fixture.key, secondKey] { envelope.sign(with: key) }
+        if tamper { for index in envelope.signatures.indices { envelope.signatures[index].sig[0] ^= 0x01 } }
+        let path = fixture.dir.child("\(release)-\(fixture.serial)-\(UInt32.random(in: 0...UInt32.max)).envelope.json")
+        try envelope.serialized().write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    /// A shell hook that waits until `gate` exists: holds a deployment in a phase until
+    /// the test opens the gate, with no sleeps in the test itself. It also ends when the
+    /// test's directory is gone, so a hook orphaned by a killed daemon never outlives
+    /// the test.
+    func gatedHook(_ gate: String) -> Hook {
+        let directory = (gate as NSString).deletingLastPathComponent
+        return Hook(
+            command: .shell("while [ ! -e '\(gate)' ]; do [ -d '\(directory)' ] || exit 1; sleep 0.05; done"),
+            timeout: .seconds(120))
+    }
+
+    static let fastHealth = HealthPolicy(
+        checks: [.command(.argv(["/bin/sh", "-c", "test -f HEALTHY"]))], timeout: .seconds(1),
+        interval: BatonDuration(milliseconds: 100), deadline: .seconds(2))
+}
+
+/// A running `batond run`, its stderr read line by line as it comes.
+final class Daemon: @unchecked Sendable {
+    let process: Process
+    private let condition = NSCondition()
+    private var lines: [String] = []
+    private var closed = false
+    private(set) var apiPort = 0
+    private(set) var metricsPort = 0
+
+    static func start(config: String, extra: [String] = []) throws -> Daemon {
+        let daemon = Daemon(config: config, extra: extra)
+        try daemon.process.run()
+        daemon.startReading()
+        let api = try daemon.waitForLine(containing: "msg=\"api listening\"")
+        let metrics = try daemon.waitForLine(containing: "msg=\"metrics listening\"")
+        daemon.apiPort = try Self.port(in: api)
+        daemon.metricsPort = try Self.port(in: metrics)
+        return daemon
+    }
+
+    private let errPipe = Pipe()
+
+    private init(config: String, extra: [String]) {
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: ProcessRunner.executable("batond"))
+        process.arguments = ["run", "--config", config] + extra
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = errPipe
+        process.standardInput = FileHandle.nullDevice
+    }
+
+    private func startReading() {
+        let handle = errPipe.fileHandleForReading
+        Thread { [self] in
+            var pending = Data()
+            while true {
+                let chunk = handle.availableData
+                if chunk.isEmpty { break }
+                pending.append(chunk)
+                while let newline = pending.firstIndex(of: 0x0A) {
+                    let line = String(decoding: pending[pending.startIndex..<newline], as: UTF8.self)
+                    pending.removeSubrange(pending.startIndex...newline)
+                    condition.lock()
+                    lines.append(line)
+                    condition.broadcast()
+                    condition.unlock()
+                }
+            }
+            condition.lock()
+            closed = true
+            condition.broadcast()
+            condition.unlock()
+        }.start()
+    }
+
+    var pid: pid_t { process.processIdentifier }
+
+    /// Everything logged so far.
+    var log: [String] {
+        condition.lock()
+        defer { condition.unlock() }
+        return lines
+    }
+
+    var logCount: Int { log.count }
+
+    /// Waits for a log line containing all of `fragments`, among the lines from `from` on.
+    @discardableResult
+    func waitForLine(containing fragments: String..., from: Int = 0, timeout: TimeInterval = 60) throws -> String {
+        let deadline = Date().addingTimeInterval(timeout)
+        condition.lock()
+        defer { condition.unlock() }
+        var index = from
+        while true {
+            while index < lines.count {
+                let line = lines[index]
+                index += 1
+                if fragments.allSatisfy({ line.contains($0) }) { return line }
+            }
+            if closed {
+                throw TestSupportError("batond ended before logging \(fragments); its log:\n\(lines.joined(separator: "\n"))")
+            }
+            if !condition.wait(until: deadline) {
+                throw TestSupportError("no log line with \(fragments) within \(timeout)s; the log:\n\(lines.joined(separator: "\n"))")
+            }
+        }
+    }
+
+    /// Waits until `count` log lines contain `fragment`.
+    func waitForOccurrences(_ count: Int, of fragment: String, timeout: TimeInterval = 60) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        condition.lock()
+        defer { condition.unlock() }
+        while lines.filter({ $0.contains(fragment) }).count < count {
+            if closed || !condition.wait(until: deadline) {
+                throw TestSupportError("fewer than \(count) log lines with \(fragment); the log:\n\(lines.joined(separator: "\n"))")
+            }
+        }
+    }
+
+    func signal(_ signal: Int32) { kill(pid, signal) }
+
+    /// Waits for the process to end and returns its exit status (nil: it did not end).
+    func waitForExit(timeout: TimeInterval = 60) -> Int32? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning {
+            if Date() > deadline { return nil }
+            usleep(10_000)
+        }
+        return process.terminationStatus
+    }
+
+    /// SIGKILL, then waits for it to be gone. Used in cleanup too: every daemon ends.
+    func kill9() {
+        if process.isRunning { kill(pid, SIGKILL) }
+        _ = waitForExit(timeout: 10)
+    }
+
+    private static func port(in line: String) throws -> Int {
+        guard let range = line.range(of: "baton.listen=127.0.0.1:"),
+            let port = Int(line[range.upperBound...].prefix { $0.isNumber })
+        else { throw TestSupportError("no port in '\(line)'") }
+        return port
+    }
+
+    deinit { kill9() }
+}
+
+/// A controller speaking to the API with curl: TLS 1.3, the fleet CA as the only trust
+/// root, a client certificate.
+struct APIClient {
+    let port: Int
+    let caFile: String
+    let credential: DaemonPKI.Credential?
+    let scratch: String
+
+    struct Answer {
+        /// 0 when no HTTP answer came (the TLS handshake failed).
+        let status: Int
+        let body: String
+        let curlStatus: Int32
+        let curlError: String
+
+        var errorCode: String? {
+            (try? BatonJSON.decode(ErrorDocument.self, from: Data(body.utf8)))?.error.code
+        }
+
+        func decode<T: Decodable>(_ type: T.Type) throws -> T {
+            do {
+                return try BatonJSON.decode(type, from: Data(body.utf8))
+            } catch {
+                throw TestSupportError("cannot decode \(type) from \(status) '\(body)': \(error)")
+            }
+        }
+    }
+
+    /// `method path`, with an optional body file; `extra` are more curl flags (e.g.
+    /// `--tls-max 1.2`).
+    func call(
+        _ method: String, _ path: String, upload: String? = nil, post: String? = nil, extra: [String] = [],
+        tls: [String] = ["--tlsv1.3"]
+    ) throws -> Answer {
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        let out = "\(scratch)/body-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        var arguments = ["-sS", "--max-time", "120", "--cacert", caFile, "-o", out, "-w", "%{http_code}", "-H", "Expect:"] + tls
+        if let credential { arguments += ["--cert", credential.certificate, "--key", credential.key] }
+        if method == "HEAD" {
+            arguments += ["--head"]
+        } else {
+            arguments += ["-X", method]
+        }
+        if let upload { arguments += ["--upload-file", upload] }
+        if let post { arguments += ["--data-binary", "@\(post)", "-H", "Content-Type: application/json"] }
+        arguments += extra
+        arguments.append("https://127.0.0.1:\(port)\(path)")
+        let result = try ProcessRunner.run("/usr/bin/curl", arguments)
+        let body = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
+        return Answer(status: Int(result.stdout.trimmingCharacters(in: .whitespaces)) ?? 0, body: body, curlStatus: result.status, curlError: result.stderr)
+    }
+
+    func get(_ path: String) throws -> Answer { try call("GET", path) }
+
+    func upload(_ artifact: AgentFixture.Artifact) throws -> Answer {
+        try call("PUT", "/v1/artifacts/sha256/\(artifact.sha256)", upload: artifact.path)
+    }
+
+    func deploy(_ envelope: String) throws -> Answer { try call("POST", "/v1/deployments", post: envelope) }
+
+    /// The event stream to its end.
+    func events(_ id: String) throws -> [DeploymentEvent] {
+        let answer = try get("/v1/deployments/\(id)/events")
+        guard answer.status == 200 else { throw TestSupportError("events: \(answer.status) \(answer.body)") }
+        return try answer.body.split(separator: "\n").map {
+            try BatonJSON.decode(DeploymentEvent.self, from: Data($0.utf8))
+        }
+    }
+
+    func app(_ name: String = "web") throws -> AppStatus { try get("/v1/apps/\(name)").decode(AppStatus.self) }
+
+    func isServing() -> Bool { (try? get("/v1/health").status) == 200 }
+
+    /// The serial of the certificate the server presents to a new connection.
+    func servedCertificateSerial() throws -> String {
+        var command = "\(OpenSSL.path) s_client -connect 127.0.0.1:\(port) -tls1_3 -CAfile '\(caFile)'"
+        if let credential { command += " -cert '\(credential.certificate)' -key '\(credential.key)'" }
+        command += " </dev/null 2>/dev/null | \(OpenSSL.path) x509 -noout -serial"
+        let result = try ProcessRunner.run("/bin/sh", ["-c", command])
+        guard result.status == 0 else { throw TestSupportError("s_client/x509 failed: \(result.stderr)") }
+        return DaemonPKI.normalizedSerial(result.stdout)
+    }
+
+    /// Sends raw bytes over a TLS connection with `openssl s_client`, then closes it
+    /// (`keepOpen`: waits for the server to close it).
+    func raw(_ text: String, keepOpen: Bool = false) throws -> ProcessResult {
+        var arguments = ["s_client", "-connect", "127.0.0.1:\(port)", "-tls1_3", "-CAfile", caFile]
+        if let credential { arguments += ["-cert", credential.certificate, "-key", credential.key] }
+        if keepOpen { arguments.append("-ign_eof") }
+        return try ProcessRunner.run(OpenSSL.path, arguments, input: text)
+    }
+
+    /// `GET /metrics` on the metrics listener, plain HTTP.
+    static func metrics(port: Int) throws -> String {
+        let result = try ProcessRunner.run("/usr/bin/curl", ["-sS", "--max-time", "30", "http://127.0.0.1:\(port)/metrics"])
+        guard result.status == 0 else { throw TestSupportError("metrics: \(result.stderr)") }
+        return result.stdout
+    }
+}
+
+/// The value of one Prometheus sample line (`name{labels} value`), if present.
+func metricValue(_ exposition: String, _ series: String) -> Double? {
+    for line in exposition.split(separator: "\n") where line.hasPrefix(series + " ") {
+        return Double(line.dropFirst(series.count + 1).trimmingCharacters(in: .whitespaces))
+    }
+    return nil
+}
