@@ -47,6 +47,7 @@ let package = Package(
         .target(
             name: "BatonPKI",
             dependencies: [
+                "BatonProtocol",
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),

@@ -1,3 +1,4 @@
+import BatonProtocol
 import X509
 
 /// Who is at the other end of a TLS connection, as the fleet CA certified it: the single
@@ -21,11 +22,11 @@ public enum PeerIdentity: Sendable, Hashable, CustomStringConvertible {
     /// The URI scheme of Baton identities.
     public static let scheme = "baton"
 
-    /// Makes an identity, checking the name against ``IdentityName``.
+    /// Makes an identity, checking the name against ``Name`` (BatonProtocol: the rule for every name Baton puts into paths and URIs).
     public init(role: Role, name: String) throws(PKIError) {
-        guard IdentityName.isValid(name) else {
+        guard Name.isValid(name) else {
             let what = role == .agent ? "host id" : "controller name"
-            throw PKIError(.invalidName, "\(what) '\(name)' is not valid: it must match \(IdentityName.pattern)")
+            throw PKIError(.invalidName, "\(what) '\(name)' is not valid: it must match \(Name.pattern)")
         }
         switch role {
         case .agent: self = .agent(hostID: name)
@@ -102,18 +103,4 @@ public enum PeerIdentity: Sendable, Hashable, CustomStringConvertible {
     public var uri: String { "\(Self.scheme)://\(role.rawValue)/\(name)" }
 
     public var description: String { uri }
-}
-
-/// The naming rule for host ids and controller names, the same as for every name Baton
-/// puts into paths and URIs: `^[a-z0-9][a-z0-9._-]{0,63}$`.
-public enum IdentityName {
-    public static let pattern = "^[a-z0-9][a-z0-9._-]{0,63}$"
-
-    public static func isValid(_ name: String) -> Bool {
-        let bytes = Array(name.utf8)
-        guard (1...64).contains(bytes.count) else { return false }
-        func lowerAlnum(_ b: UInt8) -> Bool { (b >= 0x61 && b <= 0x7A) || (b >= 0x30 && b <= 0x39) }
-        guard lowerAlnum(bytes[0]) else { return false }
-        return bytes.dropFirst().allSatisfy { lowerAlnum($0) || $0 == 0x2E || $0 == 0x5F || $0 == 0x2D }
-    }
 }
