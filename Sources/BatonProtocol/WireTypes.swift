@@ -286,3 +286,17 @@ public struct AgentHealth: Codable, Sendable, Equatable {
         self.startedAt = startedAt
     }
 }
+
+/// The answer to `PUT /v1/artifacts/sha256/{digest}`: what the agent now holds.
+public struct ArtifactReceipt: Codable, Sendable, Equatable {
+    public var sha256: String
+    public var size: UInt64
+    /// True when the agent already held the artifact and the upload was not needed.
+    public var existing: Bool
+
+    public init(sha256: String, size: UInt64, existing: Bool) {
+        self.sha256 = sha256
+        self.size = size
+        self.existing = existing
+    }
+}

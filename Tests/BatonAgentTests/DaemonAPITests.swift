@@ -9,27 +9,27 @@ import Testing
 @Suite("batond run: the API") struct DaemonAPITests {
     @Test(.timeLimit(.minutes(4)))
     func aDeploymentEndToEndThenAFailingHealthCheckRollsBack() async throws {
-        let host = try DaemonHost()
+        let host = try await DaemonHost.make()
         defer { host.remove() }
-        let daemon = try host.start()
-        defer { daemon.kill9() }
+        let daemon = try await host.start()
+        defer { daemon.stop() }
         let api = host.client(daemon)
 
-        let health = try api.get("/v1/health").decode(AgentHealth.self)
+        let health = try await api.get("/v1/health").decode(AgentHealth.self)
         #expect(health.hostID == "host-1")
         #expect(health.environment == "staging")
-        #expect(try api.get("/v1/apps").decode(AppList.self).apps.isEmpty)
+        #expect(try await api.get("/v1/apps").decode(AppList.self).apps.isEmpty)
 
         // Upload: absent, stored, present, not needed again.
-        let v1 = try host.fixture.artifact("v1", files: ["HEALTHY": "yes\n"])
-        #expect(try api.call("HEAD", "/v1/artifacts/sha256/\(v1.sha256)").status == 404)
-        let stored = try api.upload(v1)
+        let v1 = try await host.artifact("v1", files: ["HEALTHY": "yes\n"])
+        #expect(try await api.call("HEAD", "/v1/artifacts/sha256/\(v1.sha256)").status == 404)
+        let stored = try await api.upload(v1)
         #expect(stored.status == 201, "\(stored.body)")
         #expect(try stored.decode(ArtifactReceipt.self) == ArtifactReceipt(sha256: v1.sha256, size: v1.size, existing: false))
-        let present = try api.call("HEAD", "/v1/artifacts/sha256/\(v1.sha256)")
+        let present = try await api.call("HEAD", "/v1/artifacts/sha256/\(v1.sha256)")
         #expect(present.status == 200)
         #expect(present.body.lowercased().contains("content-length: \(v1.size)"), "\(present.body)")
-        let again = try api.upload(v1)
+        let again = try await api.upload(v1)
         #expect(again.status == 200)
         #expect(try again.decode(ArtifactReceipt.self).existing)
 
@@ -37,45 +37,45 @@ import Testing
         let envelope = try host.envelope(
             "v1", artifact: v1, hooks: Hooks(activate: Hook(command: .shell("echo activated > ACTIVATED"))),
             health: DaemonHost.fastHealth)
-        let posted = try api.deploy(envelope)
+        let posted = try await api.deploy(envelope)
         #expect(posted.status == 202, "\(posted.body)")
         let accepted = try posted.decode(DeploymentAccepted.self)
         #expect(!accepted.existing)
-        let events = try api.events(accepted.id)
+        let events = try await api.events(accepted.id)
         #expect(events.map(\.sequence) == Array(1...events.count))
         #expect(events.last?.phase == .succeeded)
         #expect(Set(events.map(\.phase)).isSuperset(of: [.accepted, .fetching, .unpacking, .switching, .activating, .checking, .succeeded]))
-        let record = try api.get("/v1/deployments/\(accepted.id)").decode(DeploymentRecord.self)
+        let record = try await api.get("/v1/deployments/\(accepted.id)").decode(DeploymentRecord.self)
         #expect(record.phase == .succeeded)
         #expect(record.events == events)
         #expect(record.hostID == "host-1")
         #expect(record.signers.count == 2)
 
         // An identical resend answers 200 with the same deployment.
-        let resent = try api.deploy(envelope)
+        let resent = try await api.deploy(envelope)
         #expect(resent.status == 200)
         #expect(try resent.decode(DeploymentAccepted.self) == DeploymentAccepted(id: accepted.id, phase: .succeeded, existing: true))
 
-        var status = try api.app()
+        var status = try await api.app()
         #expect(status.current == "v1")
         #expect(status.lastPhase == .succeeded)
         #expect(status.activeDeploymentID == nil)
         #expect(host.fixture.current() == "v1")
         #expect(host.fixture.currentMatches(v1))
-        #expect(try api.get("/v1/apps").decode(AppList.self).apps.map(\.app) == ["web"])
+        #expect(try await api.get("/v1/apps").decode(AppList.self).apps.map(\.app) == ["web"])
 
         // v2 never becomes healthy: rolled back over the API, v1 live again.
-        let v2 = try host.fixture.artifact("v2")
-        #expect(try api.upload(v2).status == 201)
-        let failing = try api.deploy(try host.envelope("v2", artifact: v2, health: DaemonHost.fastHealth))
+        let v2 = try await host.artifact("v2")
+        #expect(try await api.upload(v2).status == 201)
+        let failing = try await api.deploy(try host.envelope("v2", artifact: v2, health: DaemonHost.fastHealth))
         #expect(failing.status == 202, "\(failing.body)")
         let failingID = try failing.decode(DeploymentAccepted.self).id
-        let failingEvents = try api.events(failingID)
+        let failingEvents = try await api.events(failingID)
         #expect(failingEvents.last?.phase == .rolledBack)
-        let failed = try api.get("/v1/deployments/\(failingID)").decode(DeploymentRecord.self)
+        let failed = try await api.get("/v1/deployments/\(failingID)").decode(DeploymentRecord.self)
         #expect(failed.phase == .rolledBack)
         #expect(failed.error?.code == "health_check_failed")
-        status = try api.app()
+        status = try await api.app()
         #expect(status.current == "v1")
         #expect(status.lastPhase == .rolledBack)
         #expect(host.fixture.current() == "v1")
@@ -83,7 +83,7 @@ import Testing
 
         // Metrics, on the plain-HTTP loopback listener, follow what happened.
         let exposition = try await eventually {
-            let text = try APIClient.metrics(port: daemon.metricsPort)
+            let text = try await APIClient.metrics(port: daemon.metricsPort)
             return metricValue(text, #"baton_deployments_total{app="web",result="rolled_back"}"#) == 1 ? text : nil
         }
         #expect(metricValue(exposition, #"baton_deployments_total{app="web",result="succeeded"}"#) == 1)
@@ -99,98 +99,98 @@ import Testing
     /// daemon still serving.
     @Test(.timeLimit(.minutes(4)))
     func refusalsLeaveTheHostOnItsRelease() async throws {
-        let host = try DaemonHost(threshold: 2, limits: "limits:\n  maxArtifactSize: 1MiB")
+        let host = try await DaemonHost.make(threshold: 2, limits: "limits:\n  maxArtifactSize: 1MiB")
         defer { host.remove() }
-        let daemon = try host.start()
-        defer { daemon.kill9() }
+        let daemon = try await host.start()
+        defer { daemon.stop() }
         let api = host.client(daemon)
         let fixture = host.fixture
 
-        let v1 = try fixture.artifact("v1", files: ["HEALTHY": "yes\n"])
-        #expect(try api.upload(v1).status == 201)
-        let first = try api.deploy(try host.envelope("v1", artifact: v1, serial: 5))
+        let v1 = try await host.artifact("v1", files: ["HEALTHY": "yes\n"])
+        #expect(try await api.upload(v1).status == 201)
+        let first = try await api.deploy(try host.envelope("v1", artifact: v1, serial: 5))
         #expect(first.status == 202, "\(first.body)")
-        #expect(try api.events(try first.decode(DeploymentAccepted.self).id).last?.phase == .succeeded)
+        #expect(try await api.events(try first.decode(DeploymentAccepted.self).id).last?.phase == .succeeded)
 
-        let v2 = try fixture.artifact("v2", files: ["HEALTHY": "yes\n"])
-        #expect(try api.upload(v2).status == 201)
+        let v2 = try await host.artifact("v2", files: ["HEALTHY": "yes\n"])
+        #expect(try await api.upload(v2).status == 201)
 
         func expectRefused(
             _ answer: APIClient.Answer, _ status: Int, _ code: String, sourceLocation: SourceLocation = #_sourceLocation
-        ) throws {
+        ) async throws {
             #expect(answer.status == status, "\(answer.body)", sourceLocation: sourceLocation)
             #expect(answer.errorCode == code, "\(answer.body)", sourceLocation: sourceLocation)
-            let app = try api.app()
+            let app = try await api.app()
             #expect(app.current == "v1", sourceLocation: sourceLocation)
             #expect(app.lastSerial == 5, sourceLocation: sourceLocation)
             #expect(fixture.current() == "v1", sourceLocation: sourceLocation)
             #expect(fixture.currentMatches(v1), sourceLocation: sourceLocation)
         }
 
-        try expectRefused(api.deploy(try host.envelope("v2", artifact: v2, serial: 6, tamper: true)), 403, "signature_invalid")
-        try expectRefused(api.deploy(try host.envelope("v2", artifact: v2, serial: 6, signers: [SigningKey()])), 403, "untrusted_key")
-        try expectRefused(api.deploy(try host.envelope("v2", artifact: v2, serial: 6, signers: [fixture.key])), 403, "threshold_not_met")
-        try expectRefused(api.deploy(try host.envelope("v2", artifact: v2, serial: 3)), 409, "stale_serial")
-        try expectRefused(api.deploy(try host.envelope("v2", artifact: v2, serial: 5)), 409, "serial_conflict")
-        try expectRefused(
-            api.deploy(try host.envelope("v2", artifact: v2, serial: 6, expiresAt: Date().addingTimeInterval(-10))), 403, "expired")
-        try expectRefused(
-            api.deploy(try host.envelope("v2", artifact: v2, serial: 6, environment: "production")), 403, "wrong_environment")
-        try expectRefused(api.deploy(try host.envelope("v2", artifact: v2, serial: 6, targets: ["host-2"])), 403, "not_targeted")
+        try await expectRefused(await api.deploy(try host.envelope("v2", artifact: v2, serial: 6, tamper: true)), 403, "signature_invalid")
+        try await expectRefused(await api.deploy(try host.envelope("v2", artifact: v2, serial: 6, signers: [SigningKey()])), 403, "untrusted_key")
+        try await expectRefused(await api.deploy(try host.envelope("v2", artifact: v2, serial: 6, signers: [fixture.key])), 403, "threshold_not_met")
+        try await expectRefused(await api.deploy(try host.envelope("v2", artifact: v2, serial: 3)), 409, "stale_serial")
+        try await expectRefused(await api.deploy(try host.envelope("v2", artifact: v2, serial: 5)), 409, "serial_conflict")
+        try await expectRefused(
+            await api.deploy(try host.envelope("v2", artifact: v2, serial: 6, expiresAt: Date().addingTimeInterval(-10))), 403, "expired")
+        try await expectRefused(
+            await api.deploy(try host.envelope("v2", artifact: v2, serial: 6, environment: "production")), 403, "wrong_environment")
+        try await expectRefused(await api.deploy(try host.envelope("v2", artifact: v2, serial: 6, targets: ["host-2"])), 403, "not_targeted")
 
         // Bodies: oversized, not an envelope.
         let big = host.dir.child("big.json")
         try Data(repeating: 0x20, count: 200 << 10).write(to: URL(fileURLWithPath: big))
-        try expectRefused(api.deploy(big), 413, "too_large")
+        try await expectRefused(await api.deploy(big), 413, "too_large")
         let junk = host.dir.child("junk.json")
         try Data("this is not an envelope".utf8).write(to: URL(fileURLWithPath: junk))
-        try expectRefused(api.deploy(junk), 400, "malformed")
+        try await expectRefused(await api.deploy(junk), 400, "malformed")
 
         // Uploads: bytes that do not match the digest are not kept; over the size cap.
         let wrongDigest = String(repeating: "ab", count: 32)
-        try expectRefused(api.call("PUT", "/v1/artifacts/sha256/\(wrongDigest)", upload: v2.path), 422, "digest_mismatch")
-        #expect(try api.call("HEAD", "/v1/artifacts/sha256/\(wrongDigest)").status == 404)
+        try await expectRefused(await api.call("PUT", "/v1/artifacts/sha256/\(wrongDigest)", upload: v2.path), 422, "digest_mismatch")
+        #expect(try await api.call("HEAD", "/v1/artifacts/sha256/\(wrongDigest)").status == 404)
         #expect(!FileManager.default.fileExists(atPath: fixture.layout.artifact(wrongDigest)))
         let huge = host.dir.child("huge.bin")
         try Data(repeating: 0x61, count: 2 << 20).write(to: URL(fileURLWithPath: huge))
         let hugeDigest = Digest.sha256Hex(try Data(contentsOf: URL(fileURLWithPath: huge)))
-        try expectRefused(api.call("PUT", "/v1/artifacts/sha256/\(hugeDigest)", upload: huge), 413, "artifact_too_large")
-        try expectRefused(api.call("PUT", "/v1/artifacts/sha256/NOT-A-DIGEST", upload: v2.path), 404, "not_found")
+        try await expectRefused(await api.call("PUT", "/v1/artifacts/sha256/\(hugeDigest)", upload: huge), 413, "artifact_too_large")
+        try await expectRefused(await api.call("PUT", "/v1/artifacts/sha256/NOT-A-DIGEST", upload: v2.path), 404, "not_found")
 
         // Names and routes that do not exist.
-        try expectRefused(api.get("/v1/deployments/web-99"), 404, "not_found")
-        try expectRefused(api.get("/v1/deployments/web-99/events"), 404, "not_found")
-        try expectRefused(api.get("/v1/apps/nope"), 404, "not_found")
-        try expectRefused(api.get("/v1/apps/Bad%20Name"), 404, "not_found")
-        try expectRefused(api.get("/v1/nothing-here"), 404, "not_found")
+        try await expectRefused(await api.get("/v1/deployments/web-99"), 404, "not_found")
+        try await expectRefused(await api.get("/v1/deployments/web-99/events"), 404, "not_found")
+        try await expectRefused(await api.get("/v1/apps/nope"), 404, "not_found")
+        try await expectRefused(await api.get("/v1/apps/Bad%20Name"), 404, "not_found")
+        try await expectRefused(await api.get("/v1/nothing-here"), 404, "not_found")
 
         // A second deployment while one runs: 409, and the first one is not disturbed.
         let gate = host.dir.child("gate-prepare")
-        let held = try api.deploy(try host.envelope("v2", artifact: v2, hooks: Hooks(prepare: host.gatedHook(gate)), serial: 6))
+        let held = try await api.deploy(try host.envelope("v2", artifact: v2, hooks: Hooks(prepare: host.gatedHook(gate)), serial: 6))
         #expect(held.status == 202, "\(held.body)")
         let heldID = try held.decode(DeploymentAccepted.self).id
-        try daemon.waitForLine(containing: "baton.deployment.id=\(heldID) ", "baton.phase=preparing")
-        let second = try api.deploy(try host.envelope("v3", artifact: v2, serial: 7))
+        try await daemon.waitForLine(containing: "baton.deployment.id=\(heldID) ", "baton.phase=preparing")
+        let second = try await api.deploy(try host.envelope("v3", artifact: v2, serial: 7))
         #expect(second.status == 409)
         #expect(second.errorCode == "deployment_in_progress")
-        #expect(try api.app().current == "v1")
-        #expect(try api.app().activeDeploymentID == heldID)
+        #expect(try await api.app().current == "v1")
+        #expect(try await api.app().activeDeploymentID == heldID)
         FileManager.default.createFile(atPath: gate, contents: nil)
-        #expect(try api.events(heldID).last?.phase == .succeeded)
-        #expect(try api.app().current == "v2")
-        #expect(api.isServing())
+        #expect(try await api.events(heldID).last?.phase == .succeeded)
+        #expect(try await api.app().current == "v2")
+        #expect(await api.isServing())
 
-        let exposition = try APIClient.metrics(port: daemon.metricsPort)
+        let exposition = try await APIClient.metrics(port: daemon.metricsPort)
         #expect(metricValue(exposition, #"baton_requests_refused_total{code="signature_invalid"}"#) == 1)
         #expect(metricValue(exposition, #"baton_requests_refused_total{code="deployment_in_progress"}"#) == 1)
     }
 }
 
 /// Polls `probe` (a wait on a condition, not a fixed sleep) until it yields a value.
-func eventually<T>(timeout: Duration = .seconds(30), _ probe: () throws -> T?) async throws -> T {
+func eventually<T>(timeout: Duration = .seconds(30), _ probe: () async throws -> T?) async throws -> T {
     let deadline = ContinuousClock.now + timeout
     while true {
-        if let value = try probe() { return value }
+        if let value = try await probe() { return value }
         guard ContinuousClock.now < deadline else { throw TestSupportError("condition not met within \(timeout)") }
         try await Task.sleep(for: .milliseconds(50))
     }

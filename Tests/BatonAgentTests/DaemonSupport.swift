@@ -94,7 +94,16 @@ final class DaemonHost: @unchecked Sendable {
                   ca: tls/ca.pem
                 \(limits)
                 """)
-        pki = try DaemonPKI(in: fixture.dir.child("pki"), hostID: "host-1")
+        do {
+            pki = try DaemonPKI(in: fixture.dir.child("pki"), hostID: "host-1")
+            try setUp(threshold: threshold)
+        } catch {
+            fixture.remove()
+            throw error
+        }
+    }
+
+    private func setUp(threshold: Int) throws {
         try FileManager.default.createDirectory(atPath: fixture.dir.child("tls"), withIntermediateDirectories: true)
         try installAgentCertificate(from: pki.agent)
         try FileManager.default.copyItem(atPath: pki.caFile, toPath: fixture.dir.child("tls/ca.pem"))
@@ -121,9 +130,20 @@ final class DaemonHost: @unchecked Sendable {
 
     func remove() { fixture.remove() }
 
+    /// A host, made off the cooperative pool (`baton pki` runs several processes).
+    static func make(threshold: Int = 1, limits: String = "") async throws -> DaemonHost {
+        try await offThePool { try DaemonHost(threshold: threshold, limits: limits) }
+    }
+
     /// Starts `batond run` on this host's configuration and waits until it serves.
-    func start(_ extra: [String] = []) throws -> Daemon {
-        try Daemon.start(config: configPath, extra: extra)
+    func start(_ extra: [String] = []) async throws -> Daemon {
+        try await Daemon.start(config: configPath, extra: extra)
+    }
+
+    /// A real tar.gz artifact (made by the system tar, off the cooperative pool).
+    func artifact(_ release: String, files: [String: String] = [:], extraFiles: Int = 0) async throws -> AgentFixture.Artifact {
+        let fixture = self.fixture
+        return try await offThePool { try fixture.artifact(release, files: files, extraFiles: extraFiles) }
     }
 
     func client(_ daemon: Daemon, as credential: DaemonPKI.Credential? = nil) -> APIClient {
@@ -179,12 +199,12 @@ final class Daemon: @unchecked Sendable {
     private(set) var apiPort = 0
     private(set) var metricsPort = 0
 
-    static func start(config: String, extra: [String] = []) throws -> Daemon {
+    static func start(config: String, extra: [String] = []) async throws -> Daemon {
         let daemon = Daemon(config: config, extra: extra)
         try daemon.process.run()
         daemon.startReading()
-        let api = try daemon.waitForLine(containing: "msg=\"api listening\"")
-        let metrics = try daemon.waitForLine(containing: "msg=\"metrics listening\"")
+        let api = try await daemon.waitForLine(containing: "msg=\"api listening\"")
+        let metrics = try await daemon.waitForLine(containing: "msg=\"metrics listening\"")
         daemon.apiPort = try Self.port(in: api)
         daemon.metricsPort = try Self.port(in: metrics)
         return daemon
@@ -238,7 +258,11 @@ final class Daemon: @unchecked Sendable {
 
     /// Waits for a log line containing all of `fragments`, among the lines from `from` on.
     @discardableResult
-    func waitForLine(containing fragments: String..., from: Int = 0, timeout: TimeInterval = 60) throws -> String {
+    func waitForLine(containing fragments: String..., from: Int = 0, timeout: TimeInterval = 60) async throws -> String {
+        try await offThePool { try self.blockingWaitForLine(fragments, from: from, timeout: timeout) }
+    }
+
+    private func blockingWaitForLine(_ fragments: [String], from: Int, timeout: TimeInterval) throws -> String {
         let deadline = Date().addingTimeInterval(timeout)
         condition.lock()
         defer { condition.unlock() }
@@ -259,7 +283,11 @@ final class Daemon: @unchecked Sendable {
     }
 
     /// Waits until `count` log lines contain `fragment`.
-    func waitForOccurrences(_ count: Int, of fragment: String, timeout: TimeInterval = 60) throws {
+    func waitForOccurrences(_ count: Int, of fragment: String, timeout: TimeInterval = 60) async throws {
+        try await offThePool { try self.blockingWaitForOccurrences(count, of: fragment, timeout: timeout) }
+    }
+
+    private func blockingWaitForOccurrences(_ count: Int, of fragment: String, timeout: TimeInterval) throws {
         let deadline = Date().addingTimeInterval(timeout)
         condition.lock()
         defer { condition.unlock() }
@@ -273,19 +301,27 @@ final class Daemon: @unchecked Sendable {
     func signal(_ signal: Int32) { kill(pid, signal) }
 
     /// Waits for the process to end and returns its exit status (nil: it did not end).
-    func waitForExit(timeout: TimeInterval = 60) -> Int32? {
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning {
-            if Date() > deadline { return nil }
-            usleep(10_000)
+    func waitForExit(timeout: TimeInterval = 60) async -> Int32? {
+        let process = self.process
+        return try? await offThePool { () -> Int32? in
+            let deadline = Date().addingTimeInterval(timeout)
+            while process.isRunning {
+                if Date() > deadline { return nil }
+                usleep(10_000)
+            }
+            return process.terminationStatus
         }
-        return process.terminationStatus
     }
 
-    /// SIGKILL, then waits for it to be gone. Used in cleanup too: every daemon ends.
-    func kill9() {
+    /// SIGKILL, and waits until it is gone (its data directory lock is free again).
+    func kill9() async {
+        stop()
+        _ = await waitForExit(timeout: 10)
+    }
+
+    /// SIGKILL without waiting: cleanup, so that every daemon a test starts ends.
+    func stop() {
         if process.isRunning { kill(pid, SIGKILL) }
-        _ = waitForExit(timeout: 10)
     }
 
     private static func port(in line: String) throws -> Int {
@@ -295,7 +331,7 @@ final class Daemon: @unchecked Sendable {
         return port
     }
 
-    deinit { kill9() }
+    deinit { stop() }
 }
 
 /// A controller speaking to the API with curl: TLS 1.3, the fleet CA as the only trust
@@ -331,6 +367,12 @@ struct APIClient {
     func call(
         _ method: String, _ path: String, upload: String? = nil, post: String? = nil, extra: [String] = [],
         tls: [String] = ["--tlsv1.3"]
+    ) async throws -> Answer {
+        try await offThePool { try blockingCall(method, path, upload: upload, post: post, extra: extra, tls: tls) }
+    }
+
+    private func blockingCall(
+        _ method: String, _ path: String, upload: String?, post: String?, extra: [String], tls: [String]
     ) throws -> Answer {
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
         let out = "\(scratch)/body-\(UUID().uuidString)"
@@ -351,29 +393,43 @@ struct APIClient {
         return Answer(status: Int(result.stdout.trimmingCharacters(in: .whitespaces)) ?? 0, body: body, curlStatus: result.status, curlError: result.stderr)
     }
 
-    func get(_ path: String) throws -> Answer { try call("GET", path) }
+    func get(_ path: String) async throws -> Answer { try await call("GET", path) }
 
-    func upload(_ artifact: AgentFixture.Artifact) throws -> Answer {
-        try call("PUT", "/v1/artifacts/sha256/\(artifact.sha256)", upload: artifact.path)
+    func upload(_ artifact: AgentFixture.Artifact) async throws -> Answer {
+        try await call("PUT", "/v1/artifacts/sha256/\(artifact.sha256)", upload: artifact.path)
     }
 
-    func deploy(_ envelope: String) throws -> Answer { try call("POST", "/v1/deployments", post: envelope) }
+    func deploy(_ envelope: String) async throws -> Answer { try await call("POST", "/v1/deployments", post: envelope) }
+
+    /// Posts an envelope that must be accepted (202) and returns the deployment id.
+    func start(_ envelope: String) async throws -> String {
+        let answer = try await deploy(envelope)
+        guard answer.status == 202 else { throw TestSupportError("deployment not accepted: \(answer.status) \(answer.body)") }
+        return try answer.decode(DeploymentAccepted.self).id
+    }
 
     /// The event stream to its end.
-    func events(_ id: String) throws -> [DeploymentEvent] {
-        let answer = try get("/v1/deployments/\(id)/events")
+    func events(_ id: String) async throws -> [DeploymentEvent] {
+        let answer = try await get("/v1/deployments/\(id)/events")
         guard answer.status == 200 else { throw TestSupportError("events: \(answer.status) \(answer.body)") }
         return try answer.body.split(separator: "\n").map {
             try BatonJSON.decode(DeploymentEvent.self, from: Data($0.utf8))
         }
     }
 
-    func app(_ name: String = "web") throws -> AppStatus { try get("/v1/apps/\(name)").decode(AppStatus.self) }
+    /// The last phase of a deployment's event stream, read to its end.
+    func finalPhase(_ id: String) async throws -> DeploymentPhase? { try await events(id).last?.phase }
 
-    func isServing() -> Bool { (try? get("/v1/health").status) == 200 }
+    func app(_ name: String = "web") async throws -> AppStatus { try await get("/v1/apps/\(name)").decode(AppStatus.self) }
+
+    func isServing() async -> Bool { (try? await get("/v1/health").status) == 200 }
 
     /// The serial of the certificate the server presents to a new connection.
-    func servedCertificateSerial() throws -> String {
+    func servedCertificateSerial() async throws -> String {
+        try await offThePool { try blockingServedCertificateSerial() }
+    }
+
+    private func blockingServedCertificateSerial() throws -> String {
         var command = "\(OpenSSL.path) s_client -connect 127.0.0.1:\(port) -tls1_3 -CAfile '\(caFile)'"
         if let credential { command += " -cert '\(credential.certificate)' -key '\(credential.key)'" }
         command += " </dev/null 2>/dev/null | \(OpenSSL.path) x509 -noout -serial"
@@ -384,16 +440,19 @@ struct APIClient {
 
     /// Sends raw bytes over a TLS connection with `openssl s_client`, then closes it
     /// (`keepOpen`: waits for the server to close it).
-    func raw(_ text: String, keepOpen: Bool = false) throws -> ProcessResult {
+    func raw(_ text: String, keepOpen: Bool = false) async throws -> ProcessResult {
         var arguments = ["s_client", "-connect", "127.0.0.1:\(port)", "-tls1_3", "-CAfile", caFile]
         if let credential { arguments += ["-cert", credential.certificate, "-key", credential.key] }
         if keepOpen { arguments.append("-ign_eof") }
-        return try ProcessRunner.run(OpenSSL.path, arguments, input: text)
+        let command = arguments
+        return try await offThePool { try ProcessRunner.run(OpenSSL.path, command, input: text) }
     }
 
     /// `GET /metrics` on the metrics listener, plain HTTP.
-    static func metrics(port: Int) throws -> String {
-        let result = try ProcessRunner.run("/usr/bin/curl", ["-sS", "--max-time", "30", "http://127.0.0.1:\(port)/metrics"])
+    static func metrics(port: Int) async throws -> String {
+        let result = try await offThePool {
+            try ProcessRunner.run("/usr/bin/curl", ["-sS", "--max-time", "30", "http://127.0.0.1:\(port)/metrics"])
+        }
         guard result.status == 0 else { throw TestSupportError("metrics: \(result.stderr)") }
         return result.stdout
     }
@@ -405,4 +464,12 @@ func metricValue(_ exposition: String, _ series: String) -> Double? {
         return Double(line.dropFirst(series.count + 1).trimmingCharacters(in: .whitespaces))
     }
     return nil
+}
+
+/// Runs blocking work (a child process, a wait on a daemon's log) on a thread of its own:
+/// the tests must not hold the few cooperative threads that other tests' timers need.
+func offThePool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try work() }) }.start()
+    }
 }

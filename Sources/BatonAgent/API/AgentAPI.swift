@@ -11,7 +11,7 @@ import NIOCore
 /// | call | answers |
 /// | --- | --- |
 /// | `HEAD /v1/artifacts/sha256/{digest}` | 200 held, 404 not |
-/// | `PUT /v1/artifacts/sha256/{digest}` | 201 stored, 200 already held; 411, 413, 422 |
+/// | `PUT /v1/artifacts/sha256/{digest}` | 201 stored, 200 already held; 400 `upload_incomplete`, 404, 411, 413, 422, 503 `agent_busy` |
 /// | `POST /v1/deployments` | 202 `DeploymentAccepted`, 200 for an identical resend; 400, 403, 409, 413, 422 |
 /// | `GET /v1/deployments/{id}` | 200 `DeploymentRecord`, 404 |
 /// | `GET /v1/deployments/{id}/events` | 200 NDJSON `DeploymentEvent`s until a terminal phase, 404 |

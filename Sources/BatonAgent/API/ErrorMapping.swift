@@ -48,9 +48,6 @@ struct APIRefusal {
 
     init(_ error: any Error) {
         switch error {
-        case let error as RequestError where error.info.code == "too_many_uploads":
-            // PROTOCOL §8.2 and §10.3 answer a full upload queue with 503 agent_busy.
-            self.init(status: 503, code: AgentError.Code.agentBusy.rawValue, message: error.info.message)
         case let error as RequestError:
             self.init(status: error.status, code: error.info.code, message: error.info.message)
         case let error as VerificationError:

@@ -61,7 +61,7 @@ extension DeploymentEngine {
     public nonisolated func hasArtifact(_ digest: String) -> Bool { cache.contains(digest) }
 
     /// Starts an upload. Refuses a bad digest (400), a size over the configured maximum
-    /// (413) and more concurrent uploads than configured (429).
+    /// (413) and more concurrent uploads than configured (503 `agent_busy`).
     public func beginUpload(digest: String, size: UInt64) throws(RequestError) -> ArtifactUpload {
         guard Digest.isSHA256Hex(digest) else {
             throw RequestError(status: 400, code: "malformed", message: "'\(digest)' is not a lowercase hex SHA-256 digest")
@@ -73,7 +73,7 @@ extension DeploymentEngine {
         }
         guard uploadsInFlight < configuration.limits.maxConcurrentUploads else {
             throw RequestError(
-                status: 429, code: "too_many_uploads",
+                status: 503, code: AgentError.Code.agentBusy.rawValue,
                 message: "\(uploadsInFlight) uploads are already in progress; retry shortly")
         }
         let writer: ArtifactWriter
