@@ -31,6 +31,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // Wire types, manifest v1, DSSE envelopes, Ed25519, trust policy, error codes. No I/O.
@@ -93,6 +94,12 @@ let package = Package(
                 "BatonPKI",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -158,7 +165,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BatonControllerTests",
-            dependencies: ["BatonController", "BatonTestSupport"],
+            dependencies: ["BatonController", "BatonProtocol", "BatonPKI", "BatonTestSupport"],
             swiftSettings: swiftSettings
         ),
         // Runs the built `baton` and `batond` executables as an operator would.

@@ -99,6 +99,22 @@ extension FleetCA {
                 .caExpired,
                 "the fleet CA in '\(directory)' expired on \(certificate.notValidAfter); create a new CA and re-issue every certificate")
         }
+        var names = names
+        if let reserved = names.dnsNames.first(where: { $0.hasSuffix(PeerIdentity.agentTLSNameSuffix) }) {
+            // Only the CA puts names under this suffix, each into its own host's
+            // certificate: a host asking for one could impersonate another host.
+            throw PKIError(
+                .invalidDNSName,
+                "'\(reserved)' is reserved for agent identities and is added by the CA itself; leave it out")
+        }
+        if case .agent(let hostID) = identity {
+            guard let tlsName = PeerIdentity.agentTLSName(hostID: hostID) else {
+                throw PKIError(
+                    .invalidName,
+                    "host id '\(hostID)' cannot be an agent's TLS name: use lower-case letters, digits, dots and hyphens (no underscores, no '..')")
+            }
+            try names.addDNSName(tlsName)
+        }
         var validity = CertificateProfile.validity(days: validityDays, from: now)
         // A leaf never outlives its CA: past that date it could not be verified anyway.
         validity.notAfter = min(validity.notAfter, certificate.notValidAfter)

@@ -99,6 +99,20 @@ public enum PeerIdentity: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// Every agent certificate also carries its identity as a DNS name,
+    /// `<host-id>.agents.baton.invalid` (`.invalid` never resolves, RFC 2606). The controller
+    /// asks for that name and connects to the fleet file's address instead, so the TLS
+    /// library's own hostname verification, in the handshake, proves the agent is the host
+    /// the controller meant to reach; HTTP clients expose no hook for checking a SAN URI.
+    public static let agentTLSNameSuffix = ".agents.baton.invalid"
+
+    /// The DNS name of an agent identity, or nil when the host id is not a DNS label
+    /// sequence (an underscore, say), which agent certificates refuse.
+    public static func agentTLSName(hostID: String) -> String? {
+        let name = hostID + agentTLSNameSuffix
+        return AlternativeNames.isValidDNSName(name) ? name : nil
+    }
+
     /// The SAN URI form, e.g. `baton://agent/web-1`.
     public var uri: String { "\(Self.scheme)://\(role.rawValue)/\(name)" }
 

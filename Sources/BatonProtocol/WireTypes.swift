@@ -244,12 +244,16 @@ public struct AppStatus: Codable, Sendable, Equatable {
     public var releases: [String]
     /// Releases that reached `succeeded` on this host.
     public var succeededReleases: [String]
+    /// The artifact each release on disk was approved with (from its stored manifest), so a
+    /// controller can write a revert manifest that the agent accepts as a rollback. Absent
+    /// from agents before it was added; nil then.
+    public var releaseArtifacts: [String: ArtifactReference]?
     public var updatedAt: Date?
 
     public init(app: String, current: String? = nil, previous: String? = nil, lastSerial: UInt64? = nil,
                 lastDeploymentID: String? = nil, lastPhase: DeploymentPhase? = nil, lastError: ErrorInfo? = nil,
                 activeDeploymentID: String? = nil, releases: [String] = [], succeededReleases: [String] = [],
-                updatedAt: Date? = nil) {
+                releaseArtifacts: [String: ArtifactReference]? = nil, updatedAt: Date? = nil) {
         self.app = app
         self.current = current
         self.previous = previous
@@ -260,6 +264,7 @@ public struct AppStatus: Codable, Sendable, Equatable {
         self.activeDeploymentID = activeDeploymentID
         self.releases = releases
         self.succeededReleases = succeededReleases
+        self.releaseArtifacts = releaseArtifacts
         self.updatedAt = updatedAt
     }
 }

@@ -23,6 +23,14 @@ struct KeysCommand: AsyncParsableCommand {
             }
             let key = SigningKey()
             let keyPath = "\(dir)/\(name).key", pubPath = "\(dir)/\(name).pub"
+            if !FileManager.default.fileExists(atPath: dir) {
+                // Like `pki init`: a new directory for secrets is private from the start.
+                do {
+                    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+                } catch {
+                    throw CLIError(code: "write_failed", message: "cannot create '\(dir)': \(error.localizedDescription)")
+                }
+            }
             if FileManager.default.fileExists(atPath: keyPath) || FileManager.default.fileExists(atPath: pubPath) {
                 throw CLIError(
                     code: "file_exists", message: "'\(keyPath)' or '\(pubPath)' already exists; a key is never overwritten")

@@ -36,11 +36,11 @@ struct PKICommandTests {
         ])
         #expect(agent.status == 0, "\(agent.stderr)")
         #expect(agent.stdout.contains("wrote \(out)/web-1.key (private key, mode 0600)"))
-        #expect(agent.stdout.contains("wrote \(out)/web-1.pem (baton://agent/web-1, DNS web-1.example.com web-1, IP 10.0.0.7 fd00::7, valid until "))
+        #expect(agent.stdout.contains("wrote \(out)/web-1.pem (baton://agent/web-1, DNS web-1.example.com web-1 web-1.agents.baton.invalid, IP 10.0.0.7 fd00::7, valid until "))
         #expect(filePermissions("\(out)/web-1.key") == 0o600)
         #expect(try OpenSSL.verify("\(out)/web-1.pem", caFile: "\(ca)/ca.pem").stdout == "\(out)/web-1.pem: OK\n")
         let text = try OpenSSL.text(ofCertificate: "\(out)/web-1.pem")
-        #expect(text.contains("URI:baton://agent/web-1, DNS:web-1.example.com, DNS:web-1, IP Address:10.0.0.7, IP Address:FD00:0:0:0:0:0:0:7"))
+        #expect(text.contains("URI:baton://agent/web-1, DNS:web-1.example.com, DNS:web-1, DNS:web-1.agents.baton.invalid, IP Address:10.0.0.7, IP Address:FD00:0:0:0:0:0:0:7"))
         #expect(text.contains("Issuer: CN = Baton fleet CA (test)"))
 
         // --ca and --out default to the current directory.
@@ -68,7 +68,7 @@ struct PKICommandTests {
 
         let signed = try ProcessRunner.runTool("baton", ["pki", "sign-csr", "\(host)/web-2.csr", "--role", "agent", "--ca", ca])
         #expect(signed.status == 0, "\(signed.stderr)")
-        #expect(signed.stdout.contains("wrote \(host)/web-2.pem (baton://agent/web-2, DNS web-2.example.com, IP 192.0.2.4, valid until "))
+        #expect(signed.stdout.contains("wrote \(host)/web-2.pem (baton://agent/web-2, DNS web-2.example.com web-2.agents.baton.invalid, IP 192.0.2.4, valid until "))
         #expect(try OpenSSL.verify("\(host)/web-2.pem", caFile: "\(ca)/ca.pem").stdout == "\(host)/web-2.pem: OK\n")
         let fromKey = try OpenSSL.run(["pkey", "-in", "\(host)/web-2.key", "-pubout"]).stdout
         let fromCertificate = try OpenSSL.run(["x509", "-in", "\(host)/web-2.pem", "-pubkey", "-noout"]).stdout

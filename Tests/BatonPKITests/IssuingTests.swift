@@ -26,7 +26,7 @@ struct IssuingTests {
         #expect(text.contains("Subject: CN = web-1"))
         #expect(text.contains("Issuer: CN = Baton fleet CA"))
         #expect(text.contains(
-            "URI:baton://agent/web-1, DNS:web-1.prod.example.com, DNS:web-1.example.com, IP Address:10.0.0.7, IP Address:FD00:0:0:0:0:0:0:7"))
+            "URI:baton://agent/web-1, DNS:web-1.prod.example.com, DNS:web-1.example.com, DNS:web-1.agents.baton.invalid, IP Address:10.0.0.7, IP Address:FD00:0:0:0:0:0:0:7"))
         #expect(text.contains("X509v3 Extended Key Usage: \n                TLS Web Server Authentication, TLS Web Client Authentication"))
         #expect(text.contains("X509v3 Key Usage: critical\n                Digital Signature\n"))
         #expect(text.contains("X509v3 Basic Constraints: critical\n                CA:FALSE"))
@@ -39,7 +39,7 @@ struct IssuingTests {
         #expect(fromKey == fromCertificate)
 
         #expect(credential.certificate.identity == .agent(hostID: "web-1"))
-        #expect(credential.certificate.alternativeNames.dnsNames == ["web-1.prod.example.com", "web-1.example.com"])
+        #expect(credential.certificate.alternativeNames.dnsNames == ["web-1.prod.example.com", "web-1.example.com", "web-1.agents.baton.invalid"])
         #expect(credential.certificate.alternativeNames.ipAddresses == ["10.0.0.7", "fd00::7"])
     }
 
@@ -115,11 +115,30 @@ struct IssuingTests {
         expectPKIError(.invalidName) { () throws(PKIError) in try fixture.ca.issueController(name: name) }
     }
 
-    @Test("valid names at the edges", arguments: ["a", "0", "web-1.prod_eu", String(repeating: "a", count: 64)])
+    @Test("valid names at the edges", arguments: ["a", "0", "web-1.prod-eu", String(repeating: "a", count: 63)])
     func validNames(name: String) throws {
         let fixture = try PKIFixture()
         defer { fixture.remove() }
-        #expect(try fixture.ca.issueAgent(hostID: name).certificate.identity == .agent(hostID: name))
+        let certificate = try fixture.ca.issueAgent(hostID: name).certificate
+        #expect(certificate.identity == .agent(hostID: name))
+        #expect(certificate.alternativeNames.dnsNames == [name + ".agents.baton.invalid"])
+        #expect(try fixture.ca.issueController(name: String((name + "_x").prefix(64))).certificate.identity == .controller(name: String((name + "_x").prefix(64))))
+    }
+
+    @Test("a host id that cannot be a TLS name is refused for agents", arguments: ["web_1", String(repeating: "a", count: 64), "a..b"])
+    func hostIDsThatAreNotTLSNames(name: String) throws {
+        let fixture = try PKIFixture()
+        defer { fixture.remove() }
+        expectPKIError(.invalidName) { () throws(PKIError) in try fixture.ca.issueAgent(hostID: name) }
+    }
+
+    @Test("nobody but the CA names an agent identity DNS name")
+    func reservedAgentNames() throws {
+        let fixture = try PKIFixture()
+        defer { fixture.remove() }
+        expectPKIError(.invalidDNSName) { () throws(PKIError) in
+            try fixture.ca.issueAgent(hostID: "web-1", dnsNames: ["web-2.agents.baton.invalid"])
+        }
     }
 
     @Test("DNS names and IP addresses are validated")

@@ -19,7 +19,7 @@ struct PeerIdentityTests {
         #expect(parsed.identity == .agent(hostID: "web-1"))
         #expect(parsed.identity.role == .agent)
         #expect(parsed.identity.name == "web-1")
-        #expect(parsed.alternativeNames.dnsNames == ["web-1.example.com"])
+        #expect(parsed.alternativeNames.dnsNames == ["web-1.example.com", "web-1.agents.baton.invalid"])
         #expect(parsed.alternativeNames.ipAddresses == ["10.0.0.7"])
         #expect(parsed.notValidAfter == agent.certificate.notValidAfter)
         #expect(parsed.daysUntilExpiry() == 396)

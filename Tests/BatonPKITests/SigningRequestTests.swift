@@ -49,7 +49,7 @@ struct SigningRequestTests {
 
         #expect(try OpenSSL.verify(certificatePath, caFile: fixture.caFile).stdout == "\(certificatePath): OK\n")
         let text = try OpenSSL.text(ofCertificate: certificatePath)
-        #expect(text.contains("URI:baton://agent/web-2, DNS:web-2.example.com, IP Address:192.0.2.4, IP Address:2001:DB8:0:0:0:0:0:4"))
+        #expect(text.contains("URI:baton://agent/web-2, DNS:web-2.example.com, DNS:web-2.agents.baton.invalid, IP Address:192.0.2.4, IP Address:2001:DB8:0:0:0:0:0:4"))
         #expect(text.contains("TLS Web Server Authentication, TLS Web Client Authentication"))
         #expect(text.contains("X509v3 Key Usage: critical\n                Digital Signature\n"))
         let fromKey = try OpenSSL.run(["pkey", "-in", paths.key, "-pubout"]).stdout
@@ -167,7 +167,7 @@ struct SigningRequestTests {
         #expect(!text.contains("Certificate Sign"))
         #expect(!text.contains("Code Signing"))
         #expect(!text.contains("Name Constraints"))
-        #expect(text.contains("URI:baton://agent/web-1, DNS:web-1.example.com\n"))
+        #expect(text.contains("URI:baton://agent/web-1, DNS:web-1.example.com, DNS:web-1.agents.baton.invalid\n"))
         #expect(try OpenSSL.verify(path, caFile: fixture.caFile).status == 0)
     }
 

@@ -233,7 +233,12 @@ public actor DeploymentEngine {
             lastDeploymentID: state.lastDeploymentID, lastPhase: last?.phase, lastError: last?.error,
             activeDeploymentID: state.activeDeploymentID,
             releases: state.releases.reversed().map(\.name),
-            succeededReleases: state.succeededReleases, updatedAt: state.updatedAt)
+            succeededReleases: state.succeededReleases,
+            releaseArtifacts: Dictionary(
+                state.releases.compactMap { release in
+                    store.loadManifest(app: app, release: release.name).map { (release.name, $0.artifact) }
+                }, uniquingKeysWith: { $1 }),
+            updatedAt: state.updatedAt)
     }
 
     public func apps() -> [AppStatus] { store.apps().compactMap { appStatus($0) } }

@@ -1,0 +1,257 @@
+import AsyncHTTPClient
+import BatonPKI
+import BatonProtocol
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+
+/// How often and how patiently the controller tries an agent before calling it unreachable.
+public struct RetryPolicy: Sendable {
+    /// Attempts per call, the first included.
+    public var attempts: Int
+    /// The wait before the second attempt; doubled each time, capped at `maximumDelay`.
+    public var initialDelay: Duration
+    public var maximumDelay: Duration
+    public var connectTimeout: Duration
+
+    public init(attempts: Int = 4, initialDelay: Duration = .milliseconds(200), maximumDelay: Duration = .seconds(2),
+                connectTimeout: Duration = .seconds(3)) {
+        self.attempts = max(1, attempts)
+        self.initialDelay = initialDelay
+        self.maximumDelay = maximumDelay
+        self.connectTimeout = connectTimeout
+    }
+
+    /// For questions that should answer fast (`baton status`, `plan`): fewer, shorter tries.
+    public static let quick = RetryPolicy(attempts: 2, initialDelay: .milliseconds(150), connectTimeout: .seconds(2))
+}
+
+/// The controller's client for the agent API (Protocol/PROTOCOL.md §10): one HTTPS client
+/// for the fleet, TLS 1.3 with the fleet CA only and the controller's certificate.
+///
+/// Each host is addressed by its identity name, `<host-id>.agents.baton.invalid`, and the
+/// connection goes to the fleet file's address (AsyncHTTPClient's DNS override), so the
+/// TLS library's hostname check proves that the agent is the host we meant to reach.
+public final class AgentClient: Sendable {
+    private let http: HTTPClient
+    private let retry: RetryPolicy
+    /// Per-request deadline for ordinary calls (uploads get one scaled to their size).
+    private let requestTimeout: TimeAmount
+
+    public init(credentials: ControllerCredentials, hosts: [Fleet.Host], retry: RetryPolicy = RetryPolicy(),
+                requestTimeout: Duration = .seconds(30)) throws(ControllerError) {
+        var configuration = HTTPClient.Configuration(
+            tlsConfiguration: try credentials.tlsConfiguration(),
+            redirectConfiguration: .disallow,
+            timeout: .init(connect: .init(retry.connectTimeout), read: .seconds(30)),
+            ignoreUncleanSSLShutdown: false)
+        // Our own bounded backoff decides when a host is unreachable.
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.decompression = .disabled
+        for host in hosts {
+            guard let name = PeerIdentity.agentTLSName(hostID: host.id) else {
+                throw ControllerError(
+                    .configurationInvalid,
+                    "host id '\(host.id)' cannot be an agent's TLS name (use letters, digits, dots and hyphens)")
+            }
+            configuration.dnsOverride[name] = host.hostname
+        }
+        self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        self.retry = retry
+        self.requestTimeout = .init(requestTimeout)
+    }
+
+    public func shutdown() async {
+        try? await http.shutdown()
+    }
+
+    // MARK: The calls
+
+    public func health(_ host: Fleet.Host) async throws(AgentCallError) -> AgentHealth {
+        let response = try await send(host, .GET, "/v1/health")
+        return try await decode(AgentHealth.self, response, host)
+    }
+
+    /// The app's state on the host, or nil when the host never saw the app.
+    public func appStatus(_ host: Fleet.Host, app: String) async throws(AgentCallError) -> AppStatus? {
+        let response = try await send(host, .GET, "/v1/apps/\(app)", accept: [404])
+        if response.status == .notFound { return nil }
+        return try await decode(AppStatus.self, response, host)
+    }
+
+    public func hasArtifact(_ host: Fleet.Host, sha256: String) async throws(AgentCallError) -> Bool {
+        let response = try await send(host, .HEAD, "/v1/artifacts/sha256/\(sha256)", accept: [404])
+        return response.status == .ok
+    }
+
+    /// Streams the file to the agent unless it holds the artifact already (`HEAD` first).
+    /// True when bytes were sent.
+    @discardableResult
+    public func uploadArtifact(_ host: Fleet.Host, file: String, sha256: String, size: UInt64) async throws(AgentCallError) -> Bool {
+        if try await hasArtifact(host, sha256: sha256) { return false }
+        // At least 10 MB/s, never under the ordinary timeout.
+        let deadline = max(requestTimeout, .seconds(Int64(size / 10_000_000) + 30))
+        let response = try await send(
+            host, .PUT, "/v1/artifacts/sha256/\(sha256)", timeout: deadline,
+            headers: [("Content-Type", "application/octet-stream")],
+            body: { .stream(FileChunks(path: file), length: .known(Int64(size))) })
+        _ = try await decode(ArtifactReceipt.self, response, host)
+        return true
+    }
+
+    /// Posts an envelope. An identical resend answers with the existing deployment, so
+    /// this is safe to retry and to repeat after a controller restart.
+    public func submit(_ host: Fleet.Host, envelope: [UInt8]) async throws(AgentCallError) -> DeploymentAccepted {
+        let response = try await send(
+            host, .POST, "/v1/deployments", headers: [("Content-Type", "application/json")],
+            body: { .bytes(ByteBuffer(bytes: envelope)) })
+        return try await decode(DeploymentAccepted.self, response, host)
+    }
+
+    public func record(_ host: Fleet.Host, deploymentID: String) async throws(AgentCallError) -> DeploymentRecord {
+        let response = try await send(host, .GET, "/v1/deployments/\(deploymentID)")
+        return try await decode(DeploymentRecord.self, response, host)
+    }
+
+    /// Follows a deployment's events to its terminal phase, handing each new one to
+    /// `onEvent` once, in order. A dropped or idle stream is resumed from the record (its
+    /// events fill the gap), then the stream is opened again. Returns the final record.
+    public func follow(
+        _ host: Fleet.Host, deploymentID: String, onEvent: @Sendable (DeploymentEvent) async -> Void
+    ) async throws(AgentCallError) -> DeploymentRecord {
+        var seen = 0
+        var interruptions = 0
+        while true {
+            do {
+                let response = try await send(host, .GET, "/v1/deployments/\(deploymentID)/events", timeout: .hours(24))
+                var pending = ByteBuffer()
+                for try await chunk in response.body {
+                    var chunk = chunk
+                    pending.writeBuffer(&chunk)
+                    while let newline = pending.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) {
+                        let length = newline - pending.readerIndex
+                        let line = pending.readBytes(length: length) ?? []
+                        pending.moveReaderIndex(forwardBy: 1)
+                        guard !line.isEmpty else { continue }
+                        guard let event = try? BatonJSON.decode(DeploymentEvent.self, from: Data(line)) else {
+                            throw AgentCallError(
+                                .badResponse, code: "agent_bad_response",
+                                message: "\(host.id) sent an event line that is not a deployment event")
+                        }
+                        if event.sequence > seen {
+                            seen = event.sequence
+                            await onEvent(event)
+                        }
+                    }
+                    pending.discardReadBytes()
+                }
+            } catch let error as AgentCallError where error.kind == .refused || error.kind == .badResponse {
+                throw error
+            } catch {
+                interruptions += 1
+            }
+            // The stream ended (normally at a terminal phase) or broke: the record is the truth.
+            let record = try await record(host, deploymentID: deploymentID)
+            for event in record.events where event.sequence > seen {
+                seen = event.sequence
+                await onEvent(event)
+            }
+            if record.phase.isTerminal { return record }
+            if interruptions > 20 {
+                throw AgentCallError(
+                    .unreachable, code: "agent_unreachable",
+                    message: "lost the event stream of \(deploymentID) on \(host.id) \(interruptions) times")
+            }
+            try? await Task.sleep(for: .milliseconds(200))
+            if Task.isCancelled { throw AgentCallError(.unreachable, code: "cancelled", message: "cancelled") }
+        }
+    }
+
+    // MARK: Transport
+
+    private func url(_ host: Fleet.Host, _ path: String) -> String {
+        "https://\(PeerIdentity.agentTLSName(hostID: host.id) ?? host.id):\(host.port)\(path)"
+    }
+
+    /// Sends one request with bounded retries. Connection failures and 5xx answers are
+    /// retried (every call here is idempotent: uploads are content-addressed and a resent
+    /// envelope answers with the existing deployment); TLS failures and 4xx never are.
+    private func send(
+        _ host: Fleet.Host, _ method: HTTPMethod, _ path: String, accept: Set<Int> = [],
+        timeout: TimeAmount? = nil, headers: [(String, String)] = [],
+        body: (@Sendable () -> HTTPClientRequest.Body)? = nil
+    ) async throws(AgentCallError) -> HTTPClientResponse {
+        var delay = retry.initialDelay
+        var lastError = AgentCallError(.unreachable, code: "agent_unreachable", message: "\(host.id) was not tried")
+        for attempt in 1...retry.attempts {
+            if attempt > 1 {
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, retry.maximumDelay)
+            }
+            if Task.isCancelled {
+                throw AgentCallError(.unreachable, code: "cancelled", message: "the call to \(host.id) was cancelled")
+            }
+            var request = HTTPClientRequest(url: url(host, path))
+            request.method = method
+            for (name, value) in headers { request.headers.add(name: name, value: value) }
+            if let body { request.body = body() }
+            do {
+                let response = try await http.execute(request, timeout: timeout ?? requestTimeout)
+                let status = Int(response.status.code)
+                if (200..<300).contains(status) || accept.contains(status) { return response }
+                let document = try? await response.body.collect(upTo: 64 * 1024)
+                let info = document.flatMap { try? BatonJSON.decode(ErrorDocument.self, from: Data($0.readableBytesView)) }?.error
+                    ?? ErrorInfo(code: "http_\(status)", message: "\(host.id) answered \(status) without an error document")
+                if (400..<500).contains(status) {
+                    throw AgentCallError(.refused, status: status, code: info.code, message: info.message)
+                }
+                lastError = AgentCallError(.agentError, status: status, code: info.code, message: info.message)
+            } catch let error as AgentCallError {
+                throw error
+            } catch {
+                if Self.isTLSFailure(error) {
+                    throw AgentCallError(
+                        .tls, code: "agent_tls_failed",
+                        message: "the TLS handshake with \(host.id) at \(host.address) failed (\(error)): its certificate must come from the fleet CA and name baton://agent/\(host.id), and it must accept our controller certificate")
+                }
+                lastError = AgentCallError(
+                    .unreachable, code: "agent_unreachable",
+                    message: "cannot reach \(host.id) at \(host.address) after \(attempt) attempt(s): \(Self.describe(error))")
+            }
+        }
+        throw lastError
+    }
+
+    private func decode<T: Decodable>(_ type: T.Type, _ response: HTTPClientResponse, _ host: Fleet.Host) async throws(AgentCallError) -> T {
+        do {
+            let body = try await response.body.collect(upTo: 16 * 1024 * 1024)
+            return try BatonJSON.decode(T.self, from: Data(body.readableBytesView))
+        } catch {
+            throw AgentCallError(
+                .badResponse, status: Int(response.status.code), code: "agent_bad_response",
+                message: "\(host.id) answered with a body that is not a \(T.self): \(error)")
+        }
+    }
+
+    static func isTLSFailure(_ error: any Error) -> Bool {
+        if error is NIOSSLError || error is NIOSSLExtraError || error is BoringSSLError { return true }
+        let text = String(describing: error)
+        return text.contains("handshakeFailed") || text.contains("CERTIFICATE_VERIFY_FAILED")
+            || text.contains("failedToValidateHostname")
+    }
+
+    static func describe(_ error: any Error) -> String {
+        switch error {
+        case let error as HTTPClientError: return error.shortDescription
+        case let error as IOError: return String(cString: strerror(error.errnoCode)).lowercased()
+        case let error as NIOConnectionError:
+            if let first = error.connectionErrors.first { return describe(first.error) }
+            return "cannot resolve \(error.host)"
+        case let error as ChannelError where error == .connectTimeout(.zero) || "\(error)".contains("connectTimeout"):
+            return "connection timed out"
+        default: return String(describing: error)
+        }
+    }
+}

@@ -1,0 +1,208 @@
+import ArgumentParser
+import BatonCLISupport
+import BatonController
+import BatonProtocol
+import Foundation
+
+/// Where the controller's files are: `baton.yaml`, then `BATON_*` variables, then these flags.
+struct ControllerOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("The controller configuration (default: ./baton.yaml if present; BATON_CONFIG).", valueName: "file"))
+    var config: String?
+    @Option(help: ArgumentHelp("The fleet file (BATON_FLEET).", valueName: "file")) var fleet: String?
+    @Option(help: ArgumentHelp("The directory of app files (BATON_APPS).", valueName: "dir")) var apps: String?
+    @Option(name: .customLong("trust-policy"), help: ArgumentHelp("The trust policy agents use (BATON_TRUST_POLICY).", valueName: "file"))
+    var trustPolicy: String?
+    @Option(name: .customLong("state-dir"), help: ArgumentHelp("The controller's state directory (BATON_STATE_DIR; default ~/.local/state/baton).", valueName: "dir"))
+    var stateDir: String?
+    @Option(help: ArgumentHelp("The controller's TLS certificate (BATON_TLS_CERT).", valueName: "file")) var cert: String?
+    @Option(name: .customLong("tls-key"), help: ArgumentHelp("The controller's TLS private key (BATON_TLS_KEY).", valueName: "file"))
+    var tlsKey: String?
+    @Option(help: ArgumentHelp("The fleet CA certificate (BATON_TLS_CA).", valueName: "file")) var ca: String?
+    @Option(name: .customLong("signing-key"), help: ArgumentHelp("The controller's Ed25519 key, which signs reverts (BATON_SIGNING_KEY).", valueName: "file"))
+    var signingKey: String?
+
+    func resolve() throws(CLIError) -> ControllerConfiguration {
+        var overrides = ControllerConfiguration.Overrides()
+        overrides.config = config
+        overrides.fleet = fleet
+        overrides.apps = apps
+        overrides.trustPolicy = trustPolicy
+        overrides.stateDir = stateDir
+        overrides.certificate = cert
+        overrides.key = tlsKey
+        overrides.ca = ca
+        overrides.signingKey = signingKey
+        do {
+            return try ControllerConfiguration.resolve(overrides)
+        } catch {
+            throw CLIError(code: error.code.rawValue, message: error.operatorMessage)
+        }
+    }
+}
+
+/// Library errors at the command's edge.
+extension ControllerError {
+    var cli: CLIError { CLIError(code: code.rawValue, message: message) }
+}
+
+extension ConfigurationError {
+    var cli: CLIError { CLIError(code: code.rawValue, message: operatorMessage) }
+}
+
+/// Any error from a mixed `do` block, as the CLI reports it.
+func cliError(_ error: any Error) -> CLIError {
+    switch error {
+    case let error as CLIError: error
+    case let error as ControllerError: error.cli
+    case let error as ConfigurationError: error.cli
+    default: CLIError(code: "internal_error", message: "\(error)", exitCode: CLIError.Status.failure)
+    }
+}
+
+/// The pieces most controller commands load, each failing with one clear line.
+struct ControllerContext {
+    let configuration: ControllerConfiguration
+    let state: ControllerState
+
+    init(_ options: ControllerOptions) throws(CLIError) {
+        configuration = try options.resolve()
+        state = ControllerState(root: configuration.stateDirectory)
+    }
+
+    func fleet() throws(CLIError) -> Fleet {
+        let path: String
+        do { path = try configuration.requireFleet() } catch { throw error.cli }
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw CLIError(code: "file_not_found", message: "the fleet file '\(path)' does not exist")
+        }
+        do { return try Fleet.load(path) } catch { throw error.cli }
+    }
+
+    func policy() throws(CLIError) -> TrustPolicy? {
+        guard let path = configuration.trustPolicyPath else { return nil }
+        do { return try TrustPolicyFile.load(path) } catch { throw error.cli }
+    }
+
+    func revertKey() throws(CLIError) -> SigningKey? {
+        guard let path = configuration.signingKeyPath else { return nil }
+        return try loadSigningKey(path)
+    }
+
+    func app(_ name: String) throws(CLIError) -> AppDefinition {
+        do {
+            let file = try configuration.appFile(name)
+            return try AppDefinition.load(file)
+        } catch let error as ControllerError {
+            throw error.cli
+        } catch let error as ConfigurationError {
+            throw error.cli
+        } catch {
+            throw CLIError(code: "app_unknown", message: "\(error)")
+        }
+    }
+
+    func client(for hosts: [Fleet.Host], retry: RetryPolicy = RetryPolicy()) throws(CLIError) -> AgentClient {
+        do {
+            let credentials = try configuration.requireCredentials()
+            let identity = try credentials.identity()
+            guard identity.role == .controller else {
+                throw ControllerError(
+                    .credentialsInvalid,
+                    "\(credentials.certificatePath) carries \(identity.uri), not a controller identity; agents would answer 403 (issue one with `baton pki issue controller NAME`)")
+            }
+            return try AgentClient(credentials: credentials, hosts: hosts, retry: retry)
+        } catch {
+            throw cliError(error)
+        }
+    }
+}
+
+/// Which hosts of the environment: `--hosts a,b`, `--selector role=web`.
+struct SelectionOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Only these hosts (comma-separated ids).", valueName: "ids")) var hosts: String?
+    @Option(help: ArgumentHelp("Only hosts whose labels match all of these.", valueName: "key=value,...")) var selector: String?
+
+    var hostIDs: [String]? {
+        hosts.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
+    }
+
+    func labels() throws(CLIError) -> [String: String] {
+        guard let selector else { return [:] }
+        guard let parsed = HostSelection.parseSelector(selector) else {
+            throw CLIError(code: "invalid_selector", message: "'\(selector)' is not key=value[,key=value...]")
+        }
+        return parsed
+    }
+}
+
+/// How the rollout walks the fleet.
+struct StrategyOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Deploy this many hosts first, alone; any failure among them halts.", valueName: "n")) var canary: Int = 0
+    @Flag(name: .customLong("pause-after-canary"), help: "Stop after a healthy canary until `baton rollout resume` or `abort`.")
+    var pauseAfterCanary = false
+    @Option(help: ArgumentHelp("Hosts per batch after the canary (default: all the rest).", valueName: "n|p%")) var batch: String?
+    @Option(help: ArgumentHelp("Hosts deploying at once within a batch (default: the whole batch).", valueName: "n")) var parallel: Int?
+    @Option(name: .customLong("max-unavailable"), help: ArgumentHelp("Hosts that may be deploying or failed at once.", valueName: "n|p%"))
+    var maxUnavailable: String?
+    @Option(name: .customLong("failure-threshold"), help: ArgumentHelp("Failed hosts tolerated before halting (default 0); unreachable hosts count.", valueName: "n|p%"))
+    var failureThreshold: String = "0"
+    @Option(help: ArgumentHelp("Wait between batches, e.g. 30s or 2m.", valueName: "duration")) var pause: String?
+    @Flag(name: .customLong("no-auto-revert"), help: "On a halt, leave switched hosts on the new release.") var noAutoRevert = false
+
+    func strategy() throws(CLIError) -> RolloutStrategy {
+        var strategy = RolloutStrategy()
+        guard canary >= 0 else { throw CLIError(code: "invalid_strategy", message: "--canary must be 0 or more") }
+        strategy.canary = canary
+        strategy.pauseAfterCanary = pauseAfterCanary
+        if pauseAfterCanary, canary == 0 {
+            throw CLIError(code: "invalid_strategy", message: "--pause-after-canary needs --canary N")
+        }
+        strategy.batch = try count(batch, "--batch")
+        if let parallel {
+            guard parallel >= 1 else { throw CLIError(code: "invalid_strategy", message: "--parallel must be at least 1") }
+            strategy.parallel = parallel
+        }
+        strategy.maxUnavailable = try count(maxUnavailable, "--max-unavailable")
+        if let maxUnavailable = strategy.maxUnavailable, maxUnavailable.resolve(total: 100) == 0 {
+            throw CLIError(code: "invalid_strategy", message: "--max-unavailable must allow at least one host")
+        }
+        strategy.failureThreshold = try count(failureThreshold, "--failure-threshold")!
+        if let pause {
+            guard let duration = BatonDuration(parsing: pause) else {
+                throw CLIError(code: "invalid_strategy", message: "--pause '\(pause)' is not a duration like 30s or 2m")
+            }
+            strategy.pause = duration
+        }
+        strategy.autoRevert = !noAutoRevert
+        return strategy
+    }
+
+    private func count(_ text: String?, _ flag: String) throws(CLIError) -> HostCount? {
+        guard let text else { return nil }
+        guard let value = HostCount(text) else {
+            throw CLIError(code: "invalid_strategy", message: "\(flag) '\(text)' is not a number of hosts or a percentage (e.g. 2 or 25%)")
+        }
+        if flag == "--batch", value.resolve(total: 100) == 0 {
+            throw CLIError(code: "invalid_strategy", message: "--batch must be at least one host")
+        }
+        return value
+    }
+}
+
+struct OutputOptions: ParsableArguments {
+    @Flag(help: "Write newline-delimited JSON events and a final summary object.") var json = false
+    @Flag(help: "One line per event even on a terminal (no live table).") var plain = false
+
+    func renderer(hosts: [String]) -> any ProgressRenderer {
+        let write: @Sendable (String) -> Void = { Output.write($0) }
+        if json { return JSONRenderer(write: write) }
+        let isTTY = isatty(STDOUT_FILENO) == 1
+        let palette = Palette.forTerminal(isTTY: isTTY)
+        if isTTY, !plain {
+            var size = winsize()
+            let columns = ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &size) == 0 && size.ws_col > 0 ? Int(size.ws_col) : 120
+            return TableRenderer(hosts: hosts, palette: palette, width: columns, write: write)
+        }
+        return LineRenderer(palette: palette, write: write)
+    }
+}
