@@ -101,9 +101,10 @@ public enum PeerIdentity: Sendable, Hashable, CustomStringConvertible {
 
     /// Every agent certificate also carries its identity as a DNS name,
     /// `<host-id>.agents.baton.invalid` (`.invalid` never resolves, RFC 2606). The controller
-    /// asks for that name and connects to the fleet file's address instead, so the TLS
-    /// library's own hostname verification, in the handshake, proves the agent is the host
-    /// the controller meant to reach; HTTP clients expose no hook for checking a SAN URI.
+    /// sends it as SNI and the TLS library checks it; that check alone is not enough (it
+    /// also accepts an IP address SAN matching the socket, which any agent at that address
+    /// may carry), so the controller also checks the `baton://agent/<host-id>` URI on each
+    /// connection before using it.
     public static let agentTLSNameSuffix = ".agents.baton.invalid"
 
     /// The DNS name of an agent identity, or nil when the host id is not a DNS label

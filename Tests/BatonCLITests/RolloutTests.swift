@@ -209,4 +209,38 @@ struct RolloutTests {
             #expect(fleet.current(host) == nil)
         }
     }
+
+    @Test("an agent presenting another host's certificate is refused before any request, nothing deployed there")
+    func agentIdentityIsChecked() async throws {
+        let fleet = try await Self.fleetOnV1()
+        defer { Task { await fleet.remove() } }
+        // The fleet file sends host-2's traffic to host-3's agent: a valid fleet
+        // certificate, but not host-2's.
+        let text = try String(contentsOfFile: fleet.dir.child("fleet.yaml"), encoding: .utf8)
+        let port3 = try #require(fleet.daemons["host-3"]?.apiPort), port2 = try #require(fleet.daemons["host-2"]?.apiPort)
+        try text.replacingOccurrences(of: "127.0.0.1:\(port2)", with: "127.0.0.1:\(port3)")
+            .write(toFile: fleet.dir.child("fleet.yaml"), atomically: true, encoding: .utf8)
+        let records3 = try fleet.records("host-3").count
+        let envelope = try await Self.signedRelease(fleet, "v2")
+        let run = try JSONRun(try await fleet.run(["rollout", envelope, "--hosts", "host-2", "--json"]))
+        #expect(run.status == 3)
+        let failed = try #require(run.summary["failed"] as? [[String: Any]])
+        let error = try #require(failed.first?["error"] as? [String: Any])
+        #expect(error["code"] as? String == "agent_identity_mismatch")
+        #expect(try fleet.records("host-3").count == records3)
+        #expect(fleet.current("host-3") == "v1")
+    }
+
+    @Test("--pause-after-canary stops after a healthy canary, exit 5, and says how to go on")
+    func pauseAfterCanary() async throws {
+        let fleet = try await Self.fleetOnV1()
+        defer { Task { await fleet.remove() } }
+        let envelope = try await Self.signedRelease(fleet, "v2")
+        let result = try await fleet.run(["rollout", envelope, "--canary", "1", "--pause-after-canary", "--plain"])
+        #expect(result.status == 5, "\(result.stdout)")
+        #expect(fleet.current("host-1") == "v2")
+        for host in fleet.hostIDs.dropFirst() { #expect(fleet.current(host) == "v1") }
+        #expect(result.stdout.contains("paused after the canary"))
+        #expect(result.stdout.contains("next: baton rollout resume "))
+    }
 }

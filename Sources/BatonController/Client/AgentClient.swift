@@ -31,40 +31,75 @@ public struct RetryPolicy: Sendable {
 /// The controller's client for the agent API (Protocol/PROTOCOL.md §10): one HTTPS client
 /// for the fleet, TLS 1.3 with the fleet CA only and the controller's certificate.
 ///
-/// Each host is addressed by its identity name, `<host-id>.agents.baton.invalid`, and the
-/// connection goes to the fleet file's address (AsyncHTTPClient's DNS override), so the
-/// TLS library's hostname check proves that the agent is the host we meant to reach.
+/// Every connection to a host is checked, right after the handshake and before any
+/// request, for the certificate identity `baton://agent/<host-id>` of the host we meant:
+/// a valid fleet certificate of another host is refused (`agent_identity_mismatch`).
 public final class AgentClient: Sendable {
-    private let http: HTTPClient
+    /// One HTTPS client per host, each knowing the identity its agent must present.
+    private let clients: [String: HTTPClient]
     private let retry: RetryPolicy
     /// Per-request deadline for ordinary calls (uploads get one scaled to their size).
     private let requestTimeout: TimeAmount
 
     public init(credentials: ControllerCredentials, hosts: [Fleet.Host], retry: RetryPolicy = RetryPolicy(),
                 requestTimeout: Duration = .seconds(30)) throws(ControllerError) {
-        var configuration = HTTPClient.Configuration(
-            tlsConfiguration: try credentials.tlsConfiguration(),
-            redirectConfiguration: .disallow,
-            timeout: .init(connect: .init(retry.connectTimeout), read: .seconds(30)),
-            ignoreUncleanSSLShutdown: false)
-        // Our own bounded backoff decides when a host is unreachable.
-        configuration.connectionPool.retryConnectionEstablishment = false
-        configuration.decompression = .disabled
+        let tls = try credentials.tlsConfiguration()
+        var clients: [String: HTTPClient] = [:]
         for host in hosts {
             guard let name = PeerIdentity.agentTLSName(hostID: host.id) else {
                 throw ControllerError(
                     .configurationInvalid,
                     "host id '\(host.id)' cannot be an agent's TLS name (use letters, digits, dots and hyphens)")
             }
+            var configuration = HTTPClient.Configuration(
+                tlsConfiguration: tls,
+                redirectConfiguration: .disallow,
+                timeout: .init(connect: .init(retry.connectTimeout), read: .seconds(30)),
+                ignoreUncleanSSLShutdown: false)
+            // Our own bounded backoff decides when a host is unreachable.
+            configuration.connectionPool.retryConnectionEstablishment = false
+            configuration.decompression = .disabled
+            configuration.httpVersion = .http1Only
             configuration.dnsOverride[name] = host.hostname
+            // The TLS library's hostname check also passes on an IP address SAN, which every
+            // agent reached at that address may carry; so each new connection is checked
+            // for the agent's own `baton://agent/<host-id>` before any request uses it.
+            let expected = PeerIdentity.agent(hostID: host.id)
+            configuration.http1_1ConnectionDebugInitializer = { channel in
+                Self.verifyIdentity(channel, expected: expected)
+            }
+            clients[host.id] = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         }
-        self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        self.clients = clients
         self.retry = retry
         self.requestTimeout = .init(requestTimeout)
     }
 
+    /// Fails (and closes) a connection whose peer is not `expected`.
+    static func verifyIdentity(_ channel: any Channel, expected: PeerIdentity) -> EventLoopFuture<Void> {
+        channel.nioSSL_peerCertificate().flatMapThrowing { certificate -> Void in
+            guard let certificate else { throw IdentityMismatch(expected: expected, found: "no certificate") }
+            let identity: PeerIdentity
+            do {
+                identity = try PeerCertificate(derBytes: try certificate.toDERBytes()).identity
+            } catch {
+                throw IdentityMismatch(expected: expected, found: "an unreadable identity (\(error))")
+            }
+            guard identity == expected else { throw IdentityMismatch(expected: expected, found: identity.uri) }
+        }.flatMapError { error in
+            channel.close(promise: nil)
+            return channel.eventLoop.makeFailedFuture(error)
+        }
+    }
+
+    struct IdentityMismatch: Error, CustomStringConvertible {
+        var expected: PeerIdentity
+        var found: String
+        var description: String { "the agent presented \(found), not \(expected.uri)" }
+    }
+
     public func shutdown() async {
-        try? await http.shutdown()
+        for client in clients.values { try? await client.shutdown() }
     }
 
     // MARK: The calls
@@ -198,6 +233,9 @@ public final class AgentClient: Sendable {
             for (name, value) in headers { request.headers.add(name: name, value: value) }
             if let body { request.body = body() }
             do {
+                guard let http = clients[host.id] else {
+                    throw AgentCallError(.unreachable, code: "agent_unreachable", message: "\(host.id) is not among the hosts this client was made for")
+                }
                 let response = try await http.execute(request, timeout: timeout ?? requestTimeout)
                 let status = Int(response.status.code)
                 if (200..<300).contains(status) || accept.contains(status) { return response }
@@ -211,6 +249,11 @@ public final class AgentClient: Sendable {
             } catch let error as AgentCallError {
                 throw error
             } catch {
+                if let mismatch = error as? IdentityMismatch {
+                    throw AgentCallError(
+                        .tls, code: "agent_identity_mismatch",
+                        message: "refusing \(host.address) for \(host.id): \(mismatch); the fleet file's address for \(host.id) reaches another host")
+                }
                 if Self.isTLSFailure(error) {
                     throw AgentCallError(
                         .tls, code: "agent_tls_failed",

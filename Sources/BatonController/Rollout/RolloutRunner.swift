@@ -308,7 +308,7 @@ public actor RolloutRunner {
 
     func markAttention() {
         for (id, result) in results where [.unreachable, .rollbackFailed, .revertFailed].contains(result.phase)
-            || result.error?.code == "agent_tls_failed"
+            || ["agent_tls_failed", "agent_identity_mismatch"].contains(result.error?.code ?? "")
         {
             results[id]!.needsAttention = true
         }
