@@ -78,6 +78,16 @@ struct ControllerContext {
         do { return try Fleet.load(path) } catch { throw error.cli }
     }
 
+    /// The history store: SQLite in the state directory.
+    func history() throws(CLIError) -> any HistoryStore {
+        do {
+            try state.prepare()
+            return try SQLiteHistoryStore(path: "\(state.root)/history.sqlite")
+        } catch {
+            throw error.cli
+        }
+    }
+
     func policy() throws(CLIError) -> TrustPolicy? {
         guard let path = configuration.trustPolicyPath else { return nil }
         do { return try TrustPolicyFile.load(path) } catch { throw error.cli }

@@ -143,6 +143,7 @@ struct DeployCommand: AsyncParsableCommand {
         let request = RolloutRequest(
             rolloutID: RolloutRequest.newID(app: app), envelope: bytes, manifest: checked.manifest, hosts: checked.hosts,
             strategy: strategy, artifactFile: checked.artifactFile, revertKey: try context.revertKey() ?? signingKey)
-        throw ExitCode(try await RolloutExecution.run(request, context: context, output: output))
+        throw ExitCode(try await RolloutExecution.run(
+            request, context: context, output: output, signers: checked.signers.map { $0.names.first ?? $0.keyid }))
     }
 }

@@ -27,7 +27,17 @@ struct RolloutCommand: AsyncParsableCommand {
     @OptionGroup var selection: SelectionOptions
     @OptionGroup var strategy: StrategyOptions
     @OptionGroup var output: OutputOptions
+    @Option(name: .customLong("lock-wait"), help: ArgumentHelp("Wait this long for the app's rollout lock (default: do not wait; exit 4).", valueName: "duration"))
+    var lockWait: String?
     @OptionGroup var controller: ControllerOptions
+
+    func lockWaitSeconds() throws(CLIError) -> TimeInterval {
+        guard let lockWait else { return 0 }
+        guard let duration = BatonDuration(parsing: lockWait) else {
+            throw CLIError(code: "invalid_value", message: "--lock-wait '\(lockWait)' is not a duration like 30s or 5m")
+        }
+        return duration.seconds
+    }
 
     func run() async throws {
         let context = try ControllerContext(controller)
@@ -46,31 +56,127 @@ struct RolloutCommand: AsyncParsableCommand {
         let request = RolloutRequest(
             rolloutID: RolloutRequest.newID(app: checked.manifest.app), envelope: Array(bytes), manifest: checked.manifest,
             hosts: checked.hosts, strategy: strategy, artifactFile: checked.artifactFile, revertKey: try context.revertKey())
-        let status = try await RolloutExecution.run(request, context: context, output: output)
+        let status = try await RolloutExecution.run(
+            request, context: context, output: output, signers: checked.signers.map { $0.names.first ?? $0.keyid },
+            lockWait: try lockWaitSeconds())
         throw ExitCode(status)
     }
 }
 
-/// Runs a checked rollout request with the chosen progress display, records it in the
-/// state directory, and returns the exit status.
+/// Runs a checked rollout request: takes the app's lock for the environment (renewing its
+/// lease while it runs), shows progress, records everything in the history store, and
+/// returns the exit status. Ctrl-C halts (no new hosts, reverts what was switched); a
+/// second Ctrl-C ends at once, recording the rollout as needing attention.
 enum RolloutExecution {
-    static func run(_ request: RolloutRequest, context: ControllerContext, output: OutputOptions) async throws(CLIError) -> Int32 {
+    static let lease: TimeInterval = 60
+
+    static func run(_ request: RolloutRequest, context: ControllerContext, output: OutputOptions, signers: [String],
+                    lockWait: TimeInterval = 0) async throws(CLIError) -> Int32 {
         do { try context.state.prepare() } catch { throw error.cli }
-        try? context.state.recordSerial(app: request.manifest.app, request.manifest.serial)
+        let history = try context.history()
+        let manifest = request.manifest
+        let lockRequest = LockRequest(
+            app: manifest.app, environment: manifest.environment, rolloutID: request.rolloutID,
+            owner: ControllerActor.current, pid: getpid(), lease: lease)
+        try await acquire(lockRequest, history: history, wait: lockWait)
+        try? context.state.recordSerial(app: manifest.app, manifest.serial)
         let client = try context.client(for: request.hosts)
         let renderer = output.renderer(hosts: request.hosts.map(\.id))
-        let state = context.state
+        let record = RolloutRecord(
+            id: request.rolloutID, app: manifest.app, release: manifest.release, serial: manifest.serial,
+            environment: manifest.environment, strategy: request.strategy.summary, actor: ControllerActor.current,
+            signers: signers, owner: manifest.owner, notes: manifest.notes, source: manifest.source, startedAt: Date(),
+            hosts: request.hosts.map { HostResult(host: $0.id) })
+        do { try history.rolloutStarted(record) } catch { throw error.cli }
         let runner = RolloutRunner(client: client, request: request) { event in
-            state.appendEvent(event)
+            try? history.record(event)
             renderer.handle(event)
         }
+        let renewal = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(lease / 3))
+                if Task.isCancelled { break }
+                let ours = (try? history.renewLock(
+                    app: manifest.app, environment: manifest.environment, rolloutID: request.rolloutID, lease: lease, now: Date())) ?? false
+                if !ours {
+                    await runner.interrupt("the rollout lock was broken or taken over")
+                    break
+                }
+            }
+        }
+        let interrupts = InterruptWatcher { count in
+            if count == 1 {
+                Output.error("interrupted: halting (no new hosts; switched hosts are reverted); Ctrl-C again to stop at once")
+                Task { await runner.interrupt("interrupted by the operator (SIGINT)") }
+            } else {
+                var summary = RolloutSummary(
+                    rolloutID: request.rolloutID, app: manifest.app, release: manifest.release, serial: manifest.serial,
+                    environment: manifest.environment, strategy: request.strategy.summary, outcome: .needsAttention, halted: true,
+                    haltReason: "stopped at once by a second SIGINT; hosts may be mid-deployment", startedAt: record.startedAt,
+                    finishedAt: Date(), hosts: record.hosts)
+                summary.exitStatus = 130
+                try? history.rolloutFinished(summary)
+                try? history.releaseLock(app: manifest.app, environment: manifest.environment, rolloutID: request.rolloutID, now: Date())
+                Output.error("stopped; rollout \(request.rolloutID) is recorded as needing attention")
+                exit(130)
+            }
+        }
         let summary = await runner.run()
+        interrupts.stop()
+        renewal.cancel()
         await client.shutdown()
         if let revertSerial = summary.revertSerial {
-            try? context.state.recordSerial(app: request.manifest.app, revertSerial)
+            try? context.state.recordSerial(app: manifest.app, revertSerial)
         }
-        try? context.state.saveRollout(summary)
+        try? history.rolloutFinished(summary)
+        try? history.releaseLock(app: manifest.app, environment: manifest.environment, rolloutID: request.rolloutID, now: Date())
         renderer.finish(summary)
         return summary.exitStatus
+    }
+
+    /// Takes the lock, waiting up to `wait` seconds for a live one to be released.
+    static func acquire(_ request: LockRequest, history: any HistoryStore, wait: TimeInterval) async throws(CLIError) {
+        let deadline = Date().addingTimeInterval(wait)
+        while true {
+            let outcome: LockAcquisition
+            do { outcome = try history.acquireLock(request, now: Date()) } catch { throw error.cli }
+            switch outcome {
+            case .acquired:
+                return
+            case .tookOver(let previous):
+                Output.error("warning: took over the lock of \(request.app) in \(request.environment) from rollout \(previous.rolloutID) (\(previous.owner), pid \(previous.pid)), whose lease ran out at \(RFC3339.format(previous.expiresAt)); the takeover is recorded")
+                return
+            case .held(let holder):
+                if Date() >= deadline {
+                    throw CLIError(
+                        code: "lock_held",
+                        message: "rollout \(holder.rolloutID) by \(holder.owner) (pid \(holder.pid)) holds the lock of \(request.app) in \(request.environment) until \(RFC3339.format(holder.expiresAt)) unless renewed; wait with --lock-wait, or `baton lock break \(request.app) \(request.environment) --reason ...` if it is dead",
+                        exitCode: 4)
+                }
+                try? await Task.sleep(for: .milliseconds(500))
+            }
+        }
+    }
+}
+
+/// Counts SIGINTs (Ctrl-C) and calls back on each, instead of the default of dying with
+/// the lock held and the record unfinished.
+final class InterruptWatcher: @unchecked Sendable {
+    private let source: any DispatchSourceSignal
+    private var count = 0
+
+    init(_ onInterrupt: @escaping @Sendable (Int) -> Void) {
+        signal(SIGINT, SIG_IGN)
+        source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+        source.setEventHandler { [unowned self] in
+            count += 1
+            onInterrupt(count)
+        }
+        source.resume()
+    }
+
+    func stop() {
+        source.cancel()
+        signal(SIGINT, SIG_DFL)
     }
 }

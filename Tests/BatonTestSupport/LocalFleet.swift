@@ -82,6 +82,10 @@ public final class LocalFleet: @unchecked Sendable {
             owner: team-web
             environments: [staging, production]
             keep: 3
+            hooks:
+              activate:
+                command: ["/bin/sh", "-c", "while [ -e '\(dir.child("hold"))' ] && [ -d '\(dir.path)' ]; do sleep 0.05; done"]
+                timeout: 2m
             health:
               checks:
                 - type: command
@@ -128,6 +132,11 @@ public final class LocalFleet: @unchecked Sendable {
         }
         return Int(UInt16(bigEndian: address.sin_port))
     }
+
+    /// While the `hold` file exists, every deployment waits in its activate hook: a test
+    /// holds a rollout mid-way without sleeping.
+    public func hold() throws { try Data().write(to: URL(fileURLWithPath: dir.child("hold"))) }
+    public func release() { try? FileManager.default.removeItem(atPath: dir.child("hold")) }
 
     /// A real tar.gz release: VERSION, HEALTHY unless `healthy` is false, FAIL_HOSTS
     /// listing `failOn`, and `files` extra files.

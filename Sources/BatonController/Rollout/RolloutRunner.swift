@@ -68,6 +68,12 @@ public actor RolloutRunner {
     var manifest: Manifest { request.manifest }
     var total: Int { request.hosts.count }
 
+    /// Stops the rollout as a halt would (no new hosts; deployments under way finish;
+    /// switched hosts are reverted unless --no-auto-revert): what Ctrl-C does.
+    public func interrupt(_ reason: String) {
+        halt(reason)
+    }
+
     public func run() async -> RolloutSummary {
         let startedAt = clock()
         event(.started, message: "rollout \(request.rolloutID): \(manifest.app) \(manifest.release) (serial \(manifest.serial)) to \(total) host(s) in \(manifest.environment); \(request.strategy.summary)")

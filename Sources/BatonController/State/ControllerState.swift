@@ -3,15 +3,16 @@ import Crypto
 import Foundation
 
 /// The controller's state directory: artifacts kept content-addressed, the last serial
-/// it used per app, the unsigned manifests it wrote, and each rollout's summary and
-/// events. Written through temporary files and renames, so a crash leaves whole files.
+/// it used per app, the unsigned manifests it wrote, and the history store
+/// (`history.sqlite`). Written through temporary files and renames, so a crash leaves
+/// whole files.
 public struct ControllerState: Sendable {
     public let root: String
 
     public init(root: String) { self.root = root }
 
     public func prepare() throws(ControllerError) {
-        for directory in [root, "\(root)/artifacts/sha256", "\(root)/apps", "\(root)/releases", "\(root)/rollouts"] {
+        for directory in [root, "\(root)/artifacts/sha256", "\(root)/apps", "\(root)/releases"] {
             do {
                 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             } catch {
@@ -107,28 +108,6 @@ public struct ControllerState: Sendable {
 
     public func saveManifest(_ manifest: Manifest) throws(ControllerError) {
         try write(try encode(manifest, pretty: true), to: "\(root)/releases/\(manifest.app)/\(manifest.release).manifest.json")
-    }
-
-    public func saveRollout(_ summary: RolloutSummary) throws(ControllerError) {
-        try write(try encode(summary, pretty: true), to: "\(root)/rollouts/\(summary.rolloutID).json")
-    }
-
-    public func loadRollout(_ id: String) -> RolloutSummary? {
-        guard Name.isValid(id), let data = FileManager.default.contents(atPath: "\(root)/rollouts/\(id).json") else { return nil }
-        return try? BatonJSON.decode(RolloutSummary.self, from: data)
-    }
-
-    /// Appends one event line to the rollout's event log.
-    public func appendEvent(_ event: RolloutEvent) {
-        guard let line = try? BatonJSON.encode(event) else { return }
-        let path = "\(root)/rollouts/\(event.rolloutID).events.ndjson"
-        if !FileManager.default.fileExists(atPath: path) {
-            _ = FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
-        }
-        guard let handle = FileHandle(forWritingAtPath: path) else { return }
-        defer { try? handle.close() }
-        _ = try? handle.seekToEnd()
-        try? handle.write(contentsOf: line + Data("\n".utf8))
     }
 
     private func encode<T: Encodable>(_ value: T, pretty: Bool = false) throws(ControllerError) -> Data {

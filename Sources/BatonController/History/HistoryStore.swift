@@ -1,0 +1,130 @@
+import BatonProtocol
+import Foundation
+
+/// Where rollouts, their hosts' results and events, and rollout locks are kept. SQLite
+/// (``SQLiteHistoryStore``) by default; the rollout engine and the commands see only this
+/// protocol, so a shared PostgreSQL store can be added without touching them
+/// (docs/history-store.md).
+public protocol HistoryStore: Sendable {
+    func rolloutStarted(_ rollout: RolloutRecord) throws(ControllerError)
+    func record(_ event: RolloutEvent) throws(ControllerError)
+    func rolloutFinished(_ summary: RolloutSummary) throws(ControllerError)
+    /// Newest first.
+    func rollouts(app: String?, limit: Int) throws(ControllerError) -> [RolloutRecord]
+    func rollout(id: String) throws(ControllerError) -> RolloutRecord?
+    func events(rolloutID: String) throws(ControllerError) -> [RolloutEvent]
+
+    /// Takes the lock of `app` in `environment`, or takes over one whose lease ran out.
+    func acquireLock(_ request: LockRequest, now: Date) throws(ControllerError) -> LockAcquisition
+    /// Extends the lease; false when the lock is no longer ours (broken or taken over).
+    func renewLock(app: String, environment: String, rolloutID: String, lease: TimeInterval, now: Date) throws(ControllerError) -> Bool
+    func releaseLock(app: String, environment: String, rolloutID: String, now: Date) throws(ControllerError)
+    /// Removes a lock whoever holds it, recording who and why. Nil when there was none.
+    func breakLock(app: String, environment: String, actor: String, reason: String, now: Date) throws(ControllerError) -> RolloutLock?
+    func locks() throws(ControllerError) -> [RolloutLock]
+    func lockEvents(app: String?) throws(ControllerError) -> [LockEvent]
+}
+
+/// A rollout as the history keeps it.
+public struct RolloutRecord: Codable, Sendable, Equatable {
+    public var id: String
+    public var app: String
+    public var release: String
+    public var serial: UInt64
+    public var environment: String
+    public var strategy: String
+    /// Who ran it: `user@host` and the controller's pid.
+    public var actor: String
+    public var signers: [String]
+    public var owner: String?
+    public var notes: String?
+    public var source: String?
+    public var startedAt: Date
+    public var finishedAt: Date?
+    /// Nil while it runs (or when its controller died before recording the end).
+    public var outcome: RolloutOutcome?
+    public var exitStatus: Int32?
+    public var halted: Bool
+    public var haltReason: String?
+    public var revertSerial: UInt64?
+    public var hosts: [HostResult]
+
+    public init(id: String, app: String, release: String, serial: UInt64, environment: String, strategy: String,
+                actor: String, signers: [String], owner: String?, notes: String?, source: String?, startedAt: Date,
+                hosts: [HostResult]) {
+        self.id = id
+        self.app = app
+        self.release = release
+        self.serial = serial
+        self.environment = environment
+        self.strategy = strategy
+        self.actor = actor
+        self.signers = signers
+        self.owner = owner
+        self.notes = notes
+        self.source = source
+        self.startedAt = startedAt
+        self.halted = false
+        self.hosts = hosts
+    }
+}
+
+/// Who asks for a lock, for how long.
+public struct LockRequest: Sendable, Equatable {
+    public var app: String
+    public var environment: String
+    public var rolloutID: String
+    /// `user@host`.
+    public var owner: String
+    public var pid: Int32
+    public var lease: TimeInterval
+
+    public init(app: String, environment: String, rolloutID: String, owner: String, pid: Int32, lease: TimeInterval) {
+        self.app = app
+        self.environment = environment
+        self.rolloutID = rolloutID
+        self.owner = owner
+        self.pid = pid
+        self.lease = lease
+    }
+}
+
+/// One running rollout per app and environment.
+public struct RolloutLock: Codable, Sendable, Equatable {
+    public var app: String
+    public var environment: String
+    public var rolloutID: String
+    public var owner: String
+    public var pid: Int32
+    public var acquiredAt: Date
+    public var renewedAt: Date
+    public var expiresAt: Date
+}
+
+public enum LockAcquisition: Sendable, Equatable {
+    case acquired
+    /// The previous holder's lease had run out; the takeover is recorded.
+    case tookOver(RolloutLock)
+    /// Someone else holds it and the lease is live.
+    case held(RolloutLock)
+}
+
+/// What happened to a lock, for `baton lock list --events` and the history.
+public struct LockEvent: Codable, Sendable, Equatable {
+    public var time: Date
+    public var app: String
+    public var environment: String
+    /// `acquired`, `released`, `taken_over`, `broken`.
+    public var action: String
+    public var rolloutID: String?
+    public var actor: String
+    public var detail: String?
+}
+
+/// `user@host` for the current process.
+public enum ControllerActor {
+    public static var current: String {
+        let user = ProcessInfo.processInfo.environment["USER"] ?? ProcessInfo.processInfo.environment["LOGNAME"] ?? "uid\(getuid())"
+        return "\(user)@\(ProcessInfo.processInfo.hostName)"
+    }
+}

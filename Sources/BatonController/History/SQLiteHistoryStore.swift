@@ -1,0 +1,279 @@
+import BatonProtocol
+import Foundation
+import GRDB
+
+/// The history and the locks in one SQLite file (`<state>/history.sqlite`) through GRDB.
+/// Several controllers on one machine (two CI jobs, say) share it safely: SQLite's own
+/// file locking, a busy timeout, and immediate transactions for the lock table.
+public final class SQLiteHistoryStore: HistoryStore {
+    let queue: DatabaseQueue
+    public let path: String
+
+    public init(path: String) throws(ControllerError) {
+        self.path = path
+        do {
+            var configuration = Configuration()
+            configuration.busyMode = .timeout(10)
+            configuration.label = "baton-history"
+            queue = try DatabaseQueue(path: path, configuration: configuration)
+            try Self.migrator.migrate(queue)
+        } catch {
+            throw ControllerError(.stateError, "cannot open the history store '\(path)': \(error)")
+        }
+    }
+
+    /// Every schema change is a new migration appended here, never an edit of an old one.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE rollouts (
+                    id TEXT PRIMARY KEY, app TEXT NOT NULL, release TEXT NOT NULL, serial INTEGER NOT NULL,
+                    environment TEXT NOT NULL, strategy TEXT NOT NULL, actor TEXT NOT NULL, signers TEXT NOT NULL,
+                    owner TEXT, notes TEXT, source TEXT, startedAt REAL NOT NULL, finishedAt REAL,
+                    outcome TEXT, exitStatus INTEGER, halted INTEGER NOT NULL DEFAULT 0, haltReason TEXT, revertSerial INTEGER);
+                CREATE INDEX rollouts_by_app ON rollouts(app, startedAt);
+                CREATE TABLE rollout_hosts (
+                    rolloutID TEXT NOT NULL REFERENCES rollouts(id) ON DELETE CASCADE, position INTEGER NOT NULL,
+                    host TEXT NOT NULL, phase TEXT NOT NULL, wave TEXT, previousRelease TEXT, deploymentID TEXT,
+                    revertDeploymentID TEXT, errorCode TEXT, errorMessage TEXT, needsAttention INTEGER NOT NULL DEFAULT 0,
+                    startedAt REAL, finishedAt REAL, PRIMARY KEY (rolloutID, host));
+                CREATE TABLE rollout_events (
+                    rolloutID TEXT NOT NULL REFERENCES rollouts(id) ON DELETE CASCADE, sequence INTEGER NOT NULL,
+                    time REAL NOT NULL, type TEXT NOT NULL, host TEXT, phase TEXT, wave TEXT, deploymentID TEXT,
+                    message TEXT NOT NULL, errorCode TEXT, errorMessage TEXT, PRIMARY KEY (rolloutID, sequence));
+                CREATE TABLE locks (
+                    app TEXT NOT NULL, environment TEXT NOT NULL, rolloutID TEXT NOT NULL, owner TEXT NOT NULL,
+                    pid INTEGER NOT NULL, acquiredAt REAL NOT NULL, renewedAt REAL NOT NULL, expiresAt REAL NOT NULL,
+                    PRIMARY KEY (app, environment));
+                CREATE TABLE lock_events (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, app TEXT NOT NULL, environment TEXT NOT NULL,
+                    action TEXT NOT NULL, rolloutID TEXT, actor TEXT NOT NULL, detail TEXT);
+                """)
+        }
+        return migrator
+    }
+
+    private func write<T>(_ body: (Database) throws -> T) throws(ControllerError) -> T {
+        do {
+            var result: T?
+            try queue.writeWithoutTransaction { db in
+                try db.inTransaction(.immediate) {
+                    result = try body(db)
+                    return .commit
+                }
+            }
+            return result!
+        } catch {
+            throw ControllerError(.stateError, "the history store '\(path)' failed: \(error)")
+        }
+    }
+
+    private func read<T>(_ body: (Database) throws -> T) throws(ControllerError) -> T {
+        do { return try queue.read(body) } catch {
+            throw ControllerError(.stateError, "the history store '\(path)' failed: \(error)")
+        }
+    }
+
+    // MARK: Rollouts
+
+    public func rolloutStarted(_ rollout: RolloutRecord) throws(ControllerError) {
+        try write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO rollouts (id, app, release, serial, environment, strategy, actor, signers, owner, notes, source, startedAt)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [rollout.id, rollout.app, rollout.release, Int64(rollout.serial), rollout.environment, rollout.strategy,
+                            rollout.actor, rollout.signers.joined(separator: ","), rollout.owner, rollout.notes, rollout.source,
+                            rollout.startedAt.timeIntervalSince1970])
+            for (position, host) in rollout.hosts.enumerated() { try Self.upsert(host, position: position, rolloutID: rollout.id, db) }
+        }
+    }
+
+    public func record(_ event: RolloutEvent) throws(ControllerError) {
+        try write { db in
+            let next = try Int.fetchOne(db, sql: "SELECT COALESCE(MAX(sequence), 0) + 1 FROM rollout_events WHERE rolloutID = ?",
+                                        arguments: [event.rolloutID]) ?? 1
+            try db.execute(
+                sql: """
+                    INSERT INTO rollout_events (rolloutID, sequence, time, type, host, phase, wave, deploymentID, message, errorCode, errorMessage)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [event.rolloutID, next, event.time.timeIntervalSince1970, event.type.rawValue, event.host,
+                            event.phase?.rawValue, event.wave, event.deploymentID, event.message, event.error?.code, event.error?.message])
+            if let host = event.host, let phase = event.phase {
+                try db.execute(
+                    sql: "UPDATE rollout_hosts SET phase = ?, deploymentID = COALESCE(deploymentID, ?) WHERE rolloutID = ? AND host = ?",
+                    arguments: [phase.rawValue, phase == .reverting ? nil : event.deploymentID, event.rolloutID, host])
+            }
+        }
+    }
+
+    public func rolloutFinished(_ summary: RolloutSummary) throws(ControllerError) {
+        try write { db in
+            try db.execute(
+                sql: """
+                    UPDATE rollouts SET finishedAt = ?, outcome = ?, exitStatus = ?, halted = ?, haltReason = ?, revertSerial = ?
+                    WHERE id = ?
+                    """,
+                arguments: [summary.finishedAt.timeIntervalSince1970, summary.outcome.rawValue, summary.exitStatus, summary.halted,
+                            summary.haltReason, summary.revertSerial.map { Int64($0) }, summary.rolloutID])
+            for (position, host) in summary.hosts.enumerated() { try Self.upsert(host, position: position, rolloutID: summary.rolloutID, db) }
+        }
+    }
+
+    static func upsert(_ host: HostResult, position: Int, rolloutID: String, _ db: Database) throws {
+        try db.execute(
+            sql: """
+                INSERT OR REPLACE INTO rollout_hosts (rolloutID, position, host, phase, wave, previousRelease, deploymentID,
+                    revertDeploymentID, errorCode, errorMessage, needsAttention, startedAt, finishedAt)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [rolloutID, position, host.host, host.phase.rawValue, host.wave, host.previousRelease, host.deploymentID,
+                        host.revertDeploymentID, host.error?.code, host.error?.message, host.needsAttention,
+                        host.startedAt?.timeIntervalSince1970, host.finishedAt?.timeIntervalSince1970])
+    }
+
+    public func rollouts(app: String?, limit: Int) throws(ControllerError) -> [RolloutRecord] {
+        try read { db in
+            let rows = try Row.fetchAll(
+                db, sql: "SELECT * FROM rollouts WHERE (? IS NULL OR app = ?) ORDER BY startedAt DESC, id DESC LIMIT ?",
+                arguments: [app, app, limit])
+            return try rows.map { try Self.rollout($0, db) }
+        }
+    }
+
+    public func rollout(id: String) throws(ControllerError) -> RolloutRecord? {
+        try read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM rollouts WHERE id = ?", arguments: [id]).map { try Self.rollout($0, db) }
+        }
+    }
+
+    static func rollout(_ row: Row, _ db: Database) throws -> RolloutRecord {
+        let id: String = row["id"]
+        let signers: String = row["signers"]
+        var record = RolloutRecord(
+            id: id, app: row["app"], release: row["release"], serial: UInt64(row["serial"] as Int64),
+            environment: row["environment"], strategy: row["strategy"], actor: row["actor"],
+            signers: signers.isEmpty ? [] : signers.components(separatedBy: ","), owner: row["owner"], notes: row["notes"],
+            source: row["source"], startedAt: Date(timeIntervalSince1970: row["startedAt"]), hosts: [])
+        record.finishedAt = (row["finishedAt"] as Double?).map { Date(timeIntervalSince1970: $0) }
+        record.outcome = (row["outcome"] as String?).flatMap(RolloutOutcome.init(rawValue:))
+        record.exitStatus = (row["exitStatus"] as Int64?).map { Int32($0) }
+        record.halted = row["halted"]
+        record.haltReason = row["haltReason"]
+        record.revertSerial = (row["revertSerial"] as Int64?).map { UInt64($0) }
+        record.hosts = try Row.fetchAll(db, sql: "SELECT * FROM rollout_hosts WHERE rolloutID = ? ORDER BY position", arguments: [id]).map { row in
+            var host = HostResult(host: row["host"], phase: HostPhase(rawValue: row["phase"]) ?? .pending)
+            host.wave = row["wave"]
+            host.previousRelease = row["previousRelease"]
+            host.deploymentID = row["deploymentID"]
+            host.revertDeploymentID = row["revertDeploymentID"]
+            if let code: String = row["errorCode"] { host.error = ErrorInfo(code: code, message: row["errorMessage"] ?? "") }
+            host.needsAttention = row["needsAttention"]
+            host.startedAt = (row["startedAt"] as Double?).map { Date(timeIntervalSince1970: $0) }
+            host.finishedAt = (row["finishedAt"] as Double?).map { Date(timeIntervalSince1970: $0) }
+            return host
+        }
+        return record
+    }
+
+    public func events(rolloutID: String) throws(ControllerError) -> [RolloutEvent] {
+        try read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM rollout_events WHERE rolloutID = ? ORDER BY sequence", arguments: [rolloutID]).map { row in
+                RolloutEvent(
+                    type: RolloutEvent.Kind(rawValue: row["type"]) ?? .host, time: Date(timeIntervalSince1970: row["time"]),
+                    rolloutID: rolloutID, host: row["host"], phase: (row["phase"] as String?).flatMap(HostPhase.init(rawValue:)),
+                    wave: row["wave"], deploymentID: row["deploymentID"], message: row["message"],
+                    error: (row["errorCode"] as String?).map { ErrorInfo(code: $0, message: row["errorMessage"] ?? "") })
+            }
+        }
+    }
+
+    // MARK: Locks
+
+    public func acquireLock(_ request: LockRequest, now: Date) throws(ControllerError) -> LockAcquisition {
+        try write { db in
+            let existing = try Self.lock(app: request.app, environment: request.environment, db)
+            if let existing, existing.rolloutID != request.rolloutID, existing.expiresAt > now {
+                return .held(existing)
+            }
+            try db.execute(
+                sql: """
+                    INSERT OR REPLACE INTO locks (app, environment, rolloutID, owner, pid, acquiredAt, renewedAt, expiresAt)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [request.app, request.environment, request.rolloutID, request.owner, request.pid,
+                            now.timeIntervalSince1970, now.timeIntervalSince1970, now.addingTimeInterval(request.lease).timeIntervalSince1970])
+            if let existing, existing.rolloutID != request.rolloutID {
+                try Self.lockEvent(
+                    db, now, request.app, request.environment, "taken_over", request.rolloutID, request.owner,
+                    "the lease of rollout \(existing.rolloutID) (\(existing.owner), pid \(existing.pid)) ran out at \(RFC3339.format(existing.expiresAt))")
+                return .tookOver(existing)
+            }
+            try Self.lockEvent(db, now, request.app, request.environment, "acquired", request.rolloutID, request.owner, nil)
+            return .acquired
+        }
+    }
+
+    public func renewLock(app: String, environment: String, rolloutID: String, lease: TimeInterval, now: Date) throws(ControllerError) -> Bool {
+        try write { db in
+            try db.execute(
+                sql: "UPDATE locks SET renewedAt = ?, expiresAt = ? WHERE app = ? AND environment = ? AND rolloutID = ?",
+                arguments: [now.timeIntervalSince1970, now.addingTimeInterval(lease).timeIntervalSince1970, app, environment, rolloutID])
+            return db.changesCount == 1
+        }
+    }
+
+    public func releaseLock(app: String, environment: String, rolloutID: String, now: Date) throws(ControllerError) {
+        try write { db in
+            try db.execute(sql: "DELETE FROM locks WHERE app = ? AND environment = ? AND rolloutID = ?", arguments: [app, environment, rolloutID])
+            if db.changesCount == 1 {
+                try Self.lockEvent(db, now, app, environment, "released", rolloutID, ControllerActor.current, nil)
+            }
+        }
+    }
+
+    public func breakLock(app: String, environment: String, actor: String, reason: String, now: Date) throws(ControllerError) -> RolloutLock? {
+        try write { db in
+            guard let existing = try Self.lock(app: app, environment: environment, db) else { return nil }
+            try db.execute(sql: "DELETE FROM locks WHERE app = ? AND environment = ?", arguments: [app, environment])
+            try Self.lockEvent(
+                db, now, app, environment, "broken", existing.rolloutID, actor,
+                "\(reason) (held by \(existing.owner), pid \(existing.pid), since \(RFC3339.format(existing.acquiredAt)))")
+            return existing
+        }
+    }
+
+    public func locks() throws(ControllerError) -> [RolloutLock] {
+        try read { db in try Row.fetchAll(db, sql: "SELECT * FROM locks ORDER BY app, environment").map(Self.lock) }
+    }
+
+    public func lockEvents(app: String?) throws(ControllerError) -> [LockEvent] {
+        try read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM lock_events WHERE (? IS NULL OR app = ?) ORDER BY id", arguments: [app, app]).map { row in
+                LockEvent(time: Date(timeIntervalSince1970: row["time"]), app: row["app"], environment: row["environment"],
+                          action: row["action"], rolloutID: row["rolloutID"], actor: row["actor"], detail: row["detail"])
+            }
+        }
+    }
+
+    static func lock(app: String, environment: String, _ db: Database) throws -> RolloutLock? {
+        try Row.fetchOne(db, sql: "SELECT * FROM locks WHERE app = ? AND environment = ?", arguments: [app, environment]).map(lock)
+    }
+
+    static func lock(_ row: Row) -> RolloutLock {
+        RolloutLock(
+            app: row["app"], environment: row["environment"], rolloutID: row["rolloutID"], owner: row["owner"],
+            pid: Int32(row["pid"] as Int64), acquiredAt: Date(timeIntervalSince1970: row["acquiredAt"]),
+            renewedAt: Date(timeIntervalSince1970: row["renewedAt"]), expiresAt: Date(timeIntervalSince1970: row["expiresAt"]))
+    }
+
+    static func lockEvent(_ db: Database, _ now: Date, _ app: String, _ environment: String, _ action: String, _ rolloutID: String?,
+                          _ actor: String, _ detail: String?) throws {
+        try db.execute(
+            sql: "INSERT INTO lock_events (time, app, environment, action, rolloutID, actor, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            arguments: [now.timeIntervalSince1970, app, environment, action, rolloutID, actor, detail])
+    }
+}
