@@ -198,6 +198,20 @@ public final class LocalFleet: @unchecked Sendable {
         await daemons[host]?.kill9()
     }
 
+    /// Starts a host's agent again (on a new port) and rewrites the fleet file.
+    public func restart(_ host: String) async throws {
+        daemons[host] = try await Daemon.start(config: dir.child("hosts/\(host)/batond.yaml"))
+        try writeFleetFile()
+    }
+
+    /// Runs `batond` with a host's configuration (`apply`, `status`), off the pool.
+    public func batond(_ host: String, _ arguments: [String]) async throws -> ProcessResult {
+        let config = dir.child("hosts/\(host)/batond.yaml"), directory = dir.path
+        return try await offThePool {
+            try ProcessRunner.run(ProcessRunner.executable("batond"), [arguments[0], "--config", config] + arguments.dropFirst(), currentDirectory: directory)
+        }
+    }
+
     public func stop() {
         for daemon in daemons.values { daemon.stop() }
     }

@@ -6,6 +6,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import Synchronization
 
 /// How often and how patiently the controller tries an agent before calling it unreachable.
 public struct RetryPolicy: Sendable {
@@ -37,6 +38,14 @@ public struct RetryPolicy: Sendable {
 public final class AgentClient: Sendable {
     /// One HTTPS client per host, each knowing the identity its agent must present.
     private let clients: [String: HTTPClient]
+    /// The certificate each agent presented, as last seen (for `baton status`).
+    private let certificates = CertificateBook()
+
+    final class CertificateBook: Sendable {
+        private let seen = Mutex<[String: PeerCertificate]>([:])
+        func set(_ host: String, _ certificate: PeerCertificate) { seen.withLock { $0[host] = certificate } }
+        func get(_ host: String) -> PeerCertificate? { seen.withLock { $0[host] } }
+    }
     private let retry: RetryPolicy
     /// Per-request deadline for ordinary calls (uploads get one scaled to their size).
     private let requestTimeout: TimeAmount
@@ -65,8 +74,9 @@ public final class AgentClient: Sendable {
             // agent reached at that address may carry; so each new connection is checked
             // for the agent's own `baton://agent/<host-id>` before any request uses it.
             let expected = PeerIdentity.agent(hostID: host.id)
+            let book = certificates
             configuration.http1_1ConnectionDebugInitializer = { channel in
-                Self.verifyIdentity(channel, expected: expected)
+                Self.verifyIdentity(channel, expected: expected) { certificate in book.set(host.id, certificate) }
             }
             clients[host.id] = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         }
@@ -76,16 +86,19 @@ public final class AgentClient: Sendable {
     }
 
     /// Fails (and closes) a connection whose peer is not `expected`.
-    static func verifyIdentity(_ channel: any Channel, expected: PeerIdentity) -> EventLoopFuture<Void> {
+    static func verifyIdentity(
+        _ channel: any Channel, expected: PeerIdentity, seen: @escaping @Sendable (PeerCertificate) -> Void
+    ) -> EventLoopFuture<Void> {
         channel.nioSSL_peerCertificate().flatMapThrowing { certificate -> Void in
             guard let certificate else { throw IdentityMismatch(expected: expected, found: "no certificate") }
-            let identity: PeerIdentity
+            let peer: PeerCertificate
             do {
-                identity = try PeerCertificate(derBytes: try certificate.toDERBytes()).identity
+                peer = try PeerCertificate(derBytes: try certificate.toDERBytes())
             } catch {
                 throw IdentityMismatch(expected: expected, found: "an unreadable identity (\(error))")
             }
-            guard identity == expected else { throw IdentityMismatch(expected: expected, found: identity.uri) }
+            guard peer.identity == expected else { throw IdentityMismatch(expected: expected, found: peer.identity.uri) }
+            seen(peer)
         }.flatMapError { error in
             channel.close(promise: nil)
             return channel.eventLoop.makeFailedFuture(error)
@@ -102,7 +115,15 @@ public final class AgentClient: Sendable {
         for client in clients.values { try? await client.shutdown() }
     }
 
+    /// The certificate `host`'s agent presented on the last new connection.
+    public func certificate(of host: Fleet.Host) -> PeerCertificate? { certificates.get(host.id) }
+
     // MARK: The calls
+
+    public func apps(_ host: Fleet.Host) async throws(AgentCallError) -> [AppStatus] {
+        let response = try await send(host, .GET, "/v1/apps")
+        return try await decode(AppList.self, response, host).apps
+    }
 
     public func health(_ host: Fleet.Host) async throws(AgentCallError) -> AgentHealth {
         let response = try await send(host, .GET, "/v1/health")

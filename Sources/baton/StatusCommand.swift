@@ -1,0 +1,70 @@
+import ArgumentParser
+import BatonCLISupport
+import BatonController
+import BatonProtocol
+import Foundation
+
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "What every host runs: reachable, current release, serial, last result, drift, certificate expiry, agent version.",
+        discussion: "Hosts are asked in parallel with a short timeout. Exit status 1 when a host is unreachable, drifted or its certificate expires within 30 days.")
+
+    @Argument(help: "Only this app.") var app: String?
+    @Option(help: ArgumentHelp("Only this environment.", valueName: "env")) var environment: String?
+    @OptionGroup var selection: SelectionOptions
+    @Flag(help: "JSON: one object per host and app.") var json = false
+    @OptionGroup var controller: ControllerOptions
+
+    func run() async throws {
+        let context = try ControllerContext(controller)
+        let fleet = try context.fleet()
+        let hosts: [Fleet.Host]
+        do {
+            hosts = try HostSelection(environment: environment, hostIDs: selection.hostIDs, selector: try selection.labels()).hosts(in: fleet)
+        } catch let error as ConfigurationError {
+            throw error.cli
+        }
+        guard !hosts.isEmpty else { throw CLIError(code: "no_hosts", message: "no host of the fleet matches the selection") }
+        let history = try context.history()
+        let lastGood = LastGoodReleases(history: history)
+        let client = try context.client(for: hosts, retry: .quick)
+        let rows = await FleetStatus.query(client: client, hosts: hosts, app: app) { app, environment in
+            lastGood.release(app: app, environment: environment)
+        }
+        await client.shutdown()
+        if json {
+            for row in rows { Output.line(String(decoding: (try? BatonJSON.encode(row)) ?? Data(), as: UTF8.self)) }
+        } else {
+            Output.line("HOST         APP        CURRENT          SERIAL  LAST             DRIFT            CERT      AGENT")
+            for row in rows {
+                guard row.reachable else {
+                    Output.line("\(pad(row.host, 12)) UNREACHABLE: \(row.error.map { "\($0.code): \($0.message)" } ?? "")")
+                    continue
+                }
+                let drift = row.drift ? "drift (want \(row.desired ?? "?"))" : (row.desired == nil ? "-" : "ok")
+                let cert = row.certificateDaysLeft.map { "\($0)d\(row.certificateWarning ? " RENEW" : "")" } ?? "?"
+                Output.line([pad(row.host, 12), pad(row.app ?? "-", 10), pad(row.current ?? "-", 16), pad(row.serial.map(String.init) ?? "-", 7),
+                             pad(row.lastPhase?.rawValue ?? "-", 16), pad(drift, 16), pad(cert, 9), row.agentVersion ?? "?"].joined(separator: " "))
+            }
+        }
+        if rows.contains(where: { !$0.reachable || $0.drift || $0.certificateWarning }) { throw ExitCode(1) }
+    }
+}
+
+/// The release of each app's last successful rollout per environment, read once.
+final class LastGoodReleases: Sendable {
+    let releases: [String: String]
+
+    init(history: any HistoryStore) {
+        var releases: [String: String] = [:]
+        // Newest first: the first succeeded rollout per app and environment wins.
+        for rollout in (try? history.rollouts(app: nil, limit: 10_000)) ?? [] where rollout.outcome == .succeeded {
+            let key = "\(rollout.app)/\(rollout.environment)"
+            if releases[key] == nil { releases[key] = rollout.release }
+        }
+        self.releases = releases
+    }
+
+    func release(app: String, environment: String) -> String? { releases["\(app)/\(environment)"] }
+}
