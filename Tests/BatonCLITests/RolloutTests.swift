@@ -248,7 +248,7 @@ struct RolloutTests {
     func readmeWalkthrough() async throws {
         let result = try await offThePool {
             try ProcessRunner.run(
-                "/bin/bash", ["\(ProtocolExamplesTests.packageRoot)/scripts/try-fleet"],
+                "/bin/bash", ["\(ProcessRunner.packageRoot)/scripts/try-fleet"],
                 environment: ["BIN": ProcessRunner.productsDirectory])
         }
         #expect(result.status == 0, "stdout:\n\(result.stdout)\nstderr:\n\(result.stderr)")

@@ -29,6 +29,16 @@ public enum ProcessRunner {
     /// The full path of a built executable of this package.
     public static func executable(_ name: String) -> String { "\(productsDirectory)/\(name)" }
 
+    /// The package's root directory (where Package.swift is), for its scripts.
+    public static let packageRoot: String = {
+        var dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        while dir.path != "/" {
+            if FileManager.default.fileExists(atPath: dir.appendingPathComponent("Package.swift").path) { return dir.path }
+            dir = dir.deletingLastPathComponent()
+        }
+        return FileManager.default.currentDirectoryPath
+    }()
+
     @discardableResult
     public static func run(
         _ path: String,
