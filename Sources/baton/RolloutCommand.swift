@@ -27,6 +27,7 @@ struct RolloutCommand: AsyncParsableCommand {
     @OptionGroup var selection: SelectionOptions
     @OptionGroup var strategy: StrategyOptions
     @OptionGroup var output: OutputOptions
+    @Flag(name: .customLong("dry-run"), help: "Only plan: what would happen per host (`baton plan`); nothing changes.") var dryRun = false
     @Option(name: .customLong("lock-wait"), help: ArgumentHelp("Wait this long for the app's rollout lock (default: do not wait; exit 4).", valueName: "duration"))
     var lockWait: String?
     @OptionGroup var controller: ControllerOptions
@@ -40,6 +41,11 @@ struct RolloutCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if dryRun {
+            throw ExitCode(try await PlanCommand.plan(
+                envelope: envelope, artifact: artifact, environment: environment, selection: selection,
+                strategy: try strategy.strategy(), json: output.json, controller: controller))
+        }
         let context = try ControllerContext(controller)
         let bytes = try OperatorFiles.read(envelope, what: "envelope")
         let strategy = try strategy.strategy()
