@@ -155,7 +155,7 @@ private func describe(_ certificate: PeerCertificate) -> String {
 }
 
 /// Runs a BatonPKI operation, reporting its error as the one-line `error: <code>: <message>`.
-private func pkiOperation<T>(_ body: () throws(PKIError) -> T) throws(CLIError) -> T {
+func pkiOperation<T>(_ body: () throws(PKIError) -> T) throws(CLIError) -> T {
     do {
         return try body()
     } catch {
