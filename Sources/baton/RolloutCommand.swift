@@ -4,9 +4,19 @@ import BatonController
 import BatonProtocol
 import Foundation
 
+/// `baton rollout ENVELOPE ...` (the default subcommand, `start`), `resume`, `abort`.
 struct RolloutCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rollout",
+        abstract: "Roll a signed release out to the fleet: canary, batches, failure threshold, revert on halt.",
+        discussion: "`baton rollout ENVELOPE [options]` starts one (see `baton rollout start --help`); `resume` and `abort` pick up a paused or stopped one.",
+        subcommands: [RolloutStartCommand.self, Resume.self, Abort.self],
+        defaultSubcommand: RolloutStartCommand.self)
+}
+
+struct RolloutStartCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "start",
         abstract: "Roll a signed release out to the fleet: canary, batches, failure threshold, revert on halt.",
         discussion: """
             Checks everything it can before contacting any agent (envelope and trust policy, \
@@ -76,8 +86,13 @@ struct RolloutCommand: AsyncParsableCommand {
 enum RolloutExecution {
     static let lease: TimeInterval = 60
 
+    enum Mode {
+        case run
+        case abort(String)
+    }
+
     static func run(_ request: RolloutRequest, context: ControllerContext, output: OutputOptions, signers: [String],
-                    lockWait: TimeInterval = 0) async throws(CLIError) -> Int32 {
+                    lockWait: TimeInterval = 0, mode: Mode = .run) async throws(CLIError) -> Int32 {
         do { try context.state.prepare() } catch { throw error.cli }
         let history = try context.history()
         let manifest = request.manifest
@@ -93,7 +108,12 @@ enum RolloutExecution {
             environment: manifest.environment, strategy: request.strategy.summary, actor: ControllerActor.current,
             signers: signers, owner: manifest.owner, notes: manifest.notes, source: manifest.source, startedAt: Date(),
             hosts: request.hosts.map { HostResult(host: $0.id) })
-        do { try history.rolloutStarted(record) } catch { throw error.cli }
+        do {
+            try history.rolloutStarted(record)
+            try history.saveResumeInfo(RolloutResumeInfo(
+                rolloutID: request.rolloutID, envelope: request.envelope, hostIDs: request.hosts.map(\.id), strategy: request.strategy,
+                artifactFile: request.artifactFile))
+        } catch { throw error.cli }
         let runner = RolloutRunner(client: client, request: request) { event in
             try? history.record(event)
             renderer.handle(event)
@@ -127,7 +147,11 @@ enum RolloutExecution {
                 exit(130)
             }
         }
-        let summary = await runner.run()
+        let summary: RolloutSummary
+        switch mode {
+        case .run: summary = await runner.run()
+        case .abort(let reason): summary = await runner.abort(reason: reason)
+        }
         interrupts.stop()
         renewal.cancel()
         await client.shutdown()
@@ -184,5 +208,80 @@ final class InterruptWatcher: @unchecked Sendable {
     func stop() {
         source.cancel()
         signal(SIGINT, SIG_DFL)
+    }
+}
+
+extension RolloutCommand {
+    /// Loads a recorded rollout for `resume` or `abort`.
+    static func recorded(_ rolloutID: String, context: ControllerContext, allowed: Set<RolloutOutcome?>) throws(CLIError)
+        -> (RolloutRecord, RolloutRequest)
+    {
+        let history = try context.history()
+        let record: RolloutRecord?
+        let info: RolloutResumeInfo?
+        do {
+            record = try history.rollout(id: rolloutID)
+            info = try history.resumeInfo(rolloutID: rolloutID)
+        } catch { throw error.cli }
+        guard let record, let info else {
+            throw CLIError(code: "rollout_unknown", message: "no rollout '\(rolloutID)' in the history; `baton history` lists them")
+        }
+        guard allowed.contains(record.outcome) else {
+            throw CLIError(
+                code: "rollout_finished",
+                message: "rollout \(rolloutID) already ended (\(record.outcome?.rawValue ?? "?")); start a new rollout or `baton rollback` instead")
+        }
+        let manifest: Manifest
+        do { manifest = try Manifest.parse(payload: try Envelope.parse(info.envelope).payload) } catch {
+            throw CLIError(code: "state_error", message: "the stored envelope of \(rolloutID) cannot be read: \(error.message)")
+        }
+        let fleet = try context.fleet()
+        var hosts: [Fleet.Host] = []
+        for id in info.hostIDs {
+            guard let host = fleet.hosts.first(where: { $0.id == id }) else {
+                throw CLIError(code: "no_hosts", message: "host '\(id)' of rollout \(rolloutID) is no longer in the fleet file")
+            }
+            hosts.append(host)
+        }
+        var strategy = info.strategy
+        strategy.pauseAfterCanary = false
+        let artifact = info.artifactFile.flatMap { FileManager.default.fileExists(atPath: $0) ? $0 : nil }
+            ?? (context.state.hasArtifact(manifest.artifact.sha256) ? context.state.artifactPath(manifest.artifact.sha256) : nil)
+        var request = RolloutRequest(
+            rolloutID: rolloutID, envelope: info.envelope, manifest: manifest, hosts: hosts, strategy: strategy, artifactFile: artifact,
+            revertKey: try context.revertKey())
+        for host in record.hosts { if let previous = host.previousRelease { request.knownPrevious[host.host] = previous } }
+        return (record, request)
+    }
+
+    struct Resume: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Continue a rollout that paused after its canary or whose controller stopped.",
+            discussion: "Asks every host again; hosts that already have the release answer with their existing deployment, so nothing is deployed twice.")
+        @Argument(help: "The rollout id (`baton history`).") var rolloutID: String
+        @OptionGroup var output: OutputOptions
+        @OptionGroup var controller: ControllerOptions
+
+        func run() async throws {
+            let context = try ControllerContext(controller)
+            let (record, request) = try RolloutCommand.recorded(rolloutID, context: context, allowed: [nil, .paused])
+            throw ExitCode(try await RolloutExecution.run(request, context: context, output: output, signers: record.signers))
+        }
+    }
+
+    struct Abort: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "End a paused or stopped rollout: every host it moved goes back to its previous release, at once.")
+        @Argument(help: "The rollout id (`baton history`).") var rolloutID: String
+        @OptionGroup var output: OutputOptions
+        @OptionGroup var controller: ControllerOptions
+
+        func run() async throws {
+            let context = try ControllerContext(controller)
+            let (record, request) = try RolloutCommand.recorded(rolloutID, context: context, allowed: [nil, .paused, .needsAttention])
+            throw ExitCode(try await RolloutExecution.run(
+                request, context: context, output: output, signers: record.signers,
+                mode: .abort("aborted by \(ControllerActor.current)")))
+        }
     }
 }

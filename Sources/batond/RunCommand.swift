@@ -32,6 +32,7 @@ struct RunCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        AgentService.limitEventLoopThreads()
         let configuration = try AgentSetup.loadConfiguration(config)
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in

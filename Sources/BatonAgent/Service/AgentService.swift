@@ -105,6 +105,30 @@ public struct AgentService: Sendable {
 
 }
 
+extension AgentService {
+    /// Caps the threads of NIO's shared event loop group (the API, the metrics listener
+    /// and the health probes all run on it) and of its blocking pool at `maximum`.
+    ///
+    /// NIO's default is one thread per core. An agent serves a handful of controller
+    /// connections, yet on a 64-core host it would keep 64 loop threads, and each loop
+    /// that serves a connection gets a malloc arena of its own that keeps freed memory
+    /// (measured with 32 loops and 100 connections: 1.6 MB more anonymous memory and 30
+    /// more threads than with 2). `NIO_SINGLETON_GROUP_LOOP_COUNT` and
+    /// `NIO_SINGLETON_BLOCKING_POOL_THREAD_COUNT` in the environment still decide.
+    ///
+    /// Call once, first thing in the process: NIO traps if the sizes change after its
+    /// singletons were used, or twice.
+    public static func limitEventLoopThreads(to maximum: Int = 2) {
+        let count = max(1, min(maximum, System.coreCount))
+        if getenv("NIO_SINGLETON_GROUP_LOOP_COUNT") == nil {
+            NIOSingletons.groupLoopCountSuggestion = count
+        }
+        if getenv("NIO_SINGLETON_BLOCKING_POOL_THREAD_COUNT") == nil {
+            NIOSingletons.blockingPoolThreadCountSuggestion = count
+        }
+    }
+}
+
 /// A listener whose failure to start says which one and where.
 struct ListenerService: Service {
     let name: String

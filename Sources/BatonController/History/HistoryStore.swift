@@ -13,6 +13,9 @@ public protocol HistoryStore: Sendable {
     func rollouts(app: String?, limit: Int) throws(ControllerError) -> [RolloutRecord]
     func rollout(id: String) throws(ControllerError) -> RolloutRecord?
     func events(rolloutID: String) throws(ControllerError) -> [RolloutEvent]
+    /// What `baton rollout resume|abort` needs to pick a rollout up again.
+    func saveResumeInfo(_ info: RolloutResumeInfo) throws(ControllerError)
+    func resumeInfo(rolloutID: String) throws(ControllerError) -> RolloutResumeInfo?
 
     /// Takes the lock of `app` in `environment`, or takes over one whose lease ran out.
     func acquireLock(_ request: LockRequest, now: Date) throws(ControllerError) -> LockAcquisition
@@ -66,6 +69,24 @@ public struct RolloutRecord: Codable, Sendable, Equatable {
         self.startedAt = startedAt
         self.halted = false
         self.hosts = hosts
+    }
+}
+
+/// The envelope, hosts and strategy of a rollout, kept so that another controller process
+/// can resume or abort it.
+public struct RolloutResumeInfo: Codable, Sendable, Equatable {
+    public var rolloutID: String
+    public var envelope: [UInt8]
+    public var hostIDs: [String]
+    public var strategy: RolloutStrategy
+    public var artifactFile: String?
+
+    public init(rolloutID: String, envelope: [UInt8], hostIDs: [String], strategy: RolloutStrategy, artifactFile: String?) {
+        self.rolloutID = rolloutID
+        self.envelope = envelope
+        self.hostIDs = hostIDs
+        self.strategy = strategy
+        self.artifactFile = artifactFile
     }
 }
 

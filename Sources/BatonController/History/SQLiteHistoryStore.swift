@@ -51,7 +51,37 @@ public final class SQLiteHistoryStore: HistoryStore {
                     action TEXT NOT NULL, rolloutID TEXT, actor TEXT NOT NULL, detail TEXT);
                 """)
         }
+        migrator.registerMigration("v2-resume") { db in
+            try db.execute(sql: """
+                CREATE TABLE rollout_resume (
+                    rolloutID TEXT PRIMARY KEY REFERENCES rollouts(id) ON DELETE CASCADE, envelope BLOB NOT NULL,
+                    hostIDs TEXT NOT NULL, strategy TEXT NOT NULL, artifactFile TEXT);
+                """)
+        }
         return migrator
+    }
+
+    public func saveResumeInfo(_ info: RolloutResumeInfo) throws(ControllerError) {
+        let strategy = String(decoding: (try? BatonJSON.encode(info.strategy)) ?? Data("{}".utf8), as: UTF8.self)
+        try write { db in
+            try db.execute(
+                sql: "INSERT OR REPLACE INTO rollout_resume (rolloutID, envelope, hostIDs, strategy, artifactFile) VALUES (?, ?, ?, ?, ?)",
+                arguments: [info.rolloutID, Data(info.envelope), info.hostIDs.joined(separator: ","), strategy, info.artifactFile])
+        }
+    }
+
+    public func resumeInfo(rolloutID: String) throws(ControllerError) -> RolloutResumeInfo? {
+        let row = try read { db in try Row.fetchOne(db, sql: "SELECT * FROM rollout_resume WHERE rolloutID = ?", arguments: [rolloutID]) }
+        guard let row else { return nil }
+        let strategyText: String = row["strategy"]
+        guard let strategy = try? BatonJSON.decode(RolloutStrategy.self, from: Data(strategyText.utf8)) else {
+            throw ControllerError(.stateError, "the stored strategy of rollout \(rolloutID) cannot be read")
+        }
+        let envelope: Data = row["envelope"]
+        let hosts: String = row["hostIDs"]
+        return RolloutResumeInfo(
+            rolloutID: rolloutID, envelope: Array(envelope), hostIDs: hosts.components(separatedBy: ","), strategy: strategy,
+            artifactFile: row["artifactFile"])
     }
 
     private func write<T>(_ body: (Database) throws -> T) throws(ControllerError) -> T {
@@ -83,11 +113,16 @@ public final class SQLiteHistoryStore: HistoryStore {
                 sql: """
                     INSERT INTO rollouts (id, app, release, serial, environment, strategy, actor, signers, owner, notes, source, startedAt)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT(id) DO UPDATE SET finishedAt = NULL, outcome = NULL, exitStatus = NULL, halted = 0, haltReason = NULL
                     """,
                 arguments: [rollout.id, rollout.app, rollout.release, Int64(rollout.serial), rollout.environment, rollout.strategy,
                             rollout.actor, rollout.signers.joined(separator: ","), rollout.owner, rollout.notes, rollout.source,
                             rollout.startedAt.timeIntervalSince1970])
-            for (position, host) in rollout.hosts.enumerated() { try Self.upsert(host, position: position, rolloutID: rollout.id, db) }
+            // A resumed rollout keeps what its hosts already reached.
+            for (position, host) in rollout.hosts.enumerated() {
+                let known = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM rollout_hosts WHERE rolloutID = ? AND host = ?", arguments: [rollout.id, host.host]) ?? 0
+                if known == 0 { try Self.upsert(host, position: position, rolloutID: rollout.id, db) }
+            }
         }
     }
 

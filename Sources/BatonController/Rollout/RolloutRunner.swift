@@ -16,6 +16,9 @@ public struct RolloutRequest: Sendable {
     /// Signs revert manifests; nil when no controller signing key is configured (then a
     /// halted rollout cannot revert and says so).
     public var revertKey: SigningKey?
+    /// For a resumed or aborted rollout: the release each host ran before the rollout
+    /// reached it, as first recorded (the agent now reports the new one as current).
+    public var knownPrevious: [String: String] = [:]
 
     public init(rolloutID: String, envelope: [UInt8], manifest: Manifest, hosts: [Fleet.Host], strategy: RolloutStrategy,
                 artifactFile: String?, revertKey: SigningKey?) {
@@ -72,6 +75,31 @@ public actor RolloutRunner {
     /// switched hosts are reverted unless --no-auto-revert): what Ctrl-C does.
     public func interrupt(_ reason: String) {
         halt(reason)
+    }
+
+    /// `baton rollout abort`: every host now on the release goes back at once; nothing
+    /// else is deployed.
+    public func abort(reason: String) async -> RolloutSummary {
+        let startedAt = clock()
+        event(.started, message: "aborting rollout \(request.rolloutID): hosts on \(manifest.release) go back to their previous release")
+        await queryAll()
+        for host in request.hosts where results[host.id]!.phase == .querying {
+            if priorStatus[host.id]?.current == manifest.release {
+                results[host.id]!.phase = .succeeded
+            } else {
+                results[host.id]!.phase = .skipped
+            }
+        }
+        halt(reason)
+        await revertSwitchedHosts()
+        markAttention()
+        var summary = RolloutSummary(
+            rolloutID: request.rolloutID, app: manifest.app, release: manifest.release, serial: manifest.serial,
+            environment: manifest.environment, strategy: request.strategy.summary, outcome: decideOutcome(paused: false), halted: true,
+            haltReason: haltReason, startedAt: startedAt, finishedAt: clock(), hosts: request.hosts.map { results[$0.id]! })
+        summary.revertSerial = revertSerial
+        event(.finished, message: "abort \(summary.outcome.rawValue): \(summary.reverted.count) reverted, \(summary.failed.count) failed")
+        return summary
     }
 
     public func run() async -> RolloutSummary {
@@ -146,7 +174,10 @@ public actor RolloutRunner {
                 case .success(let status):
                     if let status {
                         priorStatus[id] = status
-                        results[id]!.previousRelease = status.current
+                        // A host already on the release (a resumed rollout) goes back to
+                        // what it ran before, not to the release itself.
+                        results[id]!.previousRelease = status.current == manifest.release
+                            ? (request.knownPrevious[id] ?? status.previous) : status.current
                     }
                 case .failure(let error):
                     finish(id, error.kind == .unreachable ? .unreachable : .failed, error: error.info)
