@@ -8,7 +8,7 @@ struct HistoryAndLockTests {
     @Test("history records every rollout with per-host results; history show matches what the agents report")
     func historyMatchesAgents() async throws {
         let fleet = try await RolloutTests.fleetOnV1()
-        defer { Task { await fleet.remove() } }
+        defer { fleet.shutdown() }
         let v2 = try await RolloutTests.signedRelease(fleet, "v2")
         #expect(try await fleet.run(["rollout", v2, "--canary", "1", "--plain"]).status == 0)
         let bad = try await RolloutTests.signedRelease(fleet, "v3", healthy: false)
@@ -48,7 +48,7 @@ struct HistoryAndLockTests {
     @Test("two rollouts of one app and environment at once: the second exits 4 naming the holder, or waits with --lock-wait")
     func secondRolloutIsLockedOut() async throws {
         let fleet = try await RolloutTests.fleetOnV1()
-        defer { Task { fleet.release(); await fleet.remove() } }
+        defer { fleet.release(); fleet.shutdown() }
         let v2 = try await RolloutTests.signedRelease(fleet, "v2")
         try fleet.hold()
         let first = try fleet.start(["rollout", v2, "--json"])
@@ -72,7 +72,7 @@ struct HistoryAndLockTests {
     @Test("Ctrl-C halts the rollout, reverts what it switched, releases the lock and leaves a truthful record")
     func interruptReleasesLock() async throws {
         let fleet = try await RolloutTests.fleetOnV1()
-        defer { Task { fleet.release(); await fleet.remove() } }
+        defer { fleet.release(); fleet.shutdown() }
         let v2 = try await RolloutTests.signedRelease(fleet, "v2")
         try fleet.hold()
         let rollout = try fleet.start(["rollout", v2, "--batch", "1", "--json"])

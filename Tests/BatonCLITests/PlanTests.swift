@@ -27,7 +27,7 @@ struct PlanTests {
     @Test("plan shows current → target, waves, uploads and foreseeable refusals, and changes nothing anywhere")
     func planChangesNothing() async throws {
         let fleet = try await RolloutTests.fleetOnV1()
-        defer { Task { await fleet.remove() } }
+        defer { fleet.shutdown() }
         let v2 = try await RolloutTests.signedRelease(fleet, "v2")
         // A manifest reusing serial 1 with another release: every agent would refuse it.
         var conflicting = try #require(try JSONSerialization.jsonObject(

@@ -13,7 +13,7 @@ struct ResumeTests {
     @Test("the controller killed with SIGKILL mid-rollout, then resume: every host on the new release, nothing deployed twice")
     func resumeAfterKill() async throws {
         let fleet = try await RolloutTests.fleetOnV1()
-        defer { Task { fleet.release(); await fleet.remove() } }
+        defer { fleet.release(); fleet.shutdown() }
         let v2 = try await RolloutTests.signedRelease(fleet, "v2")
         try fleet.hold()
         let rollout = try fleet.start(["rollout", v2, "--batch", "2", "--json"])
@@ -45,7 +45,7 @@ struct ResumeTests {
     @Test("paused after the canary, then abort: the canary is reverted, nothing else touched")
     func abortAfterPause() async throws {
         let fleet = try await RolloutTests.fleetOnV1()
-        defer { Task { await fleet.remove() } }
+        defer { fleet.shutdown() }
         let v2 = try await RolloutTests.signedRelease(fleet, "v2")
         let paused = try await fleet.run(["rollout", v2, "--canary", "1", "--pause-after-canary", "--json"])
         #expect(paused.status == 5)

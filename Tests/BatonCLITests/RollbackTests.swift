@@ -7,7 +7,7 @@ struct RollbackTests {
     @Test("rollback returns the whole environment to the previous release at once, health-checked, recorded; --to names one")
     func rollbackEnvironment() async throws {
         let fleet = try await RolloutTests.fleetOnV1()
-        defer { Task { await fleet.remove() } }
+        defer { fleet.shutdown() }
         let v2 = try await RolloutTests.signedRelease(fleet, "v2")
         #expect(try await fleet.run(["rollout", v2, "--plain"]).status == 0)
 

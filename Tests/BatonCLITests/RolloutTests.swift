@@ -70,7 +70,7 @@ struct RolloutTests {
     @Test("a canary, then batches: every host on the new release, in the strategy's order")
     func rollingRollout() async throws {
         let fleet = try await Self.fleetOnV1()
-        defer { Task { await fleet.remove() } }
+        defer { fleet.shutdown() }
         let envelope = try await Self.signedRelease(fleet, "v2")
         let run = try JSONRun(try await fleet.run(
             ["rollout", envelope, "--canary", "1", "--batch", "2", "--parallel", "2", "--json"]))
@@ -101,7 +101,7 @@ struct RolloutTests {
     @Test("a health check failing on the canary: halted, the canary back on v1, no other host touched, exit 1")
     func canaryFailure() async throws {
         let fleet = try await Self.fleetOnV1()
-        defer { Task { await fleet.remove() } }
+        defer { fleet.shutdown() }
         let recordsBefore = try fleet.hostIDs.map { try fleet.records($0).count }
         let envelope = try await Self.signedRelease(fleet, "v3-broken", healthy: false)
         let run = try JSONRun(try await fleet.run(["rollout", envelope, "--canary", "1", "--batch", "2", "--json"]))
@@ -123,7 +123,7 @@ struct RolloutTests {
     @Test("failure threshold exceeded in the second batch: halted, every switched host reverted and healthy on v1")
     func thresholdExceededReverts() async throws {
         let fleet = try await Self.fleetOnV1()
-        defer { Task { await fleet.remove() } }
+        defer { fleet.shutdown() }
         let envelope = try await Self.signedRelease(fleet, "v4", failOn: ["host-4", "host-5"])
         let result = try await fleet.run(["rollout", envelope, "--canary", "1", "--batch", "2", "--failure-threshold", "1", "--plain"])
         #expect(result.status == 1, "\(result.stdout)\n\(result.stderr)")
@@ -145,7 +145,7 @@ struct RolloutTests {
     @Test("an agent down from the start and one killed mid-rollout: unreachable, the threshold decides, the summary names them")
     func unreachableHosts() async throws {
         let fleet = try await Self.fleetOnV1(down: ["host-5"])
-        defer { Task { await fleet.remove() } }
+        defer { fleet.shutdown() }
         let envelope = try await Self.signedRelease(fleet, "v2")
         let rollout = try fleet.start(["rollout", envelope, "--batch", "1", "--failure-threshold", "2", "--json"])
         try await rollout.waitForLine(containing: "\"host\":\"host-1\"", "\"phase\":\"succeeded\"")
@@ -170,7 +170,7 @@ struct RolloutTests {
     @Test("bad input is refused before any agent is contacted, exit 2")
     func badInput() async throws {
         let fleet = try await LocalFleet.start(hosts: 5)
-        defer { Task { await fleet.remove() } }
+        defer { fleet.shutdown() }
         let artifact = try fleet.artifact("v1")
         let other = try fleet.artifact("v1-other")
         let created = try await fleet.run(["release", "create", "web", "--artifact", artifact, "--release", "v1", "--environment", "staging", "-o", "v1.json"])
@@ -213,7 +213,7 @@ struct RolloutTests {
     @Test("an agent presenting another host's certificate is refused before any request, nothing deployed there")
     func agentIdentityIsChecked() async throws {
         let fleet = try await Self.fleetOnV1()
-        defer { Task { await fleet.remove() } }
+        defer { fleet.shutdown() }
         // The fleet file sends host-2's traffic to host-3's agent: a valid fleet
         // certificate, but not host-2's.
         let text = try String(contentsOfFile: fleet.dir.child("fleet.yaml"), encoding: .utf8)
@@ -234,7 +234,7 @@ struct RolloutTests {
     @Test("--pause-after-canary stops after a healthy canary, exit 5, and says how to go on")
     func pauseAfterCanary() async throws {
         let fleet = try await Self.fleetOnV1()
-        defer { Task { await fleet.remove() } }
+        defer { fleet.shutdown() }
         let envelope = try await Self.signedRelease(fleet, "v2")
         let result = try await fleet.run(["rollout", envelope, "--canary", "1", "--pause-after-canary", "--plain"])
         #expect(result.status == 5, "\(result.stdout)")

@@ -7,7 +7,7 @@ struct StatusTests {
     @Test("status shows every host's release, serial, certificate and agent version, and drift after a host is rolled back by hand")
     func driftAfterManualRollback() async throws {
         let fleet = try await RolloutTests.fleetOnV1()
-        defer { Task { await fleet.remove() } }
+        defer { fleet.shutdown() }
         let v2 = try await RolloutTests.signedRelease(fleet, "v2")
         #expect(try await fleet.run(["rollout", v2, "--plain"]).status == 0)
 

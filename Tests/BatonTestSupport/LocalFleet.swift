@@ -29,7 +29,7 @@ public final class LocalFleet: @unchecked Sendable {
             }
             try fleet.writeFleetFile(downPorts: down)
         } catch {
-            fleet.stop()
+            fleet.shutdown()
             throw error
         }
         return fleet
@@ -216,9 +216,11 @@ public final class LocalFleet: @unchecked Sendable {
         for daemon in daemons.values { daemon.stop() }
     }
 
-    /// Stops every agent and removes the directory.
-    public func remove() async {
-        for daemon in daemons.values { await daemon.kill9() }
+    /// Stops every agent and removes the directory. Synchronous, for `defer`: a task
+    /// started there might never run before the test process ends.
+    public func shutdown() {
+        for daemon in daemons.values { daemon.stop() }
+        for daemon in daemons.values { daemon.process.waitUntilExit() }
         dir.remove()
     }
 
