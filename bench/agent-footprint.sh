@@ -1,0 +1,273 @@
+#!/usr/bin/env bash
+# batond's footprint: what it costs a host to run the agent.
+#
+# Builds batond (release, --static-swift-stdlib: the binary that ships), then prints
+#   * the size of the stripped static binary;
+#   * the RSS of an idle `batond run` right after start (once /v1/health answers), and
+#     after 100 API calls (GET /v1/health, GET /v1/apps, HEAD of an artifact; each a new
+#     curl process, so a new TLS handshake, with the controller's certificate);
+#   * the peak RSS while a 100 MB incompressible tar.gz is uploaded (PUT, streamed by
+#     curl), and while it is deployed (POST the envelope, follow the events to the end);
+#   * where the idle memory is: threads, anonymous memory (the agent's own: heap,
+#     stacks, relocated data) against file-backed (code and read-only data of the
+#     binary, clean pages of the page cache), the RSS once the kernel has reclaimed the
+#     clean pages and again after 100 calls (the code serving needs), the largest
+#     mappings, and the idle RSS with MALLOC_ARENA_MAX=2.
+# Targets: idle RSS <= 12 MB, peak during the 100 MB deployment <= 40 MB.
+#
+# Peaks are the kernel's own high-water mark (VmHWM), reset before each phase through
+# /proc/PID/clear_refs, with a 20 ms sampler of VmRSS and RssAnon as a cross-check where
+# the reset is not allowed. Run it as root on an otherwise quiet machine; about a minute
+# once batond is built.
+#
+#   bench/agent-footprint.sh                      # SCRATCH=.build-release by default
+#   SCRATCH=.build-rel2 bench/agent-footprint.sh
+#   BATON=path/to/baton bench/agent-footprint.sh  # any baton build for pki/keys/sign
+#   MB=300 bench/agent-footprint.sh               # another artifact size
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SCRATCH="${SCRATCH:-.build-release}"
+MB="${MB:-100}"
+
+build=(swift build -c release --static-swift-stdlib --scratch-path "$SCRATCH")
+quietly() { local out; out=$("$@" 2>&1) || { echo "$out" >&2; return 1; }; }
+quietly "${build[@]}" --product batond
+BIN="$(cd "$("${build[@]}" --show-bin-path 2>/dev/null)" && pwd)"
+if [ -z "${BATON:-}" ]; then
+    quietly "${build[@]}" --product baton
+    BATON="$BIN/baton"
+fi
+BATON="$(cd "$(dirname "$BATON")" && pwd)/$(basename "$BATON")"
+for tool in curl python3 strip; do
+    command -v "$tool" >/dev/null || { echo "error: $tool is needed" >&2; exit 2; }
+done
+
+work="$(mktemp -d /tmp/baton-footprint.XXXXXX)"
+pids=()
+cleanup() {
+    local pid
+    for pid in "${pids[@]}"; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+cd "$work"
+
+# --- the binary ----------------------------------------------------------------------
+cp "$BIN/batond" batond
+strip batond
+unstripped=$(stat -c %s "$BIN/batond"); stripped=$(stat -c %s batond)
+# What it needs at run time beyond libc: a static Swift stdlib leaves only system libraries.
+needed=$(objdump -p batond 2>/dev/null | awk '/NEEDED/ {print $2}' | tr '\n' ' ' || true)
+
+# --- a host: PKI, a trust policy, a configuration -----------------------------------------
+"$BATON" pki init ca >/dev/null
+"$BATON" pki issue agent bench-1 --ip 127.0.0.1 --ca ca --out agent >/dev/null
+"$BATON" pki issue controller ops --ca ca --out ctl >/dev/null
+"$BATON" keys generate ci >/dev/null
+printf 'keys:\n  ci: ci.pub\nenvironments:\n  bench: {threshold: 1, keys: [ci]}\n' > trust.yaml
+cat > batond.yaml <<'YAML'
+hostId: bench-1
+environment: bench
+dataDir: data
+listen: 127.0.0.1:0
+metricsListen: 127.0.0.1:0
+tls:
+  certificate: agent/bench-1.pem
+  privateKey: agent/bench-1.key
+  ca: ca/ca.pem
+trust: trust.yaml
+YAML
+
+port=""; pid=""
+# start [ENV=VALUE ...]: the stripped batond in the background; sets pid and port.
+start() {
+    rm -rf data
+    : > batond.log   # not the previous agent's "api listening"
+    env "$@" ./batond run --config batond.yaml 2> batond.log &
+    pid=$!; pids+=("$pid"); port=""
+    local i
+    for i in $(seq 1 300); do
+        port=$(sed -n 's/.*msg="api listening".*baton\.listen=127\.0\.0\.1:\([0-9]*\).*/\1/p' batond.log | head -n 1)
+        [ -n "$port" ] && break
+        kill -0 "$pid" 2>/dev/null || { cat batond.log >&2; echo "error: batond ended" >&2; exit 1; }
+        sleep 0.05
+    done
+    [ -n "$port" ] || { echo "error: batond did not start" >&2; exit 1; }
+    for i in $(seq 1 100); do
+        [ "$(call GET /v1/health 2>/dev/null)" = 200 ] && return
+        sleep 0.05
+    done
+    echo "error: /v1/health did not answer 200" >&2; exit 1
+}
+stop() {
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+}
+# call METHOD PATH [curl flags...]: prints the status.
+call() {
+    local method=$1 path=$2; shift 2
+    local how=(-X "$method"); [ "$method" = HEAD ] && how=(--head)
+    curl -sS --max-time 600 --tlsv1.3 --cacert ca/ca.pem --cert ctl/ops.pem --key ctl/ops.key -H 'Expect:' \
+        -o /dev/null -w '%{http_code}' "${how[@]}" "$@" "https://127.0.0.1:$port$path"
+}
+status_kb() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$pid/status"; }
+mb() { awk -v kb="$1" 'BEGIN { printf "%.1f MB", kb / 1024 }'; }
+
+# Peak RSS of a phase: reset the kernel's high-water mark, and sample VmRSS and RssAnon
+# (the part that is the agent's own memory, not code) meanwhile.
+sampler=""
+phase_begin() {
+    echo 5 > "/proc/$pid/clear_refs" 2>/dev/null || true
+    echo "0 0" > peak.sampled
+    ( rss_peak=0; anon_peak=0
+      while kill -0 "$pid" 2>/dev/null; do
+          read -r rss anon < <(awk '$1 == "VmRSS:" {r = $2} $1 == "RssAnon:" {a = $2} END {print r + 0, a + 0}' \
+              "/proc/$pid/status" 2>/dev/null || echo "0 0")
+          if [ "$rss" -gt "$rss_peak" ] || [ "$anon" -gt "$anon_peak" ]; then
+              rss_peak=$(( rss > rss_peak ? rss : rss_peak )); anon_peak=$(( anon > anon_peak ? anon : anon_peak ))
+              echo "$rss_peak $anon_peak" > peak.sampled
+          fi
+          sleep 0.02
+      done ) &
+    sampler=$!
+}
+phase_peak() {  # prints "peak-RSS peak-anonymous" in kB
+    local hwm rss anon
+    hwm=$(status_kb VmHWM)
+    kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true
+    read -r rss anon < peak.sampled
+    echo "$(( hwm > rss ? hwm : rss )) $anon"
+}
+
+# --- idle, then 100 API calls ----------------------------------------------------------
+start
+sleep 1
+idle_rss=$(status_kb VmRSS); idle_hwm=$(status_kb VmHWM)
+idle_threads=$(ls "/proc/$pid/task" | wc -l)
+idle_thread_names=$(cat /proc/"$pid"/task/*/comm | sort | uniq -c | awk '{printf "%s%s x%s", (NR > 1 ? ", " : ""), $2, $1}')
+idle_anon=$(status_kb RssAnon); idle_file=$(status_kb RssFile)
+pmap -x "$pid" > idle.pmap 2>/dev/null || true
+
+absent=$(printf '%064d' 0)
+for i in $(seq 1 100); do
+    case $((i % 3)) in
+        0) want=200; got=$(call GET /v1/health) ;;
+        1) want=200; got=$(call GET /v1/apps) ;;
+        2) want=404; got=$(call HEAD "/v1/artifacts/sha256/$absent") ;;
+    esac
+    [ "$got" = "$want" ] || { echo "error: API call $i answered $got, not $want" >&2; exit 1; }
+done
+sleep 1
+calls_rss=$(status_kb VmRSS); calls_hwm=$(status_kb VmHWM)
+
+# --- a 100 MB deployment ---------------------------------------------------------------
+mkdir src
+head -c $((MB * 1024 * 1024)) /dev/urandom > src/blob
+echo bench > src/VERSION
+tar -cf - -C src . | gzip -1 > app.tar.gz
+rm -rf src
+sha=$(sha256sum app.tar.gz | cut -d' ' -f1); size=$(stat -c %s app.tar.gz)
+now=$(date -u -d '-1 minute' +%Y-%m-%dT%H:%M:%SZ); later=$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%SZ)
+cat > m.json <<JSON
+{"app":"app","release":"r1","serial":1,"environment":"bench","issuedAt":"$now","expiresAt":"$later",
+ "artifact":{"sha256":"$sha","size":$size,"format":"tar.gz"}}
+JSON
+"$BATON" manifest sign m.json --key ci.key >/dev/null
+
+phase_begin
+t0=$(date +%s%N)
+got=$(call PUT "/v1/artifacts/sha256/$sha" -T app.tar.gz)
+t1=$(date +%s%N)
+read -r upload_peak upload_anon < <(phase_peak)
+[ "$got" = 201 ] || { echo "error: upload answered $got" >&2; exit 1; }
+
+phase_begin
+t2=$(date +%s%N)
+got=$(call POST /v1/deployments --data-binary @m.envelope.json -H 'Content-Type: application/json')
+[ "$got" = 202 ] || { echo "error: deployment answered $got" >&2; exit 1; }
+curl -sS -N --max-time 600 --tlsv1.3 --cacert ca/ca.pem --cert ctl/ops.pem --key ctl/ops.key \
+    "https://127.0.0.1:$port/v1/deployments/app-1/events" > events.ndjson
+t3=$(date +%s%N)
+read -r deploy_peak deploy_anon < <(phase_peak)
+final=$(tail -n 1 events.ndjson | python3 -c 'import json, sys; print(json.load(sys.stdin)["phase"])')
+[ "$final" = succeeded ] || { echo "error: the deployment ended $final" >&2; tail -n 3 events.ndjson >&2; exit 1; }
+after_rss=$(status_kb VmRSS)
+stop
+
+# --- the same idle agent with two malloc arenas ------------------------------------------
+start MALLOC_ARENA_MAX=2
+sleep 1
+arena_rss=$(status_kb VmRSS); arena_anon=$(status_kb RssAnon)
+for i in $(seq 1 100); do call GET /v1/health >/dev/null; done
+sleep 1
+arena_calls_rss=$(status_kb VmRSS)
+stop
+
+# --- the working set: what stays resident once the kernel reclaims clean pages ----------------
+# process_madvise(MADV_PAGEOUT) over the agent's file mappings does now what memory
+# pressure would do later: code and read-only data touched only at start (argument
+# parsing, YAML, certificate loading, the relocation table) leave the RSS; what serving
+# requests needs comes back on the next calls. Needs Linux 5.10 and root; skipped otherwise.
+pageout() {
+    python3 - "$1" <<'PY' 2>/dev/null
+import ctypes, sys
+pid = int(sys.argv[1])
+libc = ctypes.CDLL(None, use_errno=True)
+SYS_pidfd_open, SYS_process_madvise, MADV_PAGEOUT = 434, 440, 21   # x86_64 and aarch64 alike
+pidfd = libc.syscall(SYS_pidfd_open, pid, 0)
+if pidfd < 0:
+    sys.exit(1)
+class iovec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+advised = 0
+for line in open(f"/proc/{pid}/maps"):
+    fields = line.split()
+    if len(fields) < 6 or not fields[5].startswith("/"):
+        continue
+    lo, hi = (int(x, 16) for x in fields[0].split("-"))
+    vec = iovec(lo, hi - lo)
+    if libc.syscall(SYS_process_madvise, pidfd, ctypes.byref(vec), 1, MADV_PAGEOUT, 0) > 0:
+        advised += 1
+sys.exit(0 if advised else 1)
+PY
+}
+start
+sleep 1
+if pageout "$pid"; then
+    sleep 0.5
+    reclaimed_rss=$(status_kb VmRSS)
+    for i in $(seq 1 100); do
+        case $((i % 3)) in
+            0) call GET /v1/health >/dev/null ;;
+            1) call GET /v1/apps >/dev/null ;;
+            2) call HEAD "/v1/artifacts/sha256/$absent" >/dev/null ;;
+        esac
+    done
+    sleep 1
+    working_rss=$(status_kb VmRSS)
+fi
+stop
+
+# --- report --------------------------------------------------------------------------------
+verdict() { [ "$1" -le $(($2 * 1024)) ] && echo "ok" || echo "OVER"; }
+echo "batond (release, --static-swift-stdlib, $SCRATCH)"
+echo "  binary:              $(mb $((stripped / 1024))) stripped ($(mb $((unstripped / 1024))) unstripped); needs: ${needed:-?}"
+echo "  idle after start:    RSS $(mb "$idle_rss") (peak so far $(mb "$idle_hwm"))   target <= 12 MB: $(verdict "$idle_rss" 12)"
+echo "  after 100 API calls: RSS $(mb "$calls_rss") (peak so far $(mb "$calls_hwm"))   target <= 12 MB: $(verdict "$calls_rss" 12)"
+echo "  upload of $((size / 1048576)) MB:    peak RSS $(mb "$upload_peak") (anonymous $(mb "$upload_anon"))   target <= 40 MB: $(verdict "$upload_peak" 40)   ($(( (t1 - t0) / 1000000 )) ms)"
+echo "  its deployment:      peak RSS $(mb "$deploy_peak") (anonymous $(mb "$deploy_anon"))   target <= 40 MB: $(verdict "$deploy_peak" 40)   ($(( (t3 - t2) / 1000000 )) ms, $(wc -l < events.ndjson) events, $final)"
+echo "  after the deployment: RSS $(mb "$after_rss")"
+echo "where the idle memory is:"
+echo "  threads:             $idle_threads ($idle_thread_names)"
+echo "  anonymous (heap, stacks, data): $(mb "$idle_anon");  file-backed (code and read-only data, shared, clean): $(mb "$idle_file")"
+if [ -n "${reclaimed_rss:-}" ]; then
+    echo "  clean pages reclaimed (MADV_PAGEOUT): idle RSS $(mb "$reclaimed_rss"), after 100 more calls $(mb "$working_rss") (the code serving needs)"
+fi
+echo "  MALLOC_ARENA_MAX=2:  idle RSS $(mb "$arena_rss") (anonymous $(mb "$arena_anon")), after 100 calls $(mb "$arena_calls_rss")"
+if [ -s idle.pmap ]; then
+    echo "  largest resident mappings (pmap -x, kB: size rss dirty):"
+    awk '$1 ~ /^[0-9a-f]+$/ && $3 > 0 {printf "    %8d %8d %8d %s %s\n", $2, $3, $4, $5, $6}' idle.pmap | sort -k2 -n -r | head -n 6
+fi
