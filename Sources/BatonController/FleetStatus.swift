@@ -34,42 +34,7 @@ public enum FleetStatus {
     ) async -> [HostStatus] {
         let rows = await withTaskGroup(of: [HostStatus].self) { group in
             for host in hosts {
-                group.addTask {
-                    var base = HostStatus(
-                        host: host.id, address: host.address, reachable: false, drift: false, certificateWarning: false)
-                    do throws(AgentCallError) {
-                        let health = try await client.health(host)
-                        base.reachable = true
-                        base.agentVersion = health.version
-                        if let certificate = client.certificate(of: host) {
-                            base.certificateExpiresAt = certificate.notValidAfter
-                            base.certificateDaysLeft = certificate.daysUntilExpiry(now: now)
-                            base.certificateWarning = certificate.daysUntilExpiry(now: now) < certificateWarningDays
-                        }
-                        let apps: [AppStatus]
-                        if let app {
-                            apps = try await client.appStatus(host, app: app).map { [$0] } ?? [AppStatus(app: app)]
-                        } else {
-                            apps = try await client.apps(host)
-                        }
-                        if apps.isEmpty { return [base] }
-                        return apps.map { status in
-                            var row = base
-                            row.app = status.app
-                            row.current = status.current
-                            row.serial = status.lastSerial
-                            row.lastPhase = status.lastPhase
-                            row.lastError = status.lastError
-                            row.desired = desired(status.app, host.environment)
-                            row.drift = row.desired != nil && row.desired != status.current
-                            return row
-                        }
-                    } catch {
-                        base.error = error.info
-                        base.app = app
-                        return [base]
-                    }
-                }
+                group.addTask { await queryHost(host, client: client, app: app, desired: desired, now: now) }
             }
             var all: [HostStatus] = []
             for await rows in group { all += rows }
@@ -79,6 +44,47 @@ public enum FleetStatus {
         return rows.sorted { a, b in
             let left = order[a.host] ?? 0, right = order[b.host] ?? 0
             return left != right ? left < right : (a.app ?? "") < (b.app ?? "")
+        }
+    }
+
+    /// One host's rows. A named function, not a task-group closure (see
+    /// `AgentClient.appStatusResult`).
+    static func queryHost(
+        _ host: Fleet.Host, client: AgentClient, app: String?, desired: @escaping @Sendable (String, String) -> String?, now: Date
+    ) async -> [HostStatus] {
+        var base = HostStatus(
+            host: host.id, address: host.address, reachable: false, drift: false, certificateWarning: false)
+        do throws(AgentCallError) {
+            let health = try await client.health(host)
+            base.reachable = true
+            base.agentVersion = health.version
+            if let certificate = client.certificate(of: host) {
+                base.certificateExpiresAt = certificate.notValidAfter
+                base.certificateDaysLeft = certificate.daysUntilExpiry(now: now)
+                base.certificateWarning = certificate.daysUntilExpiry(now: now) < certificateWarningDays
+            }
+            let apps: [AppStatus]
+            if let app {
+                apps = try await client.appStatus(host, app: app).map { [$0] } ?? [AppStatus(app: app)]
+            } else {
+                apps = try await client.apps(host)
+            }
+            if apps.isEmpty { return [base] }
+            return apps.map { status in
+                var row = base
+                row.app = status.app
+                row.current = status.current
+                row.serial = status.lastSerial
+                row.lastPhase = status.lastPhase
+                row.lastError = status.lastError
+                row.desired = desired(status.app, host.environment)
+                row.drift = row.desired != nil && row.desired != status.current
+                return row
+            }
+        } catch {
+            base.error = error.info
+            base.app = app
+            return [base]
         }
     }
 }

@@ -48,9 +48,7 @@ struct RollbackCommand: AsyncParsableCommand {
         var unreachable: [(String, ErrorInfo)] = []
         await withTaskGroup(of: (String, Result<AppStatus?, AgentCallError>).self) { group in
             for host in hosts {
-                group.addTask {
-                    do throws(AgentCallError) { return (host.id, .success(try await client.appStatus(host, app: app))) } catch { return (host.id, .failure(error)) }
-                }
+                group.addTask { (host.id, await client.appStatusResult(host, app: app)) }
             }
             for await (id, result) in group {
                 switch result {

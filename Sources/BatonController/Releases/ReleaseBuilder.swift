@@ -42,13 +42,7 @@ public enum ReleaseBuilder {
     {
         await withTaskGroup(of: (String, Result<UInt64?, AgentCallError>).self) { group in
             for host in hosts {
-                group.addTask {
-                    do throws(AgentCallError) {
-                        return (host.id, .success(try await client.appStatus(host, app: app)?.lastSerial))
-                    } catch {
-                        return (host.id, .failure(error))
-                    }
-                }
+                group.addTask { (host.id, await client.appStatusResult(host, app: app).map { $0?.lastSerial }) }
             }
             var serials: [UInt64] = []
             var unreachable: [(String, ErrorInfo)] = []

@@ -28,42 +28,7 @@ public enum RolloutPlanner {
         let results = await withTaskGroup(of: PlannedHost.self) { group in
             for host in hosts {
                 group.addTask {
-                    var planned = PlannedHost(host: host.id, current: nil, target: manifest.release, reachable: false, action: "refused")
-                    do throws(AgentCallError) {
-                        let health = try await client.health(host)
-                        planned.reachable = true
-                        let status = try await client.appStatus(host, app: manifest.app)
-                        planned.current = status?.current
-                        let installed = status?.releaseArtifacts?[manifest.release]?.sha256 == manifest.artifact.sha256
-                        planned.upload = installed ? false : !(try await client.hasArtifact(host, sha256: manifest.artifact.sha256))
-                        let identical = status?.lastSerial == manifest.serial && status?.current == manifest.release
-                        let history = AppHistory(
-                            lastSerial: status?.lastSerial, lastPayloadDigest: identical ? envelope?.payloadDigest : nil,
-                            succeededReleases: Set(status?.succeededReleases ?? []),
-                            succeededArtifacts: (status?.releaseArtifacts ?? [:]).filter { status?.succeededReleases.contains($0.key) ?? false }
-                                .mapValues(\.sha256))
-                        guard let policy, let envelope else {
-                            planned.action = "deploy"
-                            return planned
-                        }
-                        do throws(VerificationError) {
-                            _ = try ManifestVerifier.verify(
-                                envelope: envelope, policy: policy, host: HostIdentity(hostID: host.id, environment: health.environment),
-                                history: { _ in history }, now: now)
-                            planned.action = "deploy"
-                        } catch {
-                            if error.code == .duplicate {
-                                planned.action = "already"
-                                planned.upload = false
-                            } else {
-                                planned.error = ErrorInfo(code: error.code.rawValue, message: error.message)
-                            }
-                        }
-                    } catch {
-                        planned.error = error.info
-                        planned.action = error.kind == .unreachable ? "unreachable" : "refused"
-                    }
-                    return planned
+                    await planHost(host, envelope: envelope, manifest: manifest, policy: policy, client: client, now: now)
                 }
             }
             var all: [String: PlannedHost] = [:]
@@ -77,5 +42,49 @@ public enum RolloutPlanner {
             for index in wave.hosts { byHost[deployable[index].id]?.wave = wave.name }
         }
         return hosts.compactMap { byHost[$0.id] }
+    }
+
+    /// One host's plan. A named function, not a task-group closure: see
+    /// `AgentClient.appStatusResult` for the miscompilation that typed `do/catch` in
+    /// `addTask` closures triggers at -O.
+    static func planHost(
+        _ host: Fleet.Host, envelope: Envelope?, manifest: Manifest, policy: TrustPolicy?, client: AgentClient, now: Date
+    ) async -> PlannedHost {
+        var planned = PlannedHost(host: host.id, current: nil, target: manifest.release, reachable: false, action: "refused")
+        do throws(AgentCallError) {
+            let health = try await client.health(host)
+            planned.reachable = true
+            let status = try await client.appStatus(host, app: manifest.app)
+            planned.current = status?.current
+            let installed = status?.releaseArtifacts?[manifest.release]?.sha256 == manifest.artifact.sha256
+            planned.upload = installed ? false : !(try await client.hasArtifact(host, sha256: manifest.artifact.sha256))
+            let identical = status?.lastSerial == manifest.serial && status?.current == manifest.release
+            let history = AppHistory(
+                lastSerial: status?.lastSerial, lastPayloadDigest: identical ? envelope?.payloadDigest : nil,
+                succeededReleases: Set(status?.succeededReleases ?? []),
+                succeededArtifacts: (status?.releaseArtifacts ?? [:]).filter { status?.succeededReleases.contains($0.key) ?? false }
+                    .mapValues(\.sha256))
+            guard let policy, let envelope else {
+                planned.action = "deploy"
+                return planned
+            }
+            do throws(VerificationError) {
+                _ = try ManifestVerifier.verify(
+                    envelope: envelope, policy: policy, host: HostIdentity(hostID: host.id, environment: health.environment),
+                    history: { _ in history }, now: now)
+                planned.action = "deploy"
+            } catch {
+                if error.code == .duplicate {
+                    planned.action = "already"
+                    planned.upload = false
+                } else {
+                    planned.error = ErrorInfo(code: error.code.rawValue, message: error.message)
+                }
+            }
+        } catch {
+            planned.error = error.info
+            planned.action = error.kind == .unreachable ? "unreachable" : "refused"
+        }
+        return planned
     }
 }

@@ -161,13 +161,7 @@ public actor RolloutRunner {
         let client = self.client
         await withTaskGroup(of: (String, Result<AppStatus?, AgentCallError>).self) { group in
             for host in request.hosts {
-                group.addTask {
-                    do throws(AgentCallError) {
-                        return (host.id, .success(try await client.appStatus(host, app: app)))
-                    } catch {
-                        return (host.id, .failure(error))
-                    }
-                }
+                group.addTask { (host.id, await client.appStatusResult(host, app: app)) }
             }
             for await (id, result) in group {
                 switch result {
