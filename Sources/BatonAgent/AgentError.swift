@@ -1,5 +1,14 @@
 import BatonProtocol
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 /// Why the agent refused a request or ended a deployment. The codes are stable: the API,
 /// deployment records, the audit log and `batond apply` all carry them.

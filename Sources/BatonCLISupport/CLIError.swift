@@ -1,5 +1,14 @@
 import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 /// An error a command reports to the operator: one line, `error: <code>: <message>`,
 /// and an exit status. Library errors are turned into this at the command's edge.
@@ -58,20 +67,42 @@ public enum CommandMain {
     }
 }
 
-/// Writing to the terminal. Swift 6 forbids touching C's `stdout` global, so everything
-/// goes through file handles.
+/// Writing to the terminal. Swift 6 forbids touching C's `stdout` global, and
+/// FoundationEssentials (what `batond` links, to stay small) has no FileHandle, so each
+/// text goes out with write(2) on the descriptor.
 public enum Output {
     public static func line(_ text: String = "") {
-        FileHandle.standardOutput.write(Data((text + "\n").utf8))
+        write(text + "\n", to: 1)
     }
 
     public static func write(_ text: String) {
-        FileHandle.standardOutput.write(Data(text.utf8))
+        write(text, to: 1)
     }
 
     public static func error(_ text: String) {
-        FileHandle.standardError.write(Data((text + "\n").utf8))
+        write(text + "\n", to: 2)
     }
+
+    private static func write(_ text: String, to fd: Int32) {
+        var text = text
+        text.withUTF8 { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let n = systemWrite(fd, bytes.baseAddress! + offset, bytes.count - offset)
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { return }  // a closed terminal: nothing more to say
+                offset += n
+            }
+        }
+    }
+}
+
+private func systemWrite(_ fd: Int32, _ bytes: UnsafeRawPointer, _ count: Int) -> Int {
+    #if canImport(Glibc)
+    Glibc.write(fd, bytes, count)
+    #else
+    Musl.write(fd, bytes, count)
+    #endif
 }
 
 /// Reading the files an operator names, with errors that say which file and why.
@@ -109,7 +140,7 @@ public enum OperatorFiles {
         let ok = data.withUnsafeBytes { buffer -> Bool in
             var offset = 0
             while offset < buffer.count {
-                let n = Foundation.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+                let n = systemWrite(fd, buffer.baseAddress! + offset, buffer.count - offset)
                 if n < 0 { if errno == EINTR { continue }; return false }
                 offset += n
             }

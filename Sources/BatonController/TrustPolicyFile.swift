@@ -12,7 +12,7 @@ public enum TrustPolicyFile {
         return try TrustPolicy.parse(yaml: text, file: path) { keyPath in
             let full = keyPath.hasPrefix("/") ? keyPath : (directory.isEmpty ? keyPath : "\(directory)/\(keyPath)")
             guard let data = FileManager.default.contents(atPath: full), let pem = String(data: data, encoding: .utf8) else {
-                throw CocoaError(.fileReadNoSuchFile, userInfo: [NSFilePathErrorKey: full])
+                throw UnreadableKeyFile(path: full)
             }
             return pem
         }

@@ -122,3 +122,10 @@ extension TrustPolicy {
         return TrustPolicy(keys: keys, environments: environments)
     }
 }
+
+/// What a `readKey` closure throws for a key file it cannot read or that is not text.
+public struct UnreadableKeyFile: Error, CustomStringConvertible {
+    public let path: String
+    public init(path: String) { self.path = path }
+    public var description: String { "\(path) does not exist or is not readable text" }
+}

@@ -2,7 +2,16 @@ import ArgumentParser
 import BatonAgent
 import BatonCLISupport
 import BatonProtocol
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import Logging
 
 /// `batond apply`: one deployment on this host with no network, through the same
@@ -41,7 +50,9 @@ struct ApplyCommand: AsyncParsableCommand {
         }
         if let events = await engine.events(accepted.id) {
             for await event in events {
-                Output.line("\(RFC3339.format(event.time))  \(event.phase.rawValue.padding(toLength: 15, withPad: " ", startingAt: 0)) \(event.message)")
+                let phase = event.phase.rawValue
+                let column = phase + String(repeating: " ", count: max(0, 15 - phase.count))
+                Output.line("\(RFC3339.format(event.time))  \(column) \(event.message)")
             }
         }
         guard let record = await engine.wait(for: accepted.id) else {

@@ -63,7 +63,7 @@ import Testing
         ("keys: {}\nenvironments: {}\n", "no_trusted_keys", 1),
         ("keys:\n  alice: alice.pub\nenvironments:\n  staging: {threshold: 1, keys: [alice], rollbackThreshold: 3}\n", "invalid_value", 4),
         ("keys:\n  alice: alice.pub\nenvironments:\n  staging: {threshold: 1, keys: [alice, alice]}\n", "invalid_value", 4),
-        ("keys:\n  alice: alice.pub\n  alice: bob.pub\nenvironments: {}\n", "invalid_yaml", 2),
+        ("keys:\n  alice: alice.pub\n  alice: bob.pub\nenvironments: {}\n", "invalid_yaml", 3),
         ("- just\n- a list\n", "invalid_value", 1),
     ])
     func errorsNameTheFileTheLineAndTheProblem(yaml: String, code: String, line: Int) throws {

@@ -1,5 +1,14 @@
 import BatonProtocol
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import HummingbirdCore
 import Logging
 import NIOCore
@@ -82,7 +91,7 @@ public struct TLSMaterial: Sendable {
                 "\(files.certificate), \(files.privateKey) and \(files.ca) do not make a TLS context (does the key belong to the certificate?): \(error)")
         }
         return TLSMaterial(
-            context: context, identity: identity, serial: leaf.serialNumber.map { String(format: "%02x", $0) }.joined(),
+            context: context, identity: identity, serial: leaf.serialNumber.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined(),
             notValidBefore: notBefore, notValidAfter: notAfter, caCount: ca.count)
     }
 

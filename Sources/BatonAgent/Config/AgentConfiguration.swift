@@ -1,5 +1,14 @@
 import BatonProtocol
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 /// Everything `batond` needs to know about its host, read from `batond.yaml`
 /// (documented in `agent/batond.example.yaml`). Every field has a default except the
@@ -107,7 +116,7 @@ extension AgentConfiguration {
     public static func parse(yaml text: String, file: String) throws(ConfigurationError) -> AgentConfiguration {
         // Paths become absolute here: hooks run in other working directories, and a
         // relative data directory would mean something else to them.
-        let directory = (file as NSString).deletingLastPathComponent
+        let directory = PathName.directory(of: file)
         let cwd = FileManager.default.currentDirectoryPath
         let base = directory.hasPrefix("/") ? directory : (directory.isEmpty ? cwd : "\(cwd)/\(directory)")
         func resolve(_ p: String) -> String {
@@ -162,7 +171,7 @@ extension AgentConfiguration {
 /// Sizes as people write them: `512`, `64KiB`, `100MB`, `4GiB`.
 enum ByteSize {
     static func parse(_ value: YAMLValue, max: UInt64 = 1 << 50) throws(ConfigurationError) -> UInt64 {
-        let text = try value.string().replacingOccurrences(of: " ", with: "")
+        let text = try value.string().filter { $0 != " " }
         let digits = text.prefix { $0.isASCII && $0.isNumber }
         let unit = text.dropFirst(digits.count).lowercased()
         let factors: [String: UInt64] = [

@@ -1,5 +1,14 @@
 import BatonProtocol
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 extension AgentConfiguration {
     /// Reads the trust policy this configuration names; key paths in it are relative to
@@ -9,11 +18,11 @@ extension AgentConfiguration {
         guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
             throw ConfigurationError(.keyUnreadable, "cannot read the trust policy (does it exist?)", file: path)
         }
-        let directory = (path as NSString).deletingLastPathComponent
+        let directory = PathName.directory(of: path)
         return try TrustPolicy.parse(yaml: text, file: path) { keyPath in
             let full = keyPath.hasPrefix("/") || directory.isEmpty ? keyPath : "\(directory)/\(keyPath)"
             guard let data = FileManager.default.contents(atPath: full), let pem = String(data: data, encoding: .utf8) else {
-                throw CocoaError(.fileReadNoSuchFile, userInfo: [NSFilePathErrorKey: full])
+                throw UnreadableKeyFile(path: full)
             }
             return pem
         }

@@ -1,5 +1,14 @@
 import BatonProtocol
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 /// An artifact being uploaded to the agent (`PUT /v1/artifacts/sha256/{digest}`): bytes
 /// are hashed and written as they arrive, the declared size is enforced on every chunk,

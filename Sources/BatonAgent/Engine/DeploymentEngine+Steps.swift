@@ -1,6 +1,15 @@
 import BatonArchive
 import BatonProtocol
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import Logging
 
 /// The steps of a deployment. Each returns an outcome for the state machine; none

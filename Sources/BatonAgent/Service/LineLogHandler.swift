@@ -1,4 +1,14 @@
+import BatonProtocol
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import Logging
 
 /// The daemon's log format: one event per line, logfmt-style, to standard error (which
@@ -24,7 +34,10 @@ public struct LineLogHandler: LogHandler {
 
     /// A handler writing each line to standard error with a single write.
     public static func standardError(label: String) -> LineLogHandler {
-        LineLogHandler(label: label) { line in FileHandle.standardError.write(Data(line.utf8)) }
+        LineLogHandler(label: label) { line in
+            var line = line
+            line.withUTF8 { _ = DurableFiles.writeAll(2, UnsafeRawBufferPointer($0)) }
+        }
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -74,7 +87,8 @@ public struct LineLogHandler: LogHandler {
             case "\t": out += "\\t"
             default:
                 if scalar.value < 0x20 || scalar.value == 0x7F {
-                    out += String(format: "\\u%04x", scalar.value)
+                    let hex = String(scalar.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
                 } else {
                     out.unicodeScalars.append(scalar)
                 }
@@ -86,12 +100,8 @@ public struct LineLogHandler: LogHandler {
     /// RFC 3339 in UTC with milliseconds.
     static func timestamp(_ date: Date) -> String {
         let interval = date.timeIntervalSince1970
-        var seconds = time_t(interval.rounded(.down))
-        let millis = Int((interval - interval.rounded(.down)) * 1000)
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        return String(
-            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday),
-            Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec), millis)
+        let millis = String(Int((interval - interval.rounded(.down)) * 1000))
+        let seconds = RFC3339.format(date)  // ends in "Z"
+        return seconds.dropLast() + "." + String(repeating: "0", count: 3 - millis.count) + millis + "Z"
     }
 }

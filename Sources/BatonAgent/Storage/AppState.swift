@@ -1,5 +1,14 @@
 import BatonProtocol
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 /// What the agent keeps about one app, written durably at every change.
 struct AppState: Codable, Sendable, Equatable {

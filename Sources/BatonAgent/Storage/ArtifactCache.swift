@@ -1,6 +1,15 @@
 import BatonProtocol
 import Crypto
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 /// Content-addressed artifacts: `artifacts/sha256/<digest>`. A file appears under its
 /// digest only after every byte was hashed and both digest and size matched; until

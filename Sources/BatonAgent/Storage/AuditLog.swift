@@ -1,5 +1,15 @@
 import BatonProtocol
+import NIOConcurrencyHelpers
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 /// One line of the audit log.
 public struct AuditEntry: Codable, Sendable, Equatable {
@@ -44,7 +54,7 @@ public final class AuditLog: @unchecked Sendable {
     static let genesis = String(repeating: "0", count: 64)
 
     private let layout: DataLayout
-    private let lock = NSLock()
+    private let lock = NIOLock()
     private var lastHash: String
     private var count: Int
 

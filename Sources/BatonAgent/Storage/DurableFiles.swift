@@ -1,4 +1,13 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 /// The few file-system operations that make a host crash-safe, each done the one way
 /// that survives `kill -9` and power loss: write a temporary file, fsync it, rename it
@@ -6,8 +15,8 @@ import Foundation
 enum DurableFiles {
     /// Writes `data` to `path` atomically and durably.
     static func write(_ data: Data, to path: String, mode: mode_t = 0o644) throws(AgentError) {
-        let directory = (path as NSString).deletingLastPathComponent
-        let temporary = "\(directory)/.\((path as NSString).lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let directory = PathName.directory(of: path)
+        let temporary = "\(directory)/.\(PathName.lastComponent(of: path)).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         guard fd >= 0 else { throw AgentError.io("create \(temporary)") }
         var ok = data.withUnsafeBytes { writeAll(fd, $0) }
@@ -40,8 +49,8 @@ enum DurableFiles {
     /// name is renamed over the old one, so at every instant `link` names a complete
     /// target (DESIGN §5). The directory is fsynced afterwards.
     static func replaceSymlink(_ link: String, target: String) throws(AgentError) {
-        let directory = (link as NSString).deletingLastPathComponent
-        let temporary = "\(directory)/.\((link as NSString).lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let directory = PathName.directory(of: link)
+        let temporary = "\(directory)/.\(PathName.lastComponent(of: link)).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         guard symlink(target, temporary) == 0 else { throw AgentError.io("symlink \(temporary)") }
         guard rename(temporary, link) == 0 else {
             let e = errno
@@ -55,7 +64,7 @@ enum DurableFiles {
     /// Removes a symlink durably, if it exists.
     static func removeSymlink(_ link: String) throws(AgentError) {
         if unlink(link) != 0 && errno != ENOENT { throw AgentError.io("unlink \(link)") }
-        try syncDirectory((link as NSString).deletingLastPathComponent)
+        try syncDirectory(PathName.directory(of: link))
     }
 
     /// The target of a symlink, or nil if there is none.
@@ -71,7 +80,7 @@ enum DurableFiles {
             try FileManager.default.createDirectory(
                 atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: Int(mode)])
         } catch {
-            throw AgentError(.ioError, "cannot create directory \(path): \(error.localizedDescription)")
+            throw AgentError(.ioError, "cannot create directory \(path): \(error)")
         }
     }
 
@@ -80,9 +89,9 @@ enum DurableFiles {
     static func removeTree(_ path: String) {
         guard FileManager.default.fileExists(atPath: path) || readSymlink(path) != nil else { return }
         if (try? FileManager.default.removeItem(atPath: path)) != nil { return }
-        if let enumerator = FileManager.default.enumerator(atPath: path) {
+        if let subpaths = try? FileManager.default.subpathsOfDirectory(atPath: path) {
             chmod(path, 0o700)
-            for case let relative as String in enumerator {
+            for relative in subpaths {
                 let full = "\(path)/\(relative)"
                 var st = stat()
                 if lstat(full, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR { chmod(full, 0o700) }
@@ -104,7 +113,7 @@ enum DurableFiles {
     static func writeAll(_ fd: Int32, _ buffer: UnsafeRawBufferPointer) -> Bool {
         var offset = 0
         while offset < buffer.count {
-            let n = Foundation.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+            let n = systemWrite(fd, buffer.baseAddress! + offset, buffer.count - offset)
             if n < 0 {
                 if errno == EINTR { continue }
                 return false
@@ -113,4 +122,13 @@ enum DurableFiles {
         }
         return true
     }
+}
+
+/// write(2), named apart from `DurableFiles.write`.
+private func systemWrite(_ fd: Int32, _ bytes: UnsafeRawPointer, _ count: Int) -> Int {
+    #if canImport(Glibc)
+    Glibc.write(fd, bytes, count)
+    #else
+    Musl.write(fd, bytes, count)
+    #endif
 }
