@@ -62,6 +62,14 @@ strip batond
 unstripped=$(stat -c %s "$BIN/batond"); stripped=$(stat -c %s batond)
 # What it needs at run time beyond libc: a static Swift stdlib leaves only system libraries.
 needed=$(objdump -p batond 2>/dev/null | awk '/NEEDED/ {print $2}' | tr '\n' ' ' || true)
+# Whether the whole of Foundation (and ICU with it) got linked, or only FoundationEssentials:
+# one `import Foundation` anywhere in batond's dependencies brings it back.
+foundation_symbols=$(nm "$BIN/batond" 2>/dev/null | grep -c -E '[$]s10Foundation[0-9]|FoundationInternationalization|_FoundationICU' || true)
+if [ "$foundation_symbols" -eq 0 ]; then
+    foundation="FoundationEssentials only (no Foundation, no ICU)"
+else
+    foundation="the whole of Foundation is linked ($foundation_symbols symbols): something imports it"
+fi
 
 # --- a host: PKI, a trust policy, a configuration -----------------------------------------
 "$BATON" pki init ca >/dev/null
@@ -255,6 +263,7 @@ stop
 verdict() { [ "$1" -le $(($2 * 1024)) ] && echo "ok" || echo "OVER"; }
 echo "batond (release, --static-swift-stdlib, $SCRATCH)"
 echo "  binary:              $(mb $((stripped / 1024))) stripped ($(mb $((unstripped / 1024))) unstripped); needs: ${needed:-?}"
+echo "  links:               $foundation"
 echo "  idle after start:    RSS $(mb "$idle_rss") (peak so far $(mb "$idle_hwm"))   target <= 12 MB: $(verdict "$idle_rss" 12)"
 echo "  after 100 API calls: RSS $(mb "$calls_rss") (peak so far $(mb "$calls_hwm"))   target <= 12 MB: $(verdict "$calls_rss" 12)"
 echo "  upload of $((size / 1048576)) MB:    peak RSS $(mb "$upload_peak") (anonymous $(mb "$upload_anon"))   target <= 40 MB: $(verdict "$upload_peak" 40)   ($(( (t1 - t0) / 1000000 )) ms)"

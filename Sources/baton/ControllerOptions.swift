@@ -158,6 +158,8 @@ struct StrategyOptions: ParsableArguments {
     var failureThreshold: String = "0"
     @Option(help: ArgumentHelp("Wait between batches, e.g. 30s or 2m.", valueName: "duration")) var pause: String?
     @Flag(name: .customLong("no-auto-revert"), help: "On a halt, leave switched hosts on the new release.") var noAutoRevert = false
+    @Option(name: .customLong("upload-parallel"), help: ArgumentHelp("Artifact uploads at once (default: no bound); hosts still deploy --parallel wide.", valueName: "n"))
+    var uploadParallel: Int?
 
     func strategy() throws(CLIError) -> RolloutStrategy {
         var strategy = RolloutStrategy()
@@ -184,6 +186,10 @@ struct StrategyOptions: ParsableArguments {
             strategy.pause = duration
         }
         strategy.autoRevert = !noAutoRevert
+        if let uploadParallel {
+            guard uploadParallel >= 1 else { throw CLIError(code: "invalid_strategy", message: "--upload-parallel must be at least 1") }
+            strategy.uploadParallel = uploadParallel
+        }
         return strategy
     }
 

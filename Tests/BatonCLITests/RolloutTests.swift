@@ -98,6 +98,29 @@ struct RolloutTests {
         #expect(waves == ["canary: host-1", "batch 1: host-2, host-3", "batch 2: host-4, host-5"])
     }
 
+    @Test("--upload-parallel 1: every host deploys at once, but the artifact goes to one host at a time")
+    func uploadsAreBounded() async throws {
+        let fleet = try await Self.fleetOnV1()
+        defer { fleet.shutdown() }
+        let envelope = try await Self.signedRelease(fleet, "v2")
+        let run = try JSONRun(try await fleet.run(["rollout", envelope, "--upload-parallel", "1", "--json"]))
+        #expect(run.status == 0, "\(run.summary)")
+        #expect(Set(run.list("succeeded")) == Set(fleet.hostIDs))
+        // A host holds the slot from "checking for artifact" to "uploaded": the five
+        // transfers never overlap, so in the stream each start follows the previous end.
+        let transfers = run.events.compactMap { event -> String? in
+            guard event["phase"] as? String == "uploading", let message = event["message"] as? String else { return nil }
+            if message.hasPrefix("checking for artifact") { return "start" }
+            if message.hasPrefix("uploaded ") { return "end" }
+            return nil
+        }
+        #expect(transfers == Array(repeating: ["start", "end"], count: 5).flatMap { $0 }, "\(transfers)")
+        // The others said they were waiting, and no one was held back from deploying
+        // longer than the transfers ahead of it.
+        #expect(run.events.contains { ($0["message"] as? String)?.hasPrefix("waiting for an upload slot (1 at a time)") == true })
+        for host in fleet.hostIDs { #expect(fleet.current(host) == "v2", "\(host)") }
+    }
+
     @Test("a health check failing on the canary: halted, the canary back on v1, no other host touched, exit 1")
     func canaryFailure() async throws {
         let fleet = try await Self.fleetOnV1()
@@ -194,6 +217,7 @@ struct RolloutTests {
             ("artifact whose digest differs", ["rollout", "v1.envelope.json", "--artifact", other], "artifact_mismatch"),
             ("unknown host", ["rollout", "v1.envelope.json", "--hosts", "host-9"], "no_hosts"),
             ("bad strategy", ["rollout", "v1.envelope.json", "--batch", "0"], "invalid_strategy"),
+            ("no upload slots", ["rollout", "v1.envelope.json", "--upload-parallel", "0"], "invalid_strategy"),
         ]
         try "hosts:\n  - id: host-1\n    address: nowhere\n    environment: staging\n".write(
             toFile: fleet.dir.child("bad-fleet.yaml"), atomically: false, encoding: .utf8)

@@ -1,4 +1,4 @@
-import BatonController
+@testable import BatonController
 import BatonProtocol
 import Foundation
 import Testing
@@ -112,5 +112,48 @@ struct ProgressRendererTests {
         #expect((failedList[0]["error"] as? [String: Any])?["code"] as? String == "health_check_failed")
         let decoded = try BatonJSON.decode(RolloutSummary.self, from: Data(lines[1].utf8))
         #expect(decoded.hosts.count == 2)
+    }
+}
+
+@Suite("Upload slots")
+struct UploadSlotsTests {
+    /// Records how many holders overlap; yields instead of sleeping so that waiting
+    /// tasks get every chance to run.
+    actor Gauge {
+        var now = 0, most = 0, done = 0
+        func enter() { now += 1; most = max(most, now) }
+        func leave() { now -= 1; done += 1 }
+    }
+
+    @Test("never more holders than slots, and every waiter gets one in the end")
+    func bounded() async {
+        let slots = UploadSlots(3)
+        let gauge = Gauge()
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<20 {
+                group.addTask {
+                    await slots.acquire()
+                    await gauge.enter()
+                    // Hold the slot until the others could have joined (bounded: never hangs).
+                    for _ in 0..<1000 where await gauge.now < 3 { await Task.yield() }
+                    await gauge.leave()
+                    await slots.release()
+                }
+            }
+        }
+        #expect(await gauge.most == 3)
+        #expect(await gauge.done == 20)
+        #expect(await slots.tryAcquire())  // all three are free again
+        #expect(await slots.tryAcquire())
+        #expect(await slots.tryAcquire())
+        #expect(await !slots.tryAcquire())
+    }
+
+    @Test("a bound below one still lets uploads through, one at a time")
+    func atLeastOne() async {
+        let slots = UploadSlots(0)
+        #expect(slots.count == 1)
+        #expect(await slots.tryAcquire())
+        #expect(await !slots.tryAcquire())
     }
 }

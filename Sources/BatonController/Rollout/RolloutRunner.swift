@@ -58,6 +58,7 @@ public actor RolloutRunner {
     var haltReason: String?
     var failures = 0
     var revertSerial: UInt64?
+    let uploadSlots: UploadSlots
 
     public init(client: AgentClient, request: RolloutRequest, clock: @escaping @Sendable () -> Date = { Date() },
                 emit: @escaping @Sendable (RolloutEvent) -> Void) {
@@ -65,6 +66,7 @@ public actor RolloutRunner {
         self.request = request
         self.emit = emit
         self.clock = clock
+        uploadSlots = UploadSlots(request.strategy.uploadParallel ?? max(1, request.hosts.count))
         for host in request.hosts { results[host.id] = HostResult(host: host.id) }
     }
 
@@ -219,9 +221,7 @@ public actor RolloutRunner {
         do {
             let installed = priorStatus[host.id]?.releaseArtifacts?[manifest.release]?.sha256 == artifact.sha256
             if let file = request.artifactFile, !installed {
-                set(host.id, .uploading, message: "checking for artifact sha256:\(artifact.sha256.prefix(12))")
-                let sent = try await client.uploadArtifact(host, file: file, sha256: artifact.sha256, size: artifact.size)
-                set(host.id, .uploading, message: sent ? "uploaded \(artifact.size) bytes" : "the agent already holds the artifact")
+                try await upload(host, file: file, artifact: artifact)
             }
             let accepted = try await client.submit(host, envelope: request.envelope)
             results[host.id]!.deploymentID = accepted.id
@@ -235,6 +235,22 @@ public actor RolloutRunner {
         } catch {
             finish(host.id, error.kind == .unreachable ? .unreachable : .failed, error: error.info)
         }
+    }
+
+    /// HEAD, and PUT where missing, within the rollout's bound on concurrent uploads; the
+    /// events between "checking" and "uploaded" are the time the host holds a slot.
+    func upload(_ host: Fleet.Host, file: String, artifact: ArtifactReference) async throws(AgentCallError) {
+        if !(await uploadSlots.tryAcquire()) {
+            set(host.id, .uploading, message: "waiting for an upload slot (\(uploadSlots.count) at a time)")
+            await uploadSlots.acquire()
+        }
+        set(host.id, .uploading, message: "checking for artifact sha256:\(artifact.sha256.prefix(12))")
+        let result = await client.uploadArtifactResult(host, file: file, sha256: artifact.sha256, size: artifact.size)
+        if case .success(let sent) = result {
+            set(host.id, .uploading, message: sent ? "uploaded \(artifact.size) bytes" : "the agent already holds the artifact")
+        }
+        await uploadSlots.release()
+        _ = try result.get()
     }
 
     func agentEvent(_ host: String, _ agentEvent: DeploymentEvent) {

@@ -66,6 +66,13 @@ public struct RolloutStrategy: Sendable, Equatable, Codable {
     public var pause: BatonDuration?
     /// On a halt, leave switched hosts where they are instead of reverting them.
     public var autoRevert = true
+    /// Artifact uploads at once; nil means no bound beyond `parallel`. Deployments still
+    /// run `parallel` wide: only the transfers queue (``UploadSlots``). For a controller
+    /// whose uplink is the limit (a laptop, a CI runner far from the fleet): the first
+    /// hosts get their bytes early and deploy while the rest receive. bench/fleet.sh,
+    /// where controller and agents share two cores, saw no gain from it (CPU is the limit
+    /// there, not bandwidth), so it is not the default.
+    public var uploadParallel: Int?
 
     public init() {}
 
@@ -117,6 +124,7 @@ public struct RolloutStrategy: Sendable, Equatable, Codable {
         if canary > 0 { parts.append("canary \(canary)\(pauseAfterCanary ? " then pause" : "")") }
         parts.append("batch \(batch?.description ?? "all")")
         if let parallel { parts.append("parallel \(parallel)") }
+        if let uploadParallel { parts.append("upload-parallel \(uploadParallel)") }
         if let maxUnavailable { parts.append("max-unavailable \(maxUnavailable)") }
         parts.append("failure-threshold \(failureThreshold)")
         if let pause { parts.append("pause \(pause)") }
