@@ -251,6 +251,18 @@ struct APIClient {
 
     func get(_ path: String) async throws -> Answer { try await call("GET", path) }
 
+    /// An upload as curl makes it for a large file: `Expect: 100-continue`, the body held
+    /// back until the agent answers 100 (or curl's own wait, set far beyond `--max-time`,
+    /// runs out). Verbose, so the interim response shows in stderr.
+    func uploadAskingFirst(_ artifact: AgentFixture.Artifact) async throws -> ProcessResult {
+        var arguments = ["-sS", "-v", "--max-time", "20", "--expect100-timeout", "120", "--tlsv1.3", "--cacert", caFile,
+                         "-o", "/dev/null", "-w", "%{http_code}", "-H", "Expect: 100-continue"]
+        if let credential { arguments += ["--cert", credential.certificate, "--key", credential.key] }
+        arguments += ["--upload-file", artifact.path, "https://127.0.0.1:\(port)/v1/artifacts/sha256/\(artifact.sha256)"]
+        let command = arguments
+        return try await offThePool { try ProcessRunner.run("/usr/bin/curl", command) }
+    }
+
     func upload(_ artifact: AgentFixture.Artifact) async throws -> Answer {
         try await call("PUT", "/v1/artifacts/sha256/\(artifact.sha256)", upload: artifact.path)
     }

@@ -102,4 +102,26 @@ import Testing
         #expect(stored.status == 201, "\(stored.body)")
         #expect(try await api.call("HEAD", "/v1/artifacts/sha256/\(v1.sha256)").status == 200)
     }
+
+    @Test(.timeLimit(.minutes(2)))
+    func expectContinueIsAnsweredAndRefusalsStillCome() async throws {
+        let host = try await DaemonHost.make()
+        defer { host.remove() }
+        let daemon = try await host.start()
+        defer { daemon.stop() }
+        let api = host.client(daemon)
+        let v1 = try await host.artifact("v1", extraFiles: 200)
+        // curl waits up to 120 s for "100 Continue" but gives up after 20: only an agent
+        // that answers it lets the upload through.
+        let asked = try await api.uploadAskingFirst(v1)
+        #expect(asked.status == 0, "curl: \(asked.stderr)")
+        #expect(asked.stdout == "201", "\(asked.stdout) \(asked.stderr)")
+        #expect(asked.stderr.contains("< HTTP/1.1 100 Continue"), "\(asked.stderr)")
+        #expect(try await api.call("HEAD", "/v1/artifacts/sha256/\(v1.sha256)").status == 200)
+        // A refusal is still the final answer: bytes that are not the digest they name.
+        let wrong = AgentFixture.Artifact(path: v1.path, sha256: String(repeating: "a", count: 64), size: v1.size, files: v1.files)
+        let refused = try await api.uploadAskingFirst(wrong)
+        #expect(refused.stdout == "422", "\(refused.stdout) \(refused.stderr)")
+        #expect(try await api.call("HEAD", "/v1/artifacts/sha256/\(wrong.sha256)").status == 404)
+    }
 }

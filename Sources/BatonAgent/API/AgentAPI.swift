@@ -79,6 +79,7 @@ public struct AgentAPI: Sendable {
         onListening: @escaping @Sendable (SocketAddress?) async -> Void = { _ in }
     ) -> Application<RouterResponder<AgentRequestContext>> {
         let http1 = HTTP1Channel.Configuration(
+            additionalChannelHandlers: [ExpectContinueHandler()],
             idleTimeout: TimeAmount(options.idleTimeout),
             httpDecoderConfiguration: .init(
                 maxHeaderFieldSize: options.maxHeaderFieldBytes, maxHeaderListSize: options.maxHeaderBytes,
