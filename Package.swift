@@ -37,6 +37,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        // Property-based tests (Swift Testing): random sequences of deployments and returns.
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
     targets: [
         // Wire types, manifest v1, DSSE envelopes, Ed25519, trust policy, error codes. No I/O.
@@ -169,7 +171,10 @@ let package = Package(
         ),
         .testTarget(
             name: "BatonAgentTests",
-            dependencies: ["BatonAgent", "BatonProtocol", "BatonArchive", "BatonTestSupport"],
+            dependencies: [
+                "BatonAgent", "BatonProtocol", "BatonArchive", "BatonTestSupport",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

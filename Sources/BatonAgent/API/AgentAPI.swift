@@ -17,6 +17,7 @@ import NIOCore
 /// | `GET /v1/deployments/{id}/events` | 200 NDJSON `DeploymentEvent`s until a terminal phase, 404 |
 /// | `GET /v1/apps` | 200 `AppList` |
 /// | `GET /v1/apps/{app}` | 200 `AppStatus`, 404 |
+/// | `GET /v1/apps/{app}/releases/{release}` | 200 `ApprovedRelease` (the approved payload and its signers), 404 |
 /// | `GET /v1/health` | 200 `AgentHealth` |
 ///
 /// Every call needs a client certificate naming a controller (403 `forbidden_identity`
@@ -62,6 +63,7 @@ public struct AgentAPI: Sendable {
         router.get("/v1/deployments/:id/events") { _, context in try await self.getEvents(context) }
         router.get("/v1/apps") { _, _ in try APIResponse.json(AppList(apps: await self.engine.apps())) }
         router.get("/v1/apps/:app") { _, context in try await self.getApp(context) }
+        router.get("/v1/apps/:app/releases/:release") { _, context in try await self.getApprovedRelease(context) }
         router.get("/v1/health") { _, _ in
             let configuration = self.engine.configuration
             return try APIResponse.json(
@@ -108,6 +110,15 @@ public struct AgentAPI: Sendable {
             throw RequestError(status: 404, code: "not_found", message: "no app '\(app)' on this host")
         }
         return try APIResponse.json(status)
+    }
+
+    func getApprovedRelease(_ context: AgentRequestContext) async throws -> Response {
+        let app = try context.parameters.require("app")
+        let release = try context.parameters.require("release")
+        guard let approved = await engine.approvedRelease(app: app, release: release) else {
+            throw RequestError(status: 404, code: "not_found", message: "this host holds no approved release '\(release)' of '\(app)'")
+        }
+        return try APIResponse.json(approved)
     }
 
     func postDeployment(_ request: Request, _ context: AgentRequestContext) async throws -> Response {

@@ -43,6 +43,7 @@ extension DeploymentEngine {
             // Release directories that no state names (a crash between moving one into
             // place and recording it) are never live: remove them.
             guard var state = try? store.loadApp(app) else { continue }
+            carryOverLegacyApprovals(state)
             let live = currentRelease(app)
             let known = Set(state.releases.map(\.name))
             let onDisk = (try? FileManager.default.contentsOfDirectory(atPath: layout.releasesDirectory(app))) ?? []
@@ -52,9 +53,43 @@ extension DeploymentEngine {
             }
             if state.current != live {
                 state.current = live
-                state.previous = live.flatMap { previousRelease(state, current: $0) }
+                state.previous = state.previousLive(current: live)
                 try? store.saveApp(state)
             }
+        }
+    }
+
+    /// Agents before 0.2 kept, per release, the payload it last ran with, which a return
+    /// could overwrite. Such a payload becomes the release's approved manifest only when a
+    /// deployment record proves it was accepted under the full threshold (not as a
+    /// return) and succeeded with exactly those bytes; anything else is left unapproved,
+    /// so a return to that release needs the full threshold.
+    func carryOverLegacyApprovals(_ state: AppState) {
+        let app = state.app
+        let legacy = state.releases.filter {
+            $0.succeededAt != nil && store.loadApproved(app: app, release: $0.name) == nil
+                && FileManager.default.fileExists(atPath: layout.manifest(app, $0.name))
+        }
+        guard !legacy.isEmpty else { return }
+        let records = ((try? FileManager.default.contentsOfDirectory(atPath: layout.deploymentsDirectory)) ?? [])
+            .filter { $0.hasPrefix("\(app)-") && $0.hasSuffix(".json") }
+            .compactMap { try? store.loadRecord(String($0.dropLast(5))) }
+        for release in legacy {
+            guard let payload = FileManager.default.contents(atPath: layout.manifest(app, release.name)) else { continue }
+            let digest = Digest.sha256Hex(payload)
+            guard let record = records.first(where: {
+                $0.release == release.name && $0.phase == .succeeded && !$0.isRollback && $0.payloadDigest == digest
+            }) else {
+                logger.warning(
+                    "no record proves the stored manifest was approved; a return to this release needs the full threshold",
+                    metadata: ["baton.app": "\(app)", "baton.release": "\(release.name)"])
+                continue
+            }
+            let approval = ApprovedRelease(
+                app: app, release: release.name, payload: Base64.encode(payload), payloadDigest: digest, signers: record.signers,
+                requiredSignatures: policy.environments[record.environment]?.threshold ?? record.signers.count,
+                serial: record.serial, deploymentID: record.id, approvedAt: record.createdAt)
+            try? store.saveApproved(approval)
         }
     }
 
@@ -68,7 +103,7 @@ extension DeploymentEngine {
         logger.warning("settling an interrupted deployment", metadata: ["baton.app": "\(record.app)", "baton.deployment.id": "\(id)", "baton.phase": "\(record.phase.rawValue)"])
 
         contexts[id] = RunContext(
-            id: id, app: record.app, release: record.release, manifest: nil, payload: [], artifactFile: nil)
+            id: id, app: record.app, release: record.release, manifest: nil, approval: nil, artifactFile: nil)
         recordReconciliation(id, message)
         var (machine, step) = DeploymentStateMachine.reconcile(record.phase, error: error)
         await drive(id, machine: &machine, step: step)

@@ -136,7 +136,7 @@ extension DeploymentEngine {
                 guard rename(staging, releaseDirectory) == 0 else { throw AgentError.io("move the staged release into place") }
                 try DurableFiles.syncDirectory(layout.releasesDirectory(app))
                 try DurableFiles.syncDirectory(layout.stagingRoot(app))
-                try store.saveManifest(context.payload, app: app, release: release)
+                if let approval = context.approval { try store.saveApproved(approval) }
                 state.releases.removeAll { $0.name == release }
                 state.releases.append(
                     AppState.InstalledRelease(name: release, artifactSHA256: context.manifest!.artifact.sha256, installedAt: now()))
@@ -145,7 +145,6 @@ extension DeploymentEngine {
             let before = currentRelease(app)
             try DurableFiles.replaceSymlink(layout.currentLink(app), target: "releases/\(release)")
             state.current = release
-            state.previous = previousRelease(state, current: release)
             state.updatedAt = now()
             try store.saveApp(state)
             note(id, "current → \(release)" + (before.map { " (was \($0))" } ?? ""))
@@ -226,6 +225,15 @@ extension DeploymentEngine {
     func complete(_ id: String) {
         guard let context = contexts[id] else { return }
         transition(id, to: .succeeded, "succeeded: \(context.release) is live and healthy")
+        if context.reuseInstalled, let approval = context.approval {
+            // A held release approved again under the full threshold (it ran with this
+            // manifest now): later returns carry this approval.
+            do {
+                try store.saveApproved(approval)
+            } catch {
+                logger.error("cannot store the approved manifest", metadata: ["baton.deployment.id": "\(id)", "error": "\(error)"])
+            }
+        }
         if let record = try? store.loadRecord(id) { settleState(after: record) }
         auditFinished(id)
     }
@@ -250,24 +258,28 @@ extension DeploymentEngine {
             var state = try store.loadApp(app)
             let live = currentRelease(app)
             if record.phase == .succeeded {
-                if !state.succeededReleases.contains(record.release) { state.succeededReleases.append(record.release) }
-                state.succeededArtifacts = (state.succeededArtifacts ?? [:]).merging([record.release: record.artifactSHA256]) { $1 }
-            } else if !state.succeededReleases.contains(record.release), live != record.release,
+                if let index = state.releases.firstIndex(where: { $0.name == record.release }), state.releases[index].succeededAt == nil {
+                    state.releases[index].succeededAt = record.finishedAt ?? now()
+                }
+                if live == record.release {
+                    state.recordLive(record.release, at: record.finishedAt ?? now(), deploymentID: record.id)
+                }
+            } else if state.installed(record.release)?.succeededAt == nil, live != record.release,
                 state.installed(record.release) != nil || DurableFiles.exists(layout.releaseDirectory(app, record.release))
             {
                 // A release that never succeeded here and is not live is not kept.
                 state.releases.removeAll { $0.name == record.release }
                 try store.saveApp(state)
-                store.removeManifest(app: app, release: record.release)
+                store.removeApproved(app: app, release: record.release)
                 DurableFiles.removeTree(layout.releaseDirectory(app, record.release))
             }
             if state.activeDeploymentID == record.id { state.activeDeploymentID = nil }
             state.lastDeploymentID = record.id
             state.current = live
-            state.previous = live.flatMap { previousRelease(state, current: $0) }
+            state.previous = state.previousLive(current: live)
             state.updatedAt = now()
             if record.phase == .succeeded {
-                let keep = store.loadManifest(app: app, release: record.release)?.effectiveKeep ?? Manifest.defaultKeep
+                let keep = live.flatMap { store.approvedManifest(app: app, release: $0) }?.effectiveKeep ?? Manifest.defaultKeep
                 state = try applyRetention(state, keep: keep)
             }
             try store.saveApp(state)
@@ -305,7 +317,7 @@ extension DeploymentEngine {
             }
             try DurableFiles.replaceSymlink(layout.currentLink(app), target: "releases/\(previous)")
             state.current = previous
-            state.previous = previousRelease(state, current: previous)
+            state.previous = state.previousLive(current: previous)
             try store.saveApp(state)
             note(id, "current → \(previous) (restored)")
             return await reactivate(id, app: app, release: previous)
@@ -314,15 +326,16 @@ extension DeploymentEngine {
         }
     }
 
-    /// Runs a release's own activate hook and health checks after a rollback.
+    /// Runs a release's own activate hook and health checks after a rollback, from the
+    /// manifest it was approved with.
     private func reactivate(_ id: String, app: String, release: String) async -> Outcome {
         let directory = layout.releaseDirectory(app, release)
-        guard let manifest = store.loadManifest(app: app, release: release) else {
-            note(id, "no stored manifest for \(release): nothing to re-activate")
+        guard let manifest = store.approvedManifest(app: app, release: release) else {
+            note(id, "no approved manifest is held for \(release) (installed by an older agent): it is live again, but no activate hook or health check was run for it")
             return .succeeded
         }
         let context = RunContext(
-            id: id, app: app, release: release, manifest: manifest, payload: [], artifactFile: nil)
+            id: id, app: app, release: release, manifest: manifest, approval: nil, artifactFile: nil)
         if let hook = manifest.hooks?.activate {
             let run = await hooks.run(invocation("rollback-activate", hook, context: context, releaseDirectory: directory, previous: nil))
             recordHook(id, run)
@@ -378,30 +391,26 @@ extension DeploymentEngine {
         }
     }
 
-    /// Keeps the newest `keep` releases plus whatever `current` names. The state that
-    /// forgets a release is written before its directory is deleted, and the switch away
-    /// from it is already durable by then.
+    /// Retention by live history: always keeps `current`, the release live before it, and
+    /// the release of any deployment in flight, then the most recently live releases up to
+    /// `keep` in all. A release is dropped whole: the state that forgets it is written
+    /// first, then its approved manifest and its directory go, so no list can claim a
+    /// release the host can no longer prove. The switch away from it is already durable.
     func applyRetention(_ state: AppState, keep: Int) throws(AgentError) -> AppState {
         var state = state
         let live = currentRelease(state.app)
-        let newestFirst = state.releases.reversed()
-        let kept = Set(newestFirst.prefix(keep).map(\.name) + (live.map { [$0] } ?? []))
+        var kept = Set([live, state.previousLive(current: live)].compactMap { $0 })
+        if let active = state.activeDeploymentID, let record = try? store.loadRecord(active) { kept.insert(record.release) }
+        for release in state.recentlyLive where kept.count < keep { kept.insert(release) }
         let dropped = state.releases.filter { !kept.contains($0.name) }
         guard !dropped.isEmpty else { return state }
         state.releases.removeAll { !kept.contains($0.name) }
-        state.previous = live.flatMap { previousRelease(state, current: $0) }
         try store.saveApp(state)
         for release in dropped {
-            store.removeManifest(app: state.app, release: release.name)
+            store.removeApproved(app: state.app, release: release.name)
             DurableFiles.removeTree(layout.releaseDirectory(state.app, release.name))
         }
         return state
-    }
-
-    /// The newest release on disk that succeeded here, other than `current`.
-    func previousRelease(_ state: AppState, current: String) -> String? {
-        state.releases.reversed()
-            .first { $0.name != current && state.succeededReleases.contains($0.name) }?.name
     }
 
     func hookEnvironment(context: RunContext, releaseDirectory: String, previous: String?, phase: String) -> [String: String] {

@@ -40,7 +40,7 @@ public actor DeploymentEngine {
     let health: HealthChecker
     let logger: Logger
     let now: @Sendable () -> Date
-    private var policy: TrustPolicy
+    private(set) var policy: TrustPolicy
     private var lockDescriptor: Int32 = -1
     private var subscribers: [String: [Int: AsyncStream<DeploymentEvent>.Continuation]] = [:]
     private var nextSubscriber = 0
@@ -108,7 +108,7 @@ public actor DeploymentEngine {
                     case .success(let state): queriedState = state
                     case .failure(let error): loadFailure = error
                     }
-                    return queriedState?.history ?? .none
+                    return queriedState.map { store.verificationHistory($0) } ?? .none
                 }, now: now())
         } catch {
             if error.code == .duplicate, let app = queriedApp, let state = queriedState, let serial = state.lastSerial {
@@ -123,13 +123,13 @@ public actor DeploymentEngine {
         if let loadFailure { throw RequestError(status: 500, code: loadFailure.reportedCode, message: loadFailure.message) }
 
         var manifest = verified.manifest
-        if verified.isRollback, let approved = store.loadManifest(app: manifest.app, release: manifest.release) {
-            // A return accepted under the lower rollback threshold runs the hooks and checks
-            // the release was approved with, never new ones: one signer must not be able to
-            // run a new command by calling it a rollback.
-            manifest.hooks = approved.hooks
-            manifest.health = approved.health
-            manifest.bake = approved.bake
+        if verified.isRollback, let approved = verified.approved {
+            // A return runs the manifest its release was approved with. The verifier already
+            // refused any other difference; taking the approved one here means nothing but
+            // the serial, the validity window and the notes can ever come from the return.
+            manifest = Manifest.returning(
+                to: approved, serial: manifest.serial, issuedAt: manifest.issuedAt, expiresAt: manifest.expiresAt,
+                notes: manifest.notes)
         }
         var state = queriedState ?? AppState(app: manifest.app)
         if let active = state.activeDeploymentID {
@@ -157,13 +157,16 @@ public actor DeploymentEngine {
                 owner: manifest.owner, notes: manifest.notes, source: manifest.source)
             record.timings = [PhaseTiming(phase: .accepted, startedAt: time)]
             let signers = verified.signers.map { $0.names.first ?? $0.keyid }.joined(separator: ", ")
+            var message = "accepted \(manifest.app) \(manifest.release) (serial \(manifest.serial)), signed by \(signers)"
+            if verified.isRollback {
+                let approval = store.loadApproved(app: manifest.app, release: manifest.release)?.record
+                message += ", as a return to a release held here: it runs the manifest approved"
+                    + (approval.map { " at serial \($0.serial) by \($0.signers.map { $0.names.first ?? $0.keyid }.joined(separator: ", "))" } ?? "")
+            }
             record.events = [
                 DeploymentEvent(
                     sequence: 1, time: time, deploymentID: id, app: manifest.app, release: manifest.release,
-                    phase: .accepted,
-                    message: "accepted \(manifest.app) \(manifest.release) (serial \(manifest.serial)), signed by \(signers)"
-                        + (verified.isRollback
-                            ? ", as a return to a release that ran here before (its approved hooks and checks apply)" : ""))
+                    phase: .accepted, message: message)
             ]
             try store.saveRecord(record)
             try audit.append(
@@ -178,8 +181,15 @@ public actor DeploymentEngine {
             "deployment accepted",
             metadata: ["baton.app": "\(manifest.app)", "baton.deployment.id": "\(id)", "baton.release": "\(manifest.release)"])
 
+        // Only a manifest accepted under the full threshold becomes a release's approval.
+        let approval = verified.isRollback
+            ? nil
+            : ApprovedRelease(
+                app: manifest.app, release: manifest.release, payload: Base64.encode(verified.payload),
+                payloadDigest: verified.payloadDigest, signers: verified.signers,
+                requiredSignatures: verified.requiredSignatures, serial: manifest.serial, deploymentID: id, approvedAt: time)
         contexts[id] = RunContext(
-            id: id, app: manifest.app, release: manifest.release, manifest: manifest, payload: verified.payload,
+            id: id, app: manifest.app, release: manifest.release, manifest: manifest, approval: approval,
             artifactFile: artifactFile)
         running[id] = Task { await self.execute(id) }
         return DeploymentAccepted(id: id, phase: .accepted, existing: false)
@@ -237,17 +247,29 @@ public actor DeploymentEngine {
         guard Name.isValid(app), let state = try? store.loadApp(app), state.lastSerial != nil || state.current != nil
         else { return nil }
         let last = state.lastDeploymentID.flatMap { try? store.loadRecord($0) }
+        let live = currentRelease(app)
+        let recency = Dictionary(state.recentlyLive.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+        let held = store.heldReleases(state)
+            .sorted { (recency[$0.release.name] ?? .max) < (recency[$1.release.name] ?? .max) }
+            .map { HeldRelease(release: $0.release.name, approved: $0.manifest, approvedPayloadDigest: $0.record.payloadDigest, approvedBy: $0.record.signers) }
         return AppStatus(
-            app: app, current: currentRelease(app), previous: state.previous, lastSerial: state.lastSerial,
+            app: app, current: live, previous: state.previousLive(current: live), lastSerial: state.lastSerial,
             lastDeploymentID: state.lastDeploymentID, lastPhase: last?.phase, lastError: last?.error,
             activeDeploymentID: state.activeDeploymentID,
             releases: state.releases.reversed().map(\.name),
-            succeededReleases: state.succeededReleases,
-            releaseArtifacts: Dictionary(
-                state.releases.compactMap { release in
-                    store.loadManifest(app: app, release: release.name).map { (release.name, $0.artifact) }
-                }, uniquingKeysWith: { $1 }),
+            succeededReleases: held.map(\.release),
+            releaseArtifacts: Dictionary(held.map { ($0.release, $0.approved.artifact) }, uniquingKeysWith: { $1 }),
+            held: held,
+            liveHistory: state.liveHistory.reversed(),
             updatedAt: state.updatedAt)
+    }
+
+    /// The evidence for a held release: the exact approved payload and who approved it.
+    public func approvedRelease(app: String, release: String) -> ApprovedRelease? {
+        guard Name.isValid(app), Name.isValid(release), let state = try? store.loadApp(app),
+            store.heldReleases(state).contains(where: { $0.release.name == release })
+        else { return nil }
+        return store.loadApproved(app: app, release: release)?.record
     }
 
     public func apps() -> [AppStatus] { store.apps().compactMap { appStatus($0) } }
@@ -259,7 +281,9 @@ public actor DeploymentEngine {
     }
 
     /// The history needed to verify a manifest for `app` (for `baton plan`-like checks).
-    public func history(_ app: String) -> AppHistory { (try? store.loadApp(app))?.history ?? .none }
+    public func history(_ app: String) -> AppHistory {
+        (try? store.loadApp(app)).map { store.verificationHistory($0) } ?? .none
+    }
 
     // MARK: Recording
 
@@ -405,9 +429,12 @@ struct RunContext: Sendable {
     let id: String
     let app: String
     let release: String
+    /// What runs: for a return, the release's approved manifest with the return's serial.
     /// Nil when a restarted agent settles a deployment whose manifest it no longer needs.
     let manifest: Manifest?
-    let payload: [UInt8]
+    /// The approval this deployment brings (accepted under the full threshold); nil for a
+    /// return, which never replaces the approval it runs.
+    let approval: ApprovedRelease?
     let artifactFile: String?
     /// The release was already installed (a return to an earlier release): no fetch,
     /// unpack or prepare.

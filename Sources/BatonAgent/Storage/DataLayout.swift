@@ -5,7 +5,10 @@
 /// apps/<app>/.staging/<deployment-id>/
 /// artifacts/sha256/<digest>        content-addressed cache (artifacts/tmp: uploads in flight)
 /// state/apps/<app>.json            per-app state
-/// state/manifests/<app>/<release>.json   the verified manifest each release came with
+/// state/approved/<app>/<release>.json    the manifest each held release was approved with
+///                                        (payload, signers, threshold): `ApprovedRelease`
+/// state/manifests/<app>/<release>.json   agents before 0.2: the last payload a release ran
+///                                        with (read once, to carry approvals over)
 /// state/deployments/<id>.json      deployment records
 /// state/audit.log, state/audit.head
 /// ```
@@ -32,6 +35,8 @@ public struct DataLayout: Sendable {
     public func appState(_ app: String) -> String { "\(appStateDirectory)/\(app).json" }
     public func manifestsDirectory(_ app: String) -> String { "\(root)/state/manifests/\(app)" }
     public func manifest(_ app: String, _ release: String) -> String { "\(manifestsDirectory(app))/\(release).json" }
+    public func approvedDirectory(_ app: String) -> String { "\(root)/state/approved/\(app)" }
+    public func approved(_ app: String, _ release: String) -> String { "\(approvedDirectory(app))/\(release).json" }
     public var deploymentsDirectory: String { "\(root)/state/deployments" }
     public func deployment(_ id: String) -> String { "\(deploymentsDirectory)/\(id).json" }
     public var auditLog: String { "\(root)/state/audit.log" }

@@ -49,18 +49,50 @@ struct StateStore: Sendable {
         try DurableFiles.write(encode(record), to: layout.deployment(record.id))
     }
 
-    func saveManifest(_ payload: [UInt8], app: String, release: String) throws(AgentError) {
-        try DurableFiles.makeDirectory(layout.manifestsDirectory(app))
-        try DurableFiles.write(Data(payload), to: layout.manifest(app, release))
+    // MARK: Approved manifests
+
+    /// Stores the evidence that `approval.release` was approved under the full threshold.
+    /// Written when the release is installed (or re-approved), never by a return.
+    func saveApproved(_ approval: ApprovedRelease) throws(AgentError) {
+        try DurableFiles.makeDirectory(layout.approvedDirectory(approval.app))
+        try DurableFiles.write(encode(approval), to: layout.approved(approval.app, approval.release))
     }
 
-    func loadManifest(app: String, release: String) -> Manifest? {
-        guard let data = FileManager.default.contents(atPath: layout.manifest(app, release)) else { return nil }
-        return try? BatonJSON.decode(Manifest.self, from: data)
+    /// The approval of a release, only if it is intact: the payload decodes, its digest is
+    /// the recorded one, and it parses as a manifest for this app and release. Anything
+    /// else counts as no approval (the full threshold then applies).
+    func loadApproved(app: String, release: String) -> (record: ApprovedRelease, manifest: Manifest)? {
+        guard let data = FileManager.default.contents(atPath: layout.approved(app, release)),
+            let record = try? BatonJSON.decode(ApprovedRelease.self, from: data),
+            record.app == app, record.release == release,
+            let payload = Base64.decode(record.payload), Digest.sha256Hex(payload) == record.payloadDigest,
+            let manifest = try? Manifest.parse(payload: payload), manifest.app == app, manifest.release == release
+        else { return nil }
+        return (record, manifest)
     }
 
-    func removeManifest(app: String, release: String) {
+    func approvedManifest(app: String, release: String) -> Manifest? { loadApproved(app: app, release: release)?.manifest }
+
+    func removeApproved(app: String, release: String) {
+        unlink(layout.approved(app, release))
         unlink(layout.manifest(app, release))
+    }
+
+    /// The releases of `state` a return may name: on disk, succeeded here, approval intact.
+    func heldReleases(_ state: AppState) -> [(release: AppState.InstalledRelease, record: ApprovedRelease, manifest: Manifest)] {
+        state.releases.compactMap { release in
+            guard release.succeededAt != nil, DurableFiles.isDirectory(layout.releaseDirectory(state.app, release.name)),
+                let approval = loadApproved(app: state.app, release: release.name)
+            else { return nil }
+            return (release, approval.record, approval.manifest)
+        }
+    }
+
+    /// What the verifier needs to know of `state`.
+    func verificationHistory(_ state: AppState) -> AppHistory {
+        AppHistory(
+            lastSerial: state.lastSerial, lastPayloadDigest: state.lastPayloadDigest,
+            approvedReleases: Dictionary(heldReleases(state).map { ($0.release.name, $0.manifest) }, uniquingKeysWith: { $1 }))
     }
 
     private func encode<T: Encodable>(_ value: T) throws(AgentError) -> Data {

@@ -1,11 +1,12 @@
 import BatonProtocol
 import Foundation
 
-/// `baton rollback`: every host of an environment back on its previous release (or a
-/// named one it still holds), at once. One manifest per target release, naming its hosts
-/// in `targets`, with the artifact the agent reports for that release, signed by the
-/// controller's key: the agents accept it under `rollbackThreshold` because the release
-/// ran there before, and switch without any upload.
+/// `baton rollback`: every host of an environment back on the release that was live
+/// before (or a named one it still holds), at once. Each return is the manifest that
+/// release was approved with, as the agent serves it, with a new serial, validity and
+/// reason, signed by the controller's key: the agents accept it under `rollbackThreshold`
+/// because it is exactly what was approved, and switch without any upload. One envelope
+/// per approved manifest.
 public enum RollbackPlan {
     public struct Group: Sendable {
         public var release: String
@@ -24,40 +25,28 @@ public enum RollbackPlan {
         app: String, environment: String, to named: String?, hosts: [Fleet.Host], statuses: [String: AppStatus],
         controllerSerial: UInt64, key: SigningKey, now: Date = Date()
     ) -> Plan {
-        var targets: [String: (ArtifactReference, [Fleet.Host])] = [:]
+        var targets: [String: (HeldRelease, [Fleet.Host])] = [:]
         var refused: [(String, ErrorInfo)] = []
         for host in hosts {
-            guard let status = statuses[host.id] else {
-                refused.append((host.id, ErrorInfo(code: "app_unknown", message: "\(host.id) has never run \(app)")))
-                continue
-            }
-            guard let release = named ?? status.previous else {
-                refused.append((host.id, ErrorInfo(code: "no_previous_release", message: "\(host.id) has no earlier release of \(app) to go back to")))
-                continue
-            }
-            guard status.succeededReleases.contains(release), let artifact = status.releaseArtifacts?[release] else {
-                refused.append((host.id, ErrorInfo(
-                    code: "release_not_on_host",
-                    message: "\(host.id) does not hold \(release) as a release that ran successfully (it has: \(status.releases.joined(separator: ", ")))")))
-                continue
-            }
-            if status.current == release, named != nil {
+            let status = statuses[host.id]
+            if let named, status?.current == named {
                 continue  // already there: nothing to do
             }
-            targets["\(release)@\(artifact.sha256)", default: (artifact, [])].1.append(host)
+            switch ReturnTarget.resolve(host: host.id, app: app, release: named ?? status?.previous, named: named != nil, status: status) {
+            case .success(let held): targets[held.approvedPayloadDigest, default: (held, [])].1.append(host)
+            case .failure(let error): refused.append((host.id, error))
+            }
         }
         let serial = max(statuses.values.compactMap(\.lastSerial).max() ?? 0, controllerSerial) + 1
         var groups: [Group] = []
-        for (target, (artifact, groupHosts)) in targets.sorted(by: { $0.key < $1.key }) {
-            let release = String(target[..<target.lastIndex(of: "@")!])
-            let manifest = Manifest(
-                app: app, release: release, serial: serial, environment: environment, targets: groupHosts.map(\.id),
-                issuedAt: now, expiresAt: now.addingTimeInterval(3600), artifact: artifact,
+        for (_, (held, groupHosts)) in targets.sorted(by: { ($0.value.0.release, $0.key) < ($1.value.0.release, $1.key) }) {
+            let manifest = Manifest.returning(
+                to: held.approved, serial: serial, issuedAt: now, expiresAt: now.addingTimeInterval(3600),
                 notes: "rollback by \(ControllerActor.current)")
             guard let payload = try? BatonJSON.encode(manifest) else { continue }
             var envelope = Envelope(payloadType: Manifest.payloadType, payload: Array(payload))
             envelope.sign(with: key)
-            groups.append(Group(release: release, hosts: groupHosts, envelope: Array(envelope.serialized(pretty: false)), manifest: manifest))
+            groups.append(Group(release: held.release, hosts: groupHosts, envelope: Array(envelope.serialized(pretty: false)), manifest: manifest))
         }
         return Plan(groups: groups, refused: refused)
     }

@@ -61,9 +61,8 @@ public enum RolloutPlanner {
             let identical = status?.lastSerial == manifest.serial && status?.current == manifest.release
             let history = AppHistory(
                 lastSerial: status?.lastSerial, lastPayloadDigest: identical ? envelope?.payloadDigest : nil,
-                succeededReleases: Set(status?.succeededReleases ?? []),
-                succeededArtifacts: (status?.releaseArtifacts ?? [:]).filter { status?.succeededReleases.contains($0.key) ?? false }
-                    .mapValues(\.sha256))
+                approvedReleases: Dictionary(
+                    (status?.held ?? []).map { ($0.release, $0.approved) }, uniquingKeysWith: { $1 }))
             guard let policy, let envelope else {
                 planned.action = "deploy"
                 return planned

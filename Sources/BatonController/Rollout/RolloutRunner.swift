@@ -268,10 +268,11 @@ public actor RolloutRunner {
         event(.halted, message: "halted: \(reason)")
     }
 
-    /// Hosts this rollout moved to the new release go back to the release they ran before,
-    /// all at once (no canary, no batches): the revert must be fast. Each revert is a
-    /// deployment of its own, health-checked by the agent with the release's approved
-    /// hooks and checks, and signed by the controller's key alone (`rollbackThreshold`).
+    /// Hosts this rollout moved to the new release go back to the release that was live
+    /// before, all at once (no canary, no batches): the revert must be fast. Each revert is
+    /// the manifest that release was approved with (the agent serves it), with a new
+    /// serial, signed by the controller's key alone (`rollbackThreshold`), and
+    /// health-checked by the agent with the approved hooks and checks.
     func revertSwitchedHosts() async {
         let switched = request.hosts.filter { results[$0.id]!.phase == .succeeded }
         guard !switched.isEmpty else {
@@ -292,26 +293,22 @@ public actor RolloutRunner {
         var envelopes: [String: [UInt8]] = [:]
         var plans: [(Fleet.Host, String)] = []
         for host in switched {
-            guard let previous = results[host.id]!.previousRelease,
-                let artifact = priorStatus[host.id]?.releaseArtifacts?[previous]
-            else {
+            let target = ReturnTarget.resolve(
+                host: host.id, app: manifest.app, release: results[host.id]!.previousRelease, status: priorStatus[host.id])
+            guard case .success(let held) = target else {
+                if case .failure(let error) = target { results[host.id]!.error = error }
                 results[host.id]!.needsAttention = true
-                results[host.id]!.error = ErrorInfo(
-                    code: "no_previous_release",
-                    message: "the host ran no earlier release of \(manifest.app) that its agent still holds, so there is nothing to revert to")
-                set(host.id, .succeeded, message: "cannot revert: no earlier release on the host")
+                set(host.id, .succeeded, message: "cannot revert: \(results[host.id]!.error?.message ?? "no earlier release")")
                 continue
             }
-            let groupKey = "\(previous)@\(artifact.sha256)"
+            // One envelope per approved manifest: the revert is that manifest with a new
+            // serial, validity and reason, so the agent runs exactly what was approved.
+            let groupKey = held.approvedPayloadDigest
             if envelopes[groupKey] == nil {
-                let targets = switched.filter { results[$0.id]!.previousRelease == previous }.map(\.id)
                 let now = clock()
-                var revert = Manifest(
-                    app: manifest.app, release: previous, serial: serial, environment: manifest.environment,
-                    targets: targets, issuedAt: now, expiresAt: now.addingTimeInterval(3600), artifact: artifact,
-                    notes: "revert of \(manifest.release) by rollout \(request.rolloutID): \(haltReason ?? "halted")",
-                    owner: manifest.owner, source: manifest.source)
-                revert.keep = manifest.keep
+                let revert = Manifest.returning(
+                    to: held.approved, serial: serial, issuedAt: now, expiresAt: now.addingTimeInterval(3600),
+                    notes: "revert of \(manifest.release) by rollout \(request.rolloutID): \(haltReason ?? "halted")")
                 guard let payload = try? BatonJSON.encode(revert) else { continue }
                 var envelope = Envelope(payloadType: Manifest.payloadType, payload: Array(payload))
                 envelope.sign(with: key)
