@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Baton: a deploy agent (`batond`) and controller (`baton`) for fleets of Linux hosts.
-// Layering (see ../shared/DESIGN.md §1): BatonProtocol does no I/O; BatonAgent and
+// Layering (see docs/design.md §1): BatonProtocol does no I/O; BatonAgent and
 // BatonController never import each other and speak only through BatonProtocol.
 let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),

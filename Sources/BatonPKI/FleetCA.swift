@@ -8,7 +8,7 @@ import X509
 
 /// The fleet's certificate authority: a self-signed ECDSA P-256 certificate (`ca.pem`)
 /// and its private key (`ca.key`, PKCS#8, mode 0600) in one directory. It issues the
-/// agent and controller certificates of DESIGN §2, and nothing else (path length 0).
+/// agent and controller certificates of docs/design.md §2, and nothing else (path length 0).
 public struct FleetCA: Sendable {
     /// File names inside the CA directory.
     public static let certificateFileName = "ca.pem"

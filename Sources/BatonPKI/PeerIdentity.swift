@@ -2,7 +2,7 @@ import BatonProtocol
 import X509
 
 /// Who is at the other end of a TLS connection, as the fleet CA certified it: the single
-/// `baton://` URI among the certificate's subject alternative names (DESIGN §2).
+/// `baton://` URI among the certificate's subject alternative names (docs/design.md §2).
 ///
 /// The agent accepts API calls only from `.controller` identities, and the controller
 /// checks that an agent presents `.agent(hostID:)` for the host it meant to reach: a

@@ -43,7 +43,7 @@ public enum VerificationCode: String, Sendable, Codable, CaseIterable {
     /// be a new approval; with fewer it would let one signer change what runs.
     case returnMismatch = "return_mismatch"
 
-    /// The HTTP status the agent answers with (DESIGN §4).
+    /// The HTTP status the agent answers with (docs/design.md §4).
     public var httpStatus: Int {
         switch self {
         case .malformed: 400

@@ -7,7 +7,7 @@ import Foundation
 #endif
 
 /// An Ed25519 public key that verifies manifest signatures.
-/// Its `keyid` is the lowercase hex SHA-256 of the raw 32-byte key (DESIGN §2).
+/// Its `keyid` is the lowercase hex SHA-256 of the raw 32-byte key (docs/design.md §2).
 public struct VerifyingKey: Sendable, Hashable {
     public let raw: [UInt8]
     let key: Curve25519.Signing.PublicKey

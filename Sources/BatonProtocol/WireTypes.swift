@@ -4,7 +4,7 @@ import FoundationEssentials
 import Foundation
 #endif
 
-/// The phases of a deployment on one host (DESIGN §5). Terminal phases end it.
+/// The phases of a deployment on one host (docs/design.md §5). Terminal phases end it.
 public enum DeploymentPhase: String, Codable, Sendable, CaseIterable, Comparable {
     case accepted, fetching, unpacking, preparing, switching, activating, checking, baking, succeeded
     /// Ended before anything was switched: the previous release never stopped being live.

@@ -3,7 +3,7 @@ import BatonCLISupport
 import BatonPKI
 import BatonProtocol
 
-/// `baton pki`: the fleet certificate authority (DESIGN §2). The CA key stays on the
+/// `baton pki`: the fleet certificate authority (docs/design.md §2). The CA key stays on the
 /// operator's machine; agents get certificates either issued here with a new key, or
 /// signed from a CSR made on the host (`batond csr`), whose key never leaves it.
 struct PKICommand: AsyncParsableCommand {

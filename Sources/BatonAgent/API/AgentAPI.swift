@@ -4,7 +4,7 @@ import HummingbirdCore
 import Logging
 import NIOCore
 
-/// The agent's HTTPS API (DESIGN §4) over a `DeploymentEngine`: routes, the identity
+/// The agent's HTTPS API (docs/design.md §4) over a `DeploymentEngine`: routes, the identity
 /// check and the error mapping, and the Hummingbird application that serves them over
 /// mutual TLS 1.3. Used by `batond run` (through `AgentService`) and by tests alike.
 ///

@@ -4,7 +4,7 @@ import NIOCore
 
 /// The request context of the agent API. Keeps the connection's channel so that
 /// `PeerIdentityMiddleware` can read the client certificate asynchronously (reading it
-/// through the pipeline's synchronous operations off the event loop traps; PITFALLS).
+/// through the pipeline's synchronous operations off the event loop traps; docs/toolchain-notes.md).
 public struct AgentRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     public let channel: any Channel

@@ -2,7 +2,7 @@ import BatonProtocol
 import NIOSSL
 
 /// The Baton identity a certificate carries: the single `baton://agent/<host-id>` or
-/// `baton://controller/<name>` URI among its subject alternative names (DESIGN §2).
+/// `baton://controller/<name>` URI among its subject alternative names (docs/design.md §2).
 ///
 /// The same rules as BatonPKI's `PeerIdentity` (which BatonAgent does not link): exactly
 /// one URI with the `baton` scheme in any letter case, so `BATON://...` cannot smuggle in a

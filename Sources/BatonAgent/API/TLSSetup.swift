@@ -20,7 +20,7 @@ import Synchronization
 ///
 /// The server context is mutual TLS 1.3 only; the trust roots are the fleet CA and
 /// nothing else (never the system store); a client certificate chaining to it is
-/// required (PITFALLS: `.noHostnameVerification` on a server requires one). Which
+/// required (docs/toolchain-notes.md: `.noHostnameVerification` on a server requires one). Which
 /// identity a client certificate must carry is checked per request by
 /// `PeerIdentityMiddleware`.
 public struct TLSMaterial: Sendable {

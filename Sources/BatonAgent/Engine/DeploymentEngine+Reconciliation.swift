@@ -12,7 +12,7 @@ import Musl
 import Logging
 
 extension DeploymentEngine {
-    /// Brings the host back to a consistent state after a crash or `kill -9` (DESIGN §5):
+    /// Brings the host back to a consistent state after a crash or `kill -9` (docs/design.md §5):
     /// staging and half-received uploads are removed; a deployment interrupted before the
     /// switch is recorded as failed; one interrupted after the switch but before it was
     /// confirmed healthy is rolled back; release directories no state mentions are

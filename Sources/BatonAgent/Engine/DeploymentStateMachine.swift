@@ -82,7 +82,7 @@ struct DeploymentStateMachine: Sendable, Equatable {
 
     /// What a restarted agent does with a deployment it finds in `phase`: before the
     /// switch nothing is live, so it is recorded as failed; from the switch on, the
-    /// previous release is restored (DESIGN §5, reconciliation).
+    /// previous release is restored (docs/design.md §5, reconciliation).
     static func reconcile(_ phase: DeploymentPhase, error: ErrorInfo) -> (machine: DeploymentStateMachine, step: Step) {
         var machine = DeploymentStateMachine(phase: phase, hasBake: false)
         if phase.isTerminal { return (machine, .done) }

@@ -1,4 +1,4 @@
-/// Where everything lives under the data directory (DESIGN §5):
+/// Where everything lives under the data directory (docs/design.md §5):
 /// ```
 /// apps/<app>/releases/<release>/   complete, verified, never modified after the switch
 /// apps/<app>/current -> releases/<release>

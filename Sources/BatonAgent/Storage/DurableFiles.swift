@@ -47,7 +47,7 @@ enum DurableFiles {
 
     /// Points the symlink `link` at `target` atomically: a new symlink under a temporary
     /// name is renamed over the old one, so at every instant `link` names a complete
-    /// target (DESIGN §5). The directory is fsynced afterwards.
+    /// target (docs/design.md §5). The directory is fsynced afterwards.
     static func replaceSymlink(_ link: String, target: String) throws(AgentError) {
         let directory = PathName.directory(of: link)
         let temporary = "\(directory)/.\(PathName.lastComponent(of: link)).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"

@@ -46,7 +46,7 @@ public enum HostCount: Sendable, Equatable, Codable, CustomStringConvertible {
     }
 }
 
-/// How a rollout walks the fleet (DESIGN §6): a canary wave alone, then batches, each
+/// How a rollout walks the fleet (docs/design.md §6): a canary wave alone, then batches, each
 /// deployed with bounded parallelism; halted when failures exceed the threshold.
 public struct RolloutStrategy: Sendable, Equatable, Codable {
     /// Hosts deployed first, alone. Any failure among them halts the rollout, whatever
