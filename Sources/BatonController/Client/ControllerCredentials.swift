@@ -20,7 +20,11 @@ public struct ControllerCredentials: Sendable {
     /// and full verification: chain and name. The name asked for is the agent's identity
     /// name (see ``PeerIdentity/agentTLSName(hostID:)``), so the handshake itself proves
     /// the agent is the host we meant.
-    public func tlsConfiguration() throws(ControllerError) -> TLSConfiguration {
+    ///
+    /// The files are cross-checked first (`check(now:)`), so a wrong key or CA is a
+    /// configuration error naming the file rather than a handshake failure with every agent.
+    public func tlsConfiguration(now: Date = Date()) throws(ControllerError) -> TLSConfiguration {
+        _ = try check(now: now)
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.minimumTLSVersion = .tlsv13
         configuration.maximumTLSVersion = .tlsv13
@@ -55,15 +59,40 @@ public struct ControllerCredentials: Sendable {
         return configuration
     }
 
-    /// The identity our own certificate carries, so a misconfigured controller (an agent
-    /// certificate, say) is told so before any agent answers 403.
-    public func identity() throws(ControllerError) -> PeerIdentity {
-        let pem = String(decoding: try read(certificatePath, what: "controller certificate"), as: UTF8.self)
+    /// Everything that can be known about the three files without an agent: each exists
+    /// and is readable (`credentials_missing`), parses, and they fit together: the
+    /// certificate is a controller's, valid now, issued by the CA, and the key is its key
+    /// (`credentials_invalid`). Every command that contacts agents calls this first, so
+    /// the controller's own mistakes are never reported as unreachable agents.
+    public func check(now: Date = Date()) throws(ControllerError) -> OwnCredentials {
+        let ca = String(decoding: try read(caPath, what: "fleet CA certificate"), as: UTF8.self)
+        let certificate = String(decoding: try read(certificatePath, what: "controller certificate"), as: UTF8.self)
+        let key = String(decoding: try read(keyPath, what: "controller key"), as: UTF8.self)
+        let checked: OwnCredentials
         do {
-            return try PeerCertificate(pem: pem).identity
+            checked = try OwnCredentials.check(certificatePEM: certificate, keyPEM: key, caPEM: ca, now: now)
         } catch {
-            throw ControllerError(.credentialsInvalid, "'\(certificatePath)': \(error.message)")
+            switch error.file {
+            case .ca:
+                throw ControllerError(
+                    .credentialsInvalid,
+                    "the fleet CA certificate '\(caPath)' \(error.message); point tls.ca (BATON_TLS_CA, --ca) at the fleet's ca.pem")
+            case .certificate:
+                throw ControllerError(
+                    .credentialsInvalid,
+                    "the controller certificate '\(certificatePath)' \(error.message); issue one with `baton pki issue controller NAME` and point tls.certificate (BATON_TLS_CERT, --cert) at it")
+            case .key:
+                throw ControllerError(
+                    .credentialsInvalid,
+                    "the controller key '\(keyPath)' \(error.message) (certificate: '\(certificatePath)'); point tls.key (BATON_TLS_KEY, --tls-key) at the key that certificate was issued for")
+            }
         }
+        guard checked.certificate.identity.role == .controller else {
+            throw ControllerError(
+                .credentialsInvalid,
+                "the controller certificate '\(certificatePath)' carries \(checked.certificate.identity.uri), not a controller identity; agents would answer 403 (issue one with `baton pki issue controller NAME`)")
+        }
+        return checked
     }
 
     private func read(_ path: String, what: String) throws(ControllerError) -> Data {

@@ -124,7 +124,7 @@ public struct ControllerConfiguration: Sendable, Equatable {
 
     public func requireCredentials() throws(ControllerError) -> ControllerCredentials {
         guard let certificatePath, let keyPath, let caPath else {
-            let missing = [("certificate", certificatePath, "BATON_TLS_CERT", "--cert"), ("key", keyPath, "BATON_TLS_KEY", "--key"),
+            let missing = [("certificate", certificatePath, "BATON_TLS_CERT", "--cert"), ("key", keyPath, "BATON_TLS_KEY", "--tls-key"),
                            ("ca", caPath, "BATON_TLS_CA", "--ca")]
                 .filter { $0.1 == nil }.map { "\($0.0) (tls.\($0.0) in baton.yaml, \($0.2) or \($0.3))" }
             throw ControllerError(.credentialsMissing, "the controller's TLS credentials are not set: \(missing.joined(separator: ", "))")
