@@ -18,6 +18,8 @@ public struct AgentError: Error, Sendable, Equatable, CustomStringConvertible {
         case deploymentInProgress = "deployment_in_progress"
         case notFound = "not_found"
         case agentBusy = "agent_busy"
+        case cacheFull = "cache_full"
+        case uploadTooSlow = "upload_too_slow"
         // Artifacts
         case artifactUnavailable = "artifact_unavailable"
         case digestMismatch = "digest_mismatch"

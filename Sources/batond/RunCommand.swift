@@ -21,13 +21,14 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String = "info"
     @Option(help: "Seconds running deployments get to end after SIGTERM.") var shutdownGrace: Int = 30
     @Option(help: "Seconds before an idle API connection is closed.") var idleTimeout: Int = 30
+    @Option(help: "Seconds a connection has to complete its TLS handshake.") var handshakeTimeout: Int = 10
 
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
         }
-        guard shutdownGrace >= 0, idleTimeout > 0 else {
-            throw ValidationError("--shutdown-grace must be 0 or more and --idle-timeout more than 0")
+        guard shutdownGrace >= 0, idleTimeout > 0, handshakeTimeout > 0 else {
+            throw ValidationError("--shutdown-grace must be 0 or more, --idle-timeout and --handshake-timeout more than 0")
         }
     }
 
@@ -46,6 +47,7 @@ struct RunCommand: AsyncParsableCommand {
         var options = AgentService.Options()
         options.shutdownGrace = .seconds(shutdownGrace)
         options.api.idleTimeout = .seconds(idleTimeout)
+        options.api.handshakeTimeout = .seconds(handshakeTimeout)
         let service: AgentService
         do {
             service = try AgentService(configuration: configuration, options: options, logger: logger)

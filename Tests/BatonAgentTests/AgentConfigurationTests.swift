@@ -24,6 +24,8 @@ import Testing
         #expect(config.labels["role"] == "web")
         #expect(config.tls?.ca == "/etc/baton/ca.pem")
         #expect(config.limits.maxArtifactBytes == 4 << 30)
+        #expect(config.limits.minUploadBytesPerSecond == 64 << 10)
+        #expect(config.limits.uploadRateWindow == .seconds(20))
     }
 
     @Test(arguments: [
@@ -33,6 +35,8 @@ import Testing
         ("hostId: web-1\nenvironment: staging\ntrust: t.yaml\nlimits:\n  hookOutput: lots\n", "invalid_value", 5),
         ("hostId: web-1\nenvironment: staging\ntrust: t.yaml\ntls:\n  certificate: a.pem\n", "missing_field", 5),
         ("hostId: web-1\nenvironment: staging\ntrust: t.yaml\ndatadir: /x\n", "unknown_field", 4),
+        ("hostId: web-1\nenvironment: staging\ntrust: t.yaml\nlimits:\n  uploadRateWindow: 0s\n", "invalid_value", 5),
+        ("hostId: web-1\nenvironment: staging\ntrust: t.yaml\nlimits:\n  minUploadRate: fast\n", "invalid_value", 5),
     ])
     func errorsNameTheFileAndLine(yaml: String, code: String, line: Int) {
         do {

@@ -41,10 +41,26 @@ extension AgentAPI {
             return try APIResponse.json(ArtifactReceipt(sha256: digest, size: length, existing: true))
         }
         let upload = try await engine.beginUpload(digest: digest, size: length)
+        let pace = UploadPace(
+            size: length, minimumBytesPerSecond: engine.configuration.limits.minUploadBytesPerSecond,
+            window: engine.configuration.limits.uploadRateWindow.swiftDuration)
+        // The watchdog closes the connection of an upload that falls behind its pace: the
+        // body stops arriving, the upload is dropped below, and its slot is free again.
+        let channel = context.channel
+        let watchdog = Task {
+            while let verdict = await pace.nextVerdict() {
+                if case .tooSlow = verdict {
+                    channel.close(promise: nil)
+                    return
+                }
+            }
+        }
+        defer { watchdog.cancel() }
         var received: UInt64 = 0
         do {
             for try await chunk in request.body {
                 received += UInt64(chunk.readableBytes)
+                pace.received(received)
                 try chunk.withUnsafeReadableBytes { try upload.write($0) }
                 metrics?.artifactBytesReceived(chunk.readableBytes)
             }
@@ -53,12 +69,14 @@ extension AgentAPI {
             upload.abort()
             throw error
         } catch {
-            // The connection broke while the body was arriving.
             upload.abort()
+            if let reason = pace.dropped { throw tooSlow(digest, received: received, size: length, context: context, reason: reason) }
+            // The connection broke while the body was arriving.
             throw cutShort(digest, received: received, size: length, context: context, reason: "\(error)")
         }
         guard received == length else {
             upload.abort()
+            if let reason = pace.dropped { throw tooSlow(digest, received: received, size: length, context: context, reason: reason) }
             throw cutShort(digest, received: received, size: length, context: context, reason: "the body ended early")
         }
         // The last write, the digest check and fsync: off the cooperative pool.
@@ -80,6 +98,22 @@ extension AgentAPI {
         return RequestError(
             status: 400, code: "upload_incomplete",
             message: "the upload ended after \(received) of \(size) bytes; nothing was kept")
+    }
+
+    /// The upload fell behind its pace and its connection was closed: nothing is kept.
+    private func tooSlow(
+        _ digest: String, received: UInt64, size: UInt64, context: AgentRequestContext, reason: String
+    ) -> RequestError {
+        context.logger.notice(
+            "artifact upload dropped: too slow",
+            metadata: [
+                "baton.artifact": "\(digest)", "baton.received": "\(received)", "baton.size": "\(size)",
+                "baton.reason": "\(reason)",
+            ])
+        metrics?.refused(code: AgentError.Code.uploadTooSlow.rawValue)
+        return RequestError(
+            status: 408, code: AgentError.Code.uploadTooSlow.rawValue,
+            message: "the upload was dropped after \(received) of \(size) bytes: \(reason); nothing was kept")
     }
 
     static func digest(_ context: AgentRequestContext) throws -> String {

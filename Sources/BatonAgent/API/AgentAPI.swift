@@ -30,6 +30,11 @@ public struct AgentAPI: Sendable {
         public var idleTimeout: Duration = .seconds(30)
         /// Connections served at once; more wait in the listen backlog.
         public var maxConnections: Int = 64
+        /// A TLS handshake not completed within this is closed; at most half of
+        /// `maxConnections` may be in their handshake at once, and at most
+        /// `maxHandshakesPerPeer` from one address (`HandshakeGate`).
+        public var handshakeTimeout: Duration = .seconds(10)
+        public var maxHandshakesPerPeer: Int = 8
         /// Largest request head (all header fields together), and largest single field.
         public var maxHeaderBytes: Int = 32 << 10
         public var maxHeaderFieldBytes: Int = 16 << 10
@@ -87,10 +92,13 @@ public struct AgentAPI: Sendable {
                 maxHeaderFieldSize: options.maxHeaderFieldBytes, maxHeaderListSize: options.maxHeaderBytes,
                 maxHeaderFieldCount: options.maxHeaderFields))
         let metrics = self.metrics
+        let gate = HandshakeGate(
+            limit: options.maxConnections / 2, perPeerLimit: options.maxHandshakesPerPeer,
+            timeout: TimeAmount(options.handshakeTimeout))
         let server = HTTPServerBuilder { responder in
             ReloadableTLSChannel(
-                base: HTTP1Channel(responder: responder, configuration: http1), store: tls, logger: logger,
-                onHandshakeFailure: { metrics?.refused(code: "tls_handshake") })
+                base: HTTP1Channel(responder: responder, configuration: http1), store: tls, gate: gate, logger: logger,
+                onHandshakeFailure: { code in metrics?.refused(code: code) })
         }
         return Application(
             router: router(), server: server,

@@ -82,6 +82,10 @@ public struct TLSMaterial: Sendable {
         configuration.renegotiationSupport = .none
         // Tell clients which CA we accept, so one holding several certificates picks the right one.
         configuration.sendCANameList = true
+        // When the agent closes a connection (an upload too slow, a handshake too long), a
+        // peer that does not answer close_notify is cut off after this, not 5 s later:
+        // reads go on until then, so the connection's slot would stay taken.
+        configuration.shutdownTimeout = .seconds(1)
         let context: NIOSSLContext
         do {
             context = try NIOSSLContext(configuration: configuration)
@@ -132,17 +136,28 @@ struct ReloadableTLSChannel<Base: ServerChildChannel>: ServerChildChannel {
 
     let base: Base
     let store: TLSContextStore
+    let gate: HandshakeGate
     let logger: Logger
-    let onHandshakeFailure: @Sendable () -> Void
+    let onHandshakeFailure: @Sendable (_ code: String) -> Void
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         let context = store.current.context
         let reportLogger = self.logger
         let report = onHandshakeFailure
+        let peer = channel.remoteAddress?.ipAddress ?? "unknown"
+        guard gate.enter(peer: peer) else {
+            // Every handshake place is taken: this connection is closed before it costs
+            // anything, and the slots that remain stay for connections already through.
+            report("tls_handshake_limit")
+            channel.close(promise: nil)
+            return channel.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
+        }
         return channel.eventLoop.makeCompletedFuture {
             try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
             try channel.pipeline.syncOperations.addHandler(
-                TLSHandshakeReporter(logger: reportLogger, onFailure: report))
+                HandshakeDeadline(gate: gate, peer: peer, onTimeout: { report("tls_handshake_timeout") }))
+            try channel.pipeline.syncOperations.addHandler(
+                TLSHandshakeReporter(logger: reportLogger, onFailure: { report("tls_handshake") }))
         }.flatMap {
             base.setup(channel: channel, logger: logger)
         }

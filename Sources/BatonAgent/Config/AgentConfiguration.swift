@@ -53,6 +53,12 @@ public struct AgentConfiguration: Sendable, Equatable {
         public var maxUnpackedBytes: UInt64 = 16 << 30
         /// Entries one archive may hold. Default 200,000.
         public var maxArchiveEntries: Int = 200_000
+        /// The slowest an artifact upload may arrive, in bytes per second, measured over
+        /// each `uploadRateWindow`: a client that trickles bytes would otherwise hold an
+        /// upload slot for as long as it likes. Default 64 KiB/s.
+        public var minUploadBytesPerSecond: UInt64 = 64 << 10
+        /// How often an upload's progress is measured. Default 20s.
+        public var uploadRateWindow: BatonDuration = .seconds(20)
 
         public init() {}
     }
@@ -155,7 +161,7 @@ extension AgentConfiguration {
             let limits = try limitsNode.mapping()
             try limits.allowOnly([
                 "maxArtifactSize", "maxConcurrentUploads", "hookOutput", "artifactCache", "maxUnpackedSize",
-                "maxArchiveEntries",
+                "maxArchiveEntries", "minUploadRate", "uploadRateWindow",
             ])
             if let v = limits["maxArtifactSize"] { config.limits.maxArtifactBytes = try ByteSize.parse(v) }
             if let v = limits["maxConcurrentUploads"] { config.limits.maxConcurrentUploads = try v.int(in: 1...64) }
@@ -163,6 +169,15 @@ extension AgentConfiguration {
             if let v = limits["artifactCache"] { config.limits.artifactCacheBytes = try ByteSize.parse(v) }
             if let v = limits["maxUnpackedSize"] { config.limits.maxUnpackedBytes = try ByteSize.parse(v) }
             if let v = limits["maxArchiveEntries"] { config.limits.maxArchiveEntries = try v.int(in: 1...10_000_000) }
+            // A rate per second, written as a size: `64KiB` means 64 KiB/s.
+            if let v = limits["minUploadRate"] { config.limits.minUploadBytesPerSecond = try ByteSize.parse(v, max: 1 << 40) }
+            if let v = limits["uploadRateWindow"] {
+                let text = try v.string()
+                guard let window = BatonDuration(parsing: text), window >= .seconds(1), window <= .minutes(10) else {
+                    throw v.error(.invalidValue, "'\(text)' is not a duration from 1s to 10m; write it like 20s")
+                }
+                config.limits.uploadRateWindow = window
+            }
         }
         return config
     }

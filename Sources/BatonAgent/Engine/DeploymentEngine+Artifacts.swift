@@ -70,7 +70,10 @@ extension DeploymentEngine {
     public nonisolated func hasArtifact(_ digest: String) -> Bool { cache.contains(digest) }
 
     /// Starts an upload. Refuses a bad digest (400), a size over the configured maximum
-    /// (413) and more concurrent uploads than configured (503 `agent_busy`).
+    /// (413), more concurrent uploads than configured (503 `agent_busy`), and an artifact
+    /// the cache cannot hold even after evicting what no deployment needs (507
+    /// `cache_full`): the capacity holds when bytes arrive, not only when a deployment
+    /// settles, so uploads alone cannot fill the disk.
     public func beginUpload(digest: String, size: UInt64) throws(RequestError) -> ArtifactUpload {
         guard Digest.isSHA256Hex(digest) else {
             throw RequestError(status: 400, code: "malformed", message: "'\(digest)' is not a lowercase hex SHA-256 digest")
@@ -80,23 +83,29 @@ extension DeploymentEngine {
                 status: 413, code: AgentError.Code.artifactTooLarge.rawValue,
                 message: "\(size) bytes is over this agent's maximum artifact size of \(configuration.limits.maxArtifactBytes) bytes")
         }
-        guard uploadsInFlight < configuration.limits.maxConcurrentUploads else {
+        let limit = configuration.limits.maxConcurrentUploads
+        guard let token = uploads.reserve(digest: digest, size: size, limit: limit) else {
             throw RequestError(
                 status: 503, code: AgentError.Code.agentBusy.rawValue,
-                message: "\(uploadsInFlight) uploads are already in progress; retry shortly")
+                message: "\(limit) uploads are already in progress; retry shortly")
+        }
+        let others = uploads.others(than: token)
+        // What a deployment in flight still needs, and what is arriving, is never evicted.
+        let needed = Set(contexts.values.compactMap { $0.manifest?.artifact.sha256 }).union(others.digests)
+        guard cache.makeRoom(for: size, reserved: others.bytes, protecting: needed) else {
+            uploads.release(token)
+            throw RequestError(
+                status: 507, code: AgentError.Code.cacheFull.rawValue,
+                message: "\(size) bytes do not fit this agent's artifact cache of \(cache.capacity) bytes beside what deployments and uploads in progress need; retry when they finish, or raise limits.artifactCache")
         }
         let writer: ArtifactWriter
         do {
             writer = try cache.beginWrite(digest: digest, size: size)
         } catch {
+            uploads.release(token)
             throw RequestError(status: 500, code: error.reportedCode, message: error.message)
         }
-        uploadsInFlight += 1
-        return ArtifactUpload(writer: writer, digest: digest, size: size) { [weak self] in
-            guard let self else { return }
-            Task { await self.uploadEnded() }
-        }
+        let uploads = self.uploads
+        return ArtifactUpload(writer: writer, digest: digest, size: size) { uploads.release(token) }
     }
-
-    private func uploadEnded() { uploadsInFlight -= 1 }
 }

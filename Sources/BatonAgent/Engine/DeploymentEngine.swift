@@ -46,7 +46,7 @@ public actor DeploymentEngine {
     private var nextSubscriber = 0
     private var running: [String: Task<Void, Never>] = [:]
     var contexts: [String: RunContext] = [:]
-    var uploadsInFlight = 0
+    let uploads = UploadReservations()
 
     /// Opens the data directory (creating it if needed) and takes its lock: one agent
     /// process per data directory.

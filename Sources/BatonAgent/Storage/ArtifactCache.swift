@@ -74,19 +74,40 @@ struct ArtifactCache: Sendable {
     /// Evicts least-recently-used artifacts until the cache fits its capacity. Never
     /// evicts one in `protected` (what retained releases came from).
     func evict(protecting protected: Set<String>) {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: layout.artifactsDirectory)) ?? []
-        var entries: [(digest: String, size: UInt64, used: Int)] = []
-        var total: UInt64 = 0
-        for name in names where Digest.isSHA256Hex(name) {
-            var st = stat()
-            guard lstat(layout.artifact(name), &st) == 0 else { continue }
-            entries.append((name, UInt64(st.st_size), st.st_mtim.tv_sec))
-            total += UInt64(st.st_size)
-        }
+        let entries = storedArtifacts()
+        var total = entries.reduce(0) { $0 + $1.size }
         for entry in entries.sorted(by: { $0.used < $1.used }) where total > capacity {
             if protected.contains(entry.digest) { continue }
             if unlink(layout.artifact(entry.digest)) == 0 { total -= entry.size }
         }
+    }
+
+    /// Makes room for `size` more bytes while `reserved` bytes of other uploads are on
+    /// their way: evicts least-recently-used artifacts not in `protected` until
+    /// everything fits the capacity. Evicts nothing and returns false when even that
+    /// would not be enough, so a refused upload costs the cache nothing.
+    func makeRoom(for size: UInt64, reserved: UInt64, protecting protected: Set<String>) -> Bool {
+        let entries = storedArtifacts()
+        var total = entries.reduce(0) { $0 + $1.size } + reserved + size
+        guard total > capacity else { return true }
+        let evictable = entries.filter { !protected.contains($0.digest) }.sorted { $0.used < $1.used }
+        guard total - evictable.reduce(0, { $0 + $1.size }) <= capacity else { return false }
+        for entry in evictable where total > capacity {
+            if unlink(layout.artifact(entry.digest)) == 0 { total -= entry.size }
+        }
+        return total <= capacity
+    }
+
+    /// The artifacts kept, with their sizes and when each was last used.
+    private func storedArtifacts() -> [(digest: String, size: UInt64, used: Int)] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: layout.artifactsDirectory)) ?? []
+        var entries: [(digest: String, size: UInt64, used: Int)] = []
+        for name in names where Digest.isSHA256Hex(name) {
+            var st = stat()
+            guard lstat(layout.artifact(name), &st) == 0 else { continue }
+            entries.append((name, UInt64(st.st_size), st.st_mtim.tv_sec))
+        }
+        return entries
     }
 
     /// Uploads that never finished (a crash or a dropped connection) leave temporary files.
