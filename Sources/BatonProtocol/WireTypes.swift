@@ -354,19 +354,85 @@ public struct AppList: Codable, Sendable, Equatable {
 
 /// `GET /v1/health`: the agent itself is up.
 public struct AgentHealth: Codable, Sendable, Equatable {
+    /// `ok`, or `degraded` when the agent serves but something needs an operator (its
+    /// audit chain is broken).
     public var status: String
     public var hostID: String
     public var environment: String
     public var version: String
     public var startedAt: Date
+    /// The audit chain: its length and head, and why it is not intact if it is not.
+    public var audit: AuditChainStatus?
 
-    public init(status: String = "ok", hostID: String, environment: String, version: String, startedAt: Date) {
+    public init(status: String = "ok", hostID: String, environment: String, version: String, startedAt: Date,
+                audit: AuditChainStatus? = nil) {
         self.status = status
         self.hostID = hostID
         self.environment = environment
         self.version = version
         self.startedAt = startedAt
+        self.audit = audit
     }
+}
+
+/// The state of an agent's hash-chained audit log.
+public struct AuditChainStatus: Codable, Sendable, Equatable {
+    public var intact: Bool
+    public var lines: Int
+    /// SHA-256 (hex) of the last line.
+    public var head: String
+    public var problem: String?
+
+    public init(intact: Bool, lines: Int, head: String, problem: String? = nil) {
+        self.intact = intact
+        self.lines = lines
+        self.head = head
+        self.problem = problem
+    }
+}
+
+/// `GET /v1/audit/head`: the head of an agent's audit chain, signed with the agent's own
+/// TLS key (ECDSA P-256 over `signedText`), so a controller can keep it as evidence and
+/// later show that a host's log went backwards, forked, or disappeared.
+public struct SignedAuditHead: Codable, Sendable, Equatable {
+    public var hostID: String
+    public var lines: Int
+    public var hash: String
+    public var time: Date
+    /// DER ECDSA signature, base64, by the key of the agent's TLS certificate.
+    public var signature: String
+    /// When asked for (`?line=N`): the hash of line N of the current chain, to compare
+    /// with a head recorded earlier.
+    public var at: LineHash?
+    public var problem: String?
+
+    public struct LineHash: Codable, Sendable, Equatable {
+        public var line: Int
+        /// nil when the chain has fewer lines.
+        public var hash: String?
+
+        public init(line: Int, hash: String?) {
+            self.line = line
+            self.hash = hash
+        }
+    }
+
+    public init(hostID: String, lines: Int, hash: String, time: Date, signature: String, at: LineHash? = nil, problem: String? = nil) {
+        self.hostID = hostID
+        self.lines = lines
+        self.hash = hash
+        self.time = time
+        self.signature = signature
+        self.at = at
+        self.problem = problem
+    }
+
+    /// The bytes signed: a fixed prefix, then host, line count, head hash and time.
+    public static func signedText(hostID: String, lines: Int, hash: String, time: Date) -> [UInt8] {
+        Array("baton-audit-head-v1\n\(hostID)\n\(lines)\n\(hash)\n\(RFC3339.format(time))\n".utf8)
+    }
+
+    public var signedText: [UInt8] { Self.signedText(hostID: hostID, lines: lines, hash: hash, time: time) }
 }
 
 /// The answer to `PUT /v1/artifacts/sha256/{digest}`: what the agent now holds.

@@ -201,7 +201,8 @@ import Testing
         let expected: [VerificationCode: (String, Int)] = [
             .malformed: ("malformed", 400), .tooLarge: ("too_large", 413), .unsupportedType: ("unsupported_type", 422),
             .signatureInvalid: ("signature_invalid", 403), .untrustedKey: ("untrusted_key", 403),
-            .thresholdNotMet: ("threshold_not_met", 403), .invalidManifest: ("invalid_manifest", 422),
+            .thresholdNotMet: ("threshold_not_met", 403), .returnMismatch: ("return_mismatch", 403),
+            .invalidManifest: ("invalid_manifest", 422),
             .expired: ("expired", 403), .notYetValid: ("not_yet_valid", 403), .wrongEnvironment: ("wrong_environment", 403),
             .notTargeted: ("not_targeted", 403), .staleSerial: ("stale_serial", 409), .serialConflict: ("serial_conflict", 409),
             .duplicate: ("duplicate", 200),

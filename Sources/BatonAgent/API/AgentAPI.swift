@@ -49,9 +49,16 @@ public struct AgentAPI: Sendable {
     /// follows it to its end).
     public let onAccepted: @Sendable (String) -> Void
 
-    public init(engine: DeploymentEngine, metrics: AgentMetrics? = nil, onAccepted: @escaping @Sendable (String) -> Void = { _ in }) {
+    /// The TLS material in use, whose key signs the audit head.
+    public let tls: TLSContextStore?
+
+    public init(
+        engine: DeploymentEngine, metrics: AgentMetrics? = nil, tls: TLSContextStore? = nil,
+        onAccepted: @escaping @Sendable (String) -> Void = { _ in }
+    ) {
         self.engine = engine
         self.metrics = metrics
+        self.tls = tls
         self.onAccepted = onAccepted
     }
 
@@ -71,10 +78,28 @@ public struct AgentAPI: Sendable {
         router.get("/v1/apps/:app/releases/:release") { _, context in try await self.getApprovedRelease(context) }
         router.get("/v1/health") { _, _ in
             let configuration = self.engine.configuration
+            let audit = self.engine.auditStatus
+            self.metrics?.auditChain(intact: audit.intact)
             return try APIResponse.json(
                 AgentHealth(
+                    status: audit.intact ? "ok" : "degraded",
                     hostID: configuration.hostID, environment: configuration.environment, version: AgentVersion.current,
-                    startedAt: self.engine.startedAt))
+                    startedAt: self.engine.startedAt, audit: audit))
+        }
+        router.get("/v1/audit/head") { request, _ in
+            guard let key = self.tls?.current.signingKey else {
+                throw RequestError(
+                    status: 503, code: "not_found",
+                    message: "this agent's TLS key is not an ECDSA P-256 key, so it cannot sign its audit head")
+            }
+            var line: Int?
+            if let text = request.uri.queryParameters.get("line") {
+                guard let value = Int(text), value > 0 else {
+                    throw RequestError(status: 400, code: "malformed", message: "line must be a positive integer")
+                }
+                line = value
+            }
+            return try APIResponse.json(try self.engine.signedAuditHead(key: key, line: line))
         }
         return router
     }
@@ -136,7 +161,7 @@ public struct AgentAPI: Sendable {
                 message: "the envelope is \(declared) bytes; at most \(Envelope.maxEnvelopeBytes) are accepted")
         }
         let body = try await request.body.collect(upTo: Envelope.maxEnvelopeBytes)
-        let accepted = try await engine.submit(envelope: Array(buffer: body))
+        let accepted = try await engine.submit(envelope: Array(buffer: body), peer: context.controller ?? "unknown")
         if !accepted.existing { onAccepted(accepted.id) }
         context.logger.info(
             accepted.existing ? "deployment resent" : "deployment started",

@@ -1,4 +1,5 @@
 import BatonProtocol
+import Crypto
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -33,6 +34,8 @@ public struct TLSMaterial: Sendable {
     public let notValidAfter: Date
     /// How many CA certificates are trusted.
     public let caCount: Int
+    /// The certificate's key, for signing the audit head (nil if it is not P-256).
+    public let signingKey: P256.Signing.PrivateKey?
 
     /// Reads and checks the files. `requireCurrent` refuses a certificate outside its
     /// validity period (a reload keeps the old one rather than switch to that); at start
@@ -96,7 +99,10 @@ public struct TLSMaterial: Sendable {
         }
         return TLSMaterial(
             context: context, identity: identity, serial: leaf.serialNumber.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined(),
-            notValidBefore: notBefore, notValidAfter: notAfter, caCount: ca.count)
+            notValidBefore: notBefore, notValidAfter: notAfter, caCount: ca.count,
+            signingKey: FileManager.default.contents(atPath: files.privateKey).flatMap {
+                try? P256.Signing.PrivateKey(pemRepresentation: String(decoding: $0, as: UTF8.self))
+            })
     }
 
     private static func readCertificates(_ path: String, what: String) throws(AgentServiceError) -> [NIOSSLCertificate] {

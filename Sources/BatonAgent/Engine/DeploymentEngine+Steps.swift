@@ -380,6 +380,7 @@ extension DeploymentEngine {
 
     func auditFinished(_ id: String) {
         guard let record = try? store.loadRecord(id) else { return }
+        writeCoalescedRefusals(at: now())
         do {
             try audit.append(
                 AuditEntry(

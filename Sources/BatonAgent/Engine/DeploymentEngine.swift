@@ -1,5 +1,6 @@
 import BatonArchive
 import BatonProtocol
+import Crypto
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -47,6 +48,8 @@ public actor DeploymentEngine {
     private var running: [String: Task<Void, Never>] = [:]
     var contexts: [String: RunContext] = [:]
     let uploads = UploadReservations()
+    /// Refusals of one code from one peer are written once a minute, with a count.
+    var refusals = RefusalCoalescer(interval: 60)
 
     /// Opens the data directory (creating it if needed) and takes its lock: one agent
     /// process per data directory.
@@ -62,7 +65,7 @@ public actor DeploymentEngine {
         try layout.create()
         store = StateStore(layout: layout)
         cache = ArtifactCache(layout: layout, capacity: configuration.limits.artifactCacheBytes)
-        audit = try AuditLog(layout: layout)
+        audit = try AuditLog(layout: layout, now: now(), hostID: configuration.hostID)
         hooks = HookRunner(logger: logger, outputDirectory: layout.hookScratchDirectory)
         health = HealthChecker(hookRunner: hooks, logger: logger)
         startedAt = now()
@@ -93,7 +96,9 @@ public actor DeploymentEngine {
     /// Verifies an envelope and starts its deployment. An identical resend answers with
     /// the existing deployment (`existing: true`). `artifactFile` is a local copy of the
     /// artifact (`batond apply`); otherwise it must already be in the cache.
-    public func submit(envelope bytes: [UInt8], artifactFile: String? = nil) throws(RequestError) -> DeploymentAccepted {
+    /// `peer` names who sent it (the controller's certificate name; `local` for `batond
+    /// apply`), for the audit log.
+    public func submit(envelope bytes: [UInt8], artifactFile: String? = nil, peer: String = "local") throws(RequestError) -> DeploymentAccepted {
         var queriedApp: String?
         var queriedState: AppState?
         var loadFailure: AgentError?
@@ -114,10 +119,10 @@ public actor DeploymentEngine {
             if error.code == .duplicate, let app = queriedApp, let state = queriedState, let serial = state.lastSerial {
                 let id = DeploymentID.make(app: app, serial: serial)
                 let phase = (try? store.loadRecord(id))?.phase ?? .accepted
-                auditRefusal(bytes, app: app, code: "duplicate", message: "identical resend of \(id)")
+                auditRefusal(bytes, app: app, code: "duplicate", message: "identical resend of \(id)", peer: peer)
                 return DeploymentAccepted(id: id, phase: phase, existing: true)
             }
-            auditRefusal(bytes, app: queriedApp, code: error.code.rawValue, message: error.message)
+            auditRefusal(bytes, app: queriedApp, code: error.code.rawValue, message: error.message, peer: peer)
             throw RequestError(status: error.code.httpStatus, code: error.code.rawValue, message: error.message)
         }
         if let loadFailure { throw RequestError(status: 500, code: loadFailure.reportedCode, message: loadFailure.message) }
@@ -134,7 +139,7 @@ public actor DeploymentEngine {
         var state = queriedState ?? AppState(app: manifest.app)
         if let active = state.activeDeploymentID {
             let message = "deployment \(active) of '\(manifest.app)' is still running; wait for it to end"
-            auditRefusal(bytes, app: manifest.app, code: AgentError.Code.deploymentInProgress.rawValue, message: message)
+            auditRefusal(bytes, app: manifest.app, code: AgentError.Code.deploymentInProgress.rawValue, message: message, peer: peer)
             throw RequestError(status: 409, code: AgentError.Code.deploymentInProgress.rawValue, message: message)
         }
 
@@ -169,11 +174,13 @@ public actor DeploymentEngine {
                     phase: .accepted, message: message)
             ]
             try store.saveRecord(record)
+            writeCoalescedRefusals(at: time)
             try audit.append(
                 AuditEntry(
                     event: "accepted", time: time, hostID: configuration.hostID, app: manifest.app,
                     release: manifest.release, serial: manifest.serial, deploymentID: id,
-                    payloadDigest: verified.payloadDigest, signers: verified.signers.map(\.keyid), result: "accepted"))
+                    payloadDigest: verified.payloadDigest, signers: verified.signers.map(\.keyid), result: "accepted",
+                    peer: peer))
         } catch {
             throw RequestError(status: 500, code: error.reportedCode, message: error.message)
         }
@@ -195,18 +202,59 @@ public actor DeploymentEngine {
         return DeploymentAccepted(id: id, phase: .accepted, existing: false)
     }
 
-    private func auditRefusal(_ bytes: [UInt8], app: String?, code: String, message: String) {
-        let claimed = (try? Envelope.parse(bytes))?.signatures.compactMap(\.keyid)
+    private func auditRefusal(_ bytes: [UInt8], app: String?, code: String, message: String, peer: String) {
+        let time = now()
+        writeCoalescedRefusals(at: time)
+        guard refusals.admit(code: code, peer: peer, app: app, message: message, at: time) else { return }
+        let envelope = try? Envelope.parse(bytes)
         do {
             try audit.append(
                 AuditEntry(
-                    event: code == "duplicate" ? "duplicate" : "refused", time: now(), hostID: configuration.hostID,
-                    app: app, payloadDigest: (try? Envelope.parse(bytes))?.payloadDigest, signers: claimed,
-                    result: code, message: message))
+                    event: code == "duplicate" ? "duplicate" : "refused", time: time, hostID: configuration.hostID,
+                    app: app, payloadDigest: envelope?.payloadDigest, signers: envelope?.signatures.compactMap(\.keyid),
+                    result: code, message: message, peer: peer))
         } catch {
             logger.error("audit log append failed", metadata: ["error": "\(error)"])
         }
     }
+
+    /// Writes the counts of refusals coalesced in intervals that are over (all of them
+    /// when `everything`: the agent is stopping).
+    func writeCoalescedRefusals(at time: Date, everything: Bool = false) {
+        for (key, window) in refusals.due(at: time, everything: everything) {
+            do {
+                try audit.append(
+                    AuditEntry(
+                        event: "refusals", time: time, hostID: configuration.hostID, app: window.app, result: key.code,
+                        message: "\(window.suppressed) more '\(key.code)' refusals from \(key.peer) since \(RFC3339.format(window.start)), the last: \(window.lastMessage)",
+                        peer: key.peer, count: window.suppressed))
+            } catch {
+                logger.error("audit log append failed", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    /// The audit chain as the health endpoint and status report it.
+    public nonisolated var auditStatus: AuditChainStatus {
+        let head = audit.head, problem = audit.problem
+        return AuditChainStatus(intact: problem == nil, lines: head.lines, head: head.hash, problem: problem)
+    }
+
+    /// The audit head signed with `key`, and the hash of line `line` if asked for.
+    public nonisolated func signedAuditHead(key: P256.Signing.PrivateKey, line: Int?) throws -> SignedAuditHead {
+        let head = audit.head
+        // Whole seconds: the signed text carries the time as RFC 3339 without fractions.
+        let time = Date(timeIntervalSince1970: now().timeIntervalSince1970.rounded(.down))
+        let text = SignedAuditHead.signedText(hostID: configuration.hostID, lines: head.lines, hash: head.hash, time: time)
+        let signature = try key.signature(for: text).derRepresentation
+        return SignedAuditHead(
+            hostID: configuration.hostID, lines: head.lines, hash: head.hash, time: time,
+            signature: Base64.encode(Array(signature)),
+            at: line.map { SignedAuditHead.LineHash(line: $0, hash: audit.hash(ofLine: $0)) }, problem: audit.problem)
+    }
+
+    /// Called when the agent stops: no count of refusals is left unwritten.
+    public func flushAudit() { writeCoalescedRefusals(at: now(), everything: true) }
 
     // MARK: Waiting and reading
 

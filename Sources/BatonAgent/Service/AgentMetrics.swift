@@ -37,6 +37,7 @@ public final class AgentMetrics: Sendable {
     private let factory: PrometheusMetricsFactory
     private let artifactBytes: CoreMetrics.Counter
     private let certificateExpiry: CoreMetrics.Gauge
+    private let auditIntact: CoreMetrics.Gauge
     private let releases = Mutex<[String: (release: String, gauge: CoreMetrics.Gauge)]>([:])
 
     public init(hostID: String, environment: String, version: String) {
@@ -52,6 +53,7 @@ public final class AgentMetrics: Sendable {
         self.factory = factory
         artifactBytes = CoreMetrics.Counter(label: "baton_artifact_received_bytes_total", factory: factory)
         certificateExpiry = CoreMetrics.Gauge(label: "baton_tls_certificate_expiry_timestamp_seconds", factory: factory)
+        auditIntact = CoreMetrics.Gauge(label: "baton_audit_chain_intact", factory: factory)
         CoreMetrics.Gauge(
             label: "baton_agent_info",
             dimensions: [("host", hostID), ("environment", environment), ("version", version)], factory: factory
@@ -68,6 +70,9 @@ public final class AgentMetrics: Sendable {
     }
 
     public func artifactBytesReceived(_ count: Int) { artifactBytes.increment(by: count) }
+
+    /// 1 while the audit chain is intact, 0 once the agent found it broken.
+    public func auditChain(intact: Bool) { auditIntact.record(intact ? 1 : 0) }
 
     // MARK: Deployments
 

@@ -82,7 +82,14 @@ public struct AgentService: Sendable {
         await engine.reconcile()
 
         let observer = DeploymentObserver(engine: engine, metrics: metrics)
-        let api = AgentAPI(engine: engine, metrics: metrics, onAccepted: { observer.follow($0) })
+        let audit = engine.auditStatus
+        metrics.auditChain(intact: audit.intact)
+        if let problem = audit.problem {
+            logger.critical(
+                "the audit chain is broken; the break is recorded in the log, and health reports degraded until an operator looks",
+                metadata: ["baton.audit.problem": "\(problem)"])
+        }
+        let api = AgentAPI(engine: engine, metrics: metrics, tls: tls, onAccepted: { observer.follow($0) })
         let logger = self.logger
         let apiApp = api.application(
             tls: tls, address: configuration.listen, options: options.api, logger: logger

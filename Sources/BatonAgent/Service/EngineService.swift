@@ -16,6 +16,8 @@ struct EngineService: Service {
     func run() async throws {
         // Until shutdown: nothing to do; the engine works on its own tasks.
         try? await gracefulShutdown()
+        // The API no longer takes requests: no refusal is left only counted.
+        await engine.flushAudit()
 
         let running = await engine.apps().compactMap(\.activeDeploymentID)
         guard !running.isEmpty else { return }

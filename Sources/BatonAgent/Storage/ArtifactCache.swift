@@ -105,7 +105,8 @@ struct ArtifactCache: Sendable {
         for name in names where Digest.isSHA256Hex(name) {
             var st = stat()
             guard lstat(layout.artifact(name), &st) == 0 else { continue }
-            entries.append((name, UInt64(st.st_size), st.st_mtim.tv_sec))
+            // Nanoseconds: uploads a moment apart must keep their order.
+            entries.append((name, UInt64(st.st_size), st.st_mtim.tv_sec * 1_000_000_000 + st.st_mtim.tv_nsec))
         }
         return entries
     }
