@@ -86,6 +86,9 @@ public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConver
         case wrongKeyType = "wrong_key_type"
         case noTrustedKeys = "no_trusted_keys"
         case unknownEnvironment = "unknown_environment"
+        /// A configuration, policy or key file that group or others can write (or, for a
+        /// private key, read).
+        case insecurePermissions = "insecure_permissions"
     }
 
     public let code: Code

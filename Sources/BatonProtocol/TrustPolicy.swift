@@ -69,6 +69,9 @@ extension TrustPolicy {
             let pem: String
             do {
                 pem = try readKey(path)
+            } catch let error as ConfigurationError {
+                // The reader's own verdict on the file (e.g. its permissions) keeps its code.
+                throw error
             } catch {
                 throw entry.value.error(.keyUnreadable, "cannot read key file '\(path)': \(error)")
             }
