@@ -30,7 +30,7 @@ struct ReleaseExpiryTests {
         try "v1\n".write(toFile: "\(source)/VERSION", atomically: true, encoding: .utf8)
         #expect(try ProcessRunner.run("/bin/tar", ["-czf", tmp.child("v1.tar.gz"), "-C", source, "."]).status == 0)
 
-        func create(_ release: String, _ environment: String, _ extra: [String] = []) throws -> (ProcessResult, Manifest?) {
+        @Sendable func create(_ release: String, _ environment: String, _ extra: [String] = []) throws -> (ProcessResult, Manifest?) {
             let output = tmp.child("\(release).json")
             let result = try ProcessRunner.run(
                 ProcessRunner.executable("baton"),
