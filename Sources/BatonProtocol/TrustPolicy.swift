@@ -145,7 +145,7 @@ extension TrustPolicy {
                 guard let duration = BatonDuration(parsingValidity: text) else {
                     throw node.error(.invalidValue, "maxValidity '\(text)' is not a duration; write it like 12h or 7d")
                 }
-                guard duration >= minimumMaxValidity, duration.seconds <= Manifest.maxLifetime else {
+                guard duration >= minimumMaxValidity, duration.seconds <= ManifestLimits.maxLifetime else {
                     throw node.error(
                         .invalidValue,
                         "maxValidity \(duration) must be between \(minimumMaxValidity) (how long the controller's returns are valid) and 366d, the protocol's own bound")
