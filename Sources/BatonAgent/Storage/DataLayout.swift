@@ -1,3 +1,14 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
 /// Where everything lives under the data directory (docs/design.md §5):
 /// ```
 /// apps/<app>/releases/<release>/   complete, verified, never modified after the switch
