@@ -40,7 +40,8 @@ struct ReleaseExpiryTests {
             guard result.status == 0, let data = FileManager.default.contents(atPath: output) else { return (result, nil) }
             return (result, try BatonJSON.decode(Manifest.self, from: data))
         }
-        func lifetime(_ manifest: Manifest?) -> TimeInterval? { manifest.map { $0.expiresAt.timeIntervalSince($0.issuedAt) } }
+        // Whole seconds: the dates round-trip through Double.
+        func lifetime(_ manifest: Manifest?) -> Int? { manifest.map { Int($0.expiresAt.timeIntervalSince($0.issuedAt).rounded()) } }
 
         let (staged, staging) = try await offThePool { try create("v1", "staging") }
         #expect(staged.status == 0, "\(staged.stderr)")
