@@ -89,6 +89,13 @@ environments:
     threshold: 2
     keys: [alice, alice-backup, bob, carol]
     rollbackThreshold: 1
+  # Bounds on what a manifest may claim: valid for at most a week, and only on the
+  # hosts it names.
+  payments:
+    threshold: 1
+    keys: [alice, bob]
+    maxValidity: 7d
+    requireTargets: true
 """
 
 KEYS_README = """\
@@ -235,6 +242,7 @@ def rollback_manifest(**changes):
 
 STAGING_HOST = {"hostID": "web-1", "environment": "staging"}
 PRODUCTION_HOST = {"hostID": "prod-1", "environment": "production"}
+PAYMENTS_HOST = {"hostID": "pay-1", "environment": "payments"}
 NO_HISTORY = {"lastSerial": None, "lastPayloadDigest": None, "approvedReleases": {}}
 
 VECTORS = []
@@ -705,6 +713,36 @@ def build():
     vector("not-targeted",
            "The manifest targets web-2 and web-3; this host is web-1.",
            envelope(other_targets, [ALICE]), refuse("not_targeted"))
+
+    # ---- targets_required, validity_too_long (the environment's policy bounds) -----
+    week = "2026-11-28T11:00:00Z"  # issuedAt + 7 days
+    payments = encode(manifest(environment="payments", targets=["pay-1", "pay-2"], expiresAt=week))
+    vector("accept-payments-targeted-within-max-validity",
+           "payments requires targets and allows 7 days: this manifest names the host and lasts exactly 7 days.",
+           envelope(payments, [ALICE]), accept([ALICE], payload=payments), host=PAYMENTS_HOST)
+    untargeted = encode(manifest(environment="payments", expiresAt=week))
+    vector("targets-required-no-targets",
+           "payments sets requireTargets and the manifest names no targets: it could be replayed to any "
+           "host of the environment, a new or wiped one included.",
+           envelope(untargeted, [ALICE]), refuse("targets_required"), host=PAYMENTS_HOST)
+    vector("targets-required-also-without-a-host-id",
+           "A person checking the envelope for payments (no host id) is told too: the rule is the policy's.",
+           envelope(untargeted, [ALICE]), refuse("targets_required"),
+           host={"hostID": None, "environment": "payments"})
+    long = encode(manifest(environment="payments", targets=["pay-1"], expiresAt="2026-11-28T11:00:01Z"))
+    vector("validity-too-long",
+           "payments allows 7 days (maxValidity: 7d); this manifest is valid one second longer.",
+           envelope(long, [ALICE]), refuse("validity_too_long"), host=PAYMENTS_HOST)
+    long_return_approved = encode(manifest(environment="payments", targets=["pay-1"], release="2026.11.14-1",
+                                           serial=30, issuedAt="2026-11-14T09:00:00Z",
+                                           expiresAt="2026-11-20T09:00:00Z"))
+    long_return = encode(manifest(environment="payments", targets=["pay-1"], release="2026.11.14-1",
+                                  expiresAt="2026-12-21T11:00:00Z"))
+    vector("validity-too-long-return",
+           "A return to a release pay-1 holds, equal to its approved manifest but valid for 30 days: "
+           "the bound holds for returns too.",
+           envelope(long_return, [ALICE]), refuse("validity_too_long"), host=PAYMENTS_HOST,
+           history=history(30, long_return_approved, approved={"2026.11.14-1": long_return_approved}))
 
     # ---- stale_serial, serial_conflict, duplicate ---------------------------------
     vector("stale-serial",

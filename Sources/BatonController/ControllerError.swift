@@ -30,6 +30,8 @@ public struct ControllerError: Error, Sendable, Equatable, CustomStringConvertib
         case signingFailed = "signing_failed"
         /// A rollout id that the state directory does not know.
         case rolloutUnknown = "rollout_unknown"
+        /// A release asked to be valid for longer than its environment's `maxValidity`.
+        case validityTooLong = "validity_too_long"
     }
 
     public var code: Code

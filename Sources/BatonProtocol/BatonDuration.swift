@@ -41,6 +41,17 @@ public struct BatonDuration: Sendable, Hashable, Comparable, Codable, CustomStri
         milliseconds = total
     }
 
+    /// A validity as people write it in a trust policy or on the command line: whole days
+    /// (`7d`) or any duration `init(parsing:)` reads (`36h`). Manifest durations keep
+    /// the narrower form: days are not part of the wire format.
+    public init?(parsingValidity text: String) {
+        if text.hasSuffix("d"), let days = UInt64(text.dropLast()), text.count > 1, days <= 100_000 {
+            self.init(milliseconds: days * 86_400_000)
+        } else {
+            self.init(parsing: text)
+        }
+    }
+
     public var description: String {
         if milliseconds == 0 { return "0s" }
         var rest = milliseconds

@@ -75,7 +75,8 @@ public struct VerifiedManifest: Sendable, Equatable {
 /// The order of checks is part of the protocol (`Protocol/PROTOCOL.md`): size and shape,
 /// signatures over the PAE of the envelope's own payloadType, then the payloadType, and
 /// only then is the payload (the verified bytes, never anything else) parsed and checked
-/// against the host: environment, targets, signature threshold, serial, time.
+/// against the host: environment, targets, the environment's policy bounds (required
+/// targets, longest validity), signature threshold, serial, time.
 public enum ManifestVerifier {
     /// How far `issuedAt` may lie in the future (clock skew between signer and host).
     public static let allowedClockSkew: TimeInterval = 300
@@ -119,6 +120,18 @@ public enum ManifestVerifier {
         guard let environment = policy.environments[manifest.environment] else {
             throw VerificationError(
                 .untrustedKey, "the trust policy trusts no key for environment '\(manifest.environment)'")
+        }
+        // The policy's own bounds on what a manifest for the environment may claim, before
+        // any signature is counted: they hold for returns as much as for new releases.
+        if environment.requireTargets, manifest.targets == nil {
+            throw VerificationError(
+                .targetsRequired,
+                "the trust policy requires manifests for '\(manifest.environment)' to name their targets; without them this one could be replayed to any host of the environment until it expires (`baton release create --target HOST`)")
+        }
+        if let limit = environment.maxValidity, manifest.expiresAt.timeIntervalSince(manifest.issuedAt) > limit.seconds {
+            throw VerificationError(
+                .validityTooLong,
+                "the manifest is valid from \(RFC3339.format(manifest.issuedAt)) to \(RFC3339.format(manifest.expiresAt)), longer than the \(limit) the trust policy allows for '\(manifest.environment)'; issue it with a shorter --expires-in")
         }
         let counted = validKeys.intersection(policy.verifyingKeys(for: manifest.environment))
         let appHistory = history(manifest.app)

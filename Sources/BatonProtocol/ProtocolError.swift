@@ -42,6 +42,12 @@ public enum VerificationCode: String, Sendable, Codable, CaseIterable {
     /// than `serial`, `issuedAt`, `expiresAt` or `notes`. With the full threshold it would
     /// be a new approval; with fewer it would let one signer change what runs.
     case returnMismatch = "return_mismatch"
+    /// The manifest is valid for longer (`expiresAt` minus `issuedAt`) than the trust
+    /// policy's `maxValidity` for its environment allows.
+    case validityTooLong = "validity_too_long"
+    /// The trust policy's `requireTargets` is set for the environment and the manifest
+    /// names no `targets`.
+    case targetsRequired = "targets_required"
 
     /// The HTTP status the agent answers with (docs/design.md §4).
     public var httpStatus: Int {
@@ -50,7 +56,7 @@ public enum VerificationCode: String, Sendable, Codable, CaseIterable {
         case .tooLarge: 413
         case .unsupportedType, .invalidManifest: 422
         case .signatureInvalid, .untrustedKey, .thresholdNotMet, .expired, .notYetValid,
-            .wrongEnvironment, .notTargeted, .returnMismatch:
+            .wrongEnvironment, .notTargeted, .returnMismatch, .validityTooLong, .targetsRequired:
             403
         case .staleSerial, .serialConflict: 409
         case .duplicate: 200
@@ -86,6 +92,9 @@ public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConver
         case wrongKeyType = "wrong_key_type"
         case noTrustedKeys = "no_trusted_keys"
         case unknownEnvironment = "unknown_environment"
+        /// A configuration, policy or key file that group or others can write (or, for a
+        /// private key, read).
+        case insecurePermissions = "insecure_permissions"
     }
 
     public let code: Code

@@ -9,13 +9,31 @@ public struct TrustPolicy: Sendable, Equatable {
         /// Names of the keys that count for this environment.
         public var keys: [String]
         public var rollbackThreshold: Int
+        /// The longest a manifest for this environment may be valid (`expiresAt` minus
+        /// `issuedAt`); nil: the protocol's own bound of 366 days. A signed manifest is a
+        /// standing order until it expires, so a short bound limits how long a leaked or
+        /// withheld one stays usable.
+        public var maxValidity: BatonDuration?
+        /// Manifests for this environment must name their `targets`: one without them is
+        /// good for every host of the environment, including a new or wiped one that
+        /// remembers no serial, so it could be replayed there until it expires.
+        public var requireTargets: Bool
 
-        public init(threshold: Int, keys: [String], rollbackThreshold: Int = 1) {
+        public init(
+            threshold: Int, keys: [String], rollbackThreshold: Int = 1, maxValidity: BatonDuration? = nil,
+            requireTargets: Bool = false
+        ) {
             self.threshold = threshold
             self.keys = keys
             self.rollbackThreshold = rollbackThreshold
+            self.maxValidity = maxValidity
+            self.requireTargets = requireTargets
         }
     }
+
+    /// The shortest `maxValidity` a policy may set. A return the controller signs for a
+    /// revert or `baton rollback` is valid for this long, so every environment accepts it.
+    public static let minimumMaxValidity = BatonDuration.minutes(60)
 
     public var keys: [String: VerifyingKey]
     public var environments: [String: Environment]
@@ -49,7 +67,8 @@ extension TrustPolicy {
     ///   ci: ci.pub
     /// environments:
     ///   staging:    {threshold: 1, keys: [ci, alice]}
-    ///   production: {threshold: 2, keys: [alice, bob, ci], rollbackThreshold: 1}
+    ///   production: {threshold: 2, keys: [alice, bob, ci], rollbackThreshold: 1,
+    ///                maxValidity: 7d, requireTargets: true}
     /// ```
     /// `readKey` is given each key path as written and returns the PEM text (the caller
     /// resolves it relative to the policy file); BatonProtocol itself reads no files.
@@ -69,6 +88,9 @@ extension TrustPolicy {
             let pem: String
             do {
                 pem = try readKey(path)
+            } catch let error as ConfigurationError {
+                // The reader's own verdict on the file (e.g. its permissions) keeps its code.
+                throw error
             } catch {
                 throw entry.value.error(.keyUnreadable, "cannot read key file '\(path)': \(error)")
             }
@@ -89,7 +111,7 @@ extension TrustPolicy {
                 throw entry.value.error(.invalidValue, "environment name '\(entry.key)' must match \(Name.pattern)")
             }
             let env = try entry.value.mapping()
-            try env.allowOnly(["threshold", "keys", "rollbackThreshold"])
+            try env.allowOnly(["threshold", "keys", "rollbackThreshold", "maxValidity", "requireTargets"])
             var names: [String] = []
             for item in try env.require("keys").list() {
                 let name = try item.string()
@@ -117,7 +139,23 @@ extension TrustPolicy {
                         "rollbackThreshold \(rollbackThreshold) can never be met: only \(distinct) distinct key(s) are listed")
                 }
             }
-            environments[entry.key] = Environment(threshold: threshold, keys: names, rollbackThreshold: rollbackThreshold)
+            var maxValidity: BatonDuration?
+            if let node = env["maxValidity"] {
+                let text = try node.string()
+                guard let duration = BatonDuration(parsingValidity: text) else {
+                    throw node.error(.invalidValue, "maxValidity '\(text)' is not a duration; write it like 12h or 7d")
+                }
+                guard duration >= minimumMaxValidity, duration.seconds <= ManifestLimits.maxLifetime else {
+                    throw node.error(
+                        .invalidValue,
+                        "maxValidity \(duration) must be between \(minimumMaxValidity) (how long the controller's returns are valid) and 366d, the protocol's own bound")
+                }
+                maxValidity = duration
+            }
+            let requireTargets = try env["requireTargets"]?.bool() ?? false
+            environments[entry.key] = Environment(
+                threshold: threshold, keys: names, rollbackThreshold: rollbackThreshold, maxValidity: maxValidity,
+                requireTargets: requireTargets)
         }
         return TrustPolicy(keys: keys, environments: environments)
     }

@@ -48,8 +48,18 @@ struct ReleaseOptions: ParsableArguments {
     @Option(help: ArgumentHelp("The environment it is for.", valueName: "env")) var environment: String
     @Option(help: ArgumentHelp("Release notes, for people.", valueName: "text")) var notes: String?
     @Option(help: ArgumentHelp("The commit or build it came from.", valueName: "ref")) var source: String?
-    @Option(name: .customLong("expires-in"), help: ArgumentHelp("How long the manifest stays valid (default 7d).", valueName: "duration"))
+    @Option(
+        name: .customLong("expires-in"),
+        help: ArgumentHelp(
+            "How long the manifest stays valid (default 24h, or the environment's maxValidity in the trust policy if shorter).",
+            valueName: "duration"))
     var expiresIn: String?
+    @Option(
+        name: .customLong("target"),
+        help: ArgumentHelp(
+            "A host the manifest may run on (repeat for more). Default: any host of the environment, or, when the trust policy sets requireTargets, the hosts the fleet file lists for it now.",
+            valueName: "host"))
+    var targets: [String] = []
 }
 
 enum ReleaseCreation {
@@ -62,15 +72,25 @@ enum ReleaseCreation {
         guard Name.isValid(options.releaseName) else {
             throw CLIError(code: "invalid_name", message: "release '\(options.releaseName)' must match \(Name.pattern)")
         }
-        var validity = ReleaseBuilder.defaultValidity
+        var requested: BatonDuration?
         if let text = options.expiresIn {
-            guard let duration = BatonDuration(parsing: text), duration.milliseconds > 0 else {
+            guard let duration = BatonDuration(parsingValidity: text), duration.milliseconds > 0 else {
                 throw CLIError(code: "invalid_value", message: "--expires-in '\(text)' is not a duration like 12h or 7d")
             }
-            validity = duration
+            requested = duration
         }
+        let policy = try context.policy()
+        let validity: BatonDuration
+        let targets: [String]?
         let definition = try context.app(app)
         let fleet = try context.fleet()
+        do {
+            validity = try ReleaseBuilder.validity(requested: requested, environment: options.environment, policy: policy)
+            targets = try ReleaseBuilder.targets(
+                requested: options.targets, environment: options.environment, fleetHosts: fleet.hosts, policy: policy)
+        } catch {
+            throw error.cli
+        }
         let hosts = fleet.hosts.filter { $0.environment == options.environment }
         guard definition.environments.contains(options.environment) else {
             throw CLIError(
@@ -91,7 +111,7 @@ enum ReleaseCreation {
             let serial = ReleaseBuilder.nextSerial(agentSerials: serials, controllerSerial: context.state.lastSerial(app: app))
             let manifest = try ReleaseBuilder.manifest(
                 definition: definition, release: options.releaseName, environment: options.environment, artifact: artifact,
-                serial: serial, notes: options.notes, source: options.source, validFor: validity)
+                serial: serial, notes: options.notes, source: options.source, targets: targets, validFor: validity)
             try context.state.saveManifest(manifest)
             try context.state.recordSerial(app: app, serial)
             return Created(manifest: manifest, hosts: hosts)

@@ -126,6 +126,8 @@ final class DaemonHost: @unchecked Sendable {
             let data = try Data(contentsOf: URL(fileURLWithPath: from))
             try data.write(to: URL(fileURLWithPath: to), options: .atomic)
         }
+        // batond refuses a private key others can read.
+        chmod(agentKeyPath, 0o600)
     }
 
     func remove() { fixture.remove() }

@@ -44,6 +44,26 @@ import Testing
         #expect(policy.verifyingKeys(for: "production").count == 3)
     }
 
+    @Test func maxValidityAndRequireTargetsAreReadAndBounded() throws {
+        let policy = try parse("""
+            keys: {alice: alice.pub}
+            environments:
+              staging: {threshold: 1, keys: [alice]}
+              production: {threshold: 1, keys: [alice], maxValidity: 7d, requireTargets: true}
+            """)
+        #expect(policy.environments["production"]?.maxValidity == .minutes(7 * 24 * 60))
+        #expect(policy.environments["production"]?.requireTargets == true)
+        #expect(policy.environments["staging"]?.maxValidity == nil)
+        #expect(policy.environments["staging"]?.requireTargets == false)
+        // Below the validity of the controller's returns, or beyond the protocol's bound.
+        for bad in ["30m", "367d", "soon"] {
+            let error = parseError("keys: {alice: alice.pub}\nenvironments:\n  p: {threshold: 1, keys: [alice], maxValidity: \(bad)}\n")
+            #expect(error?.code == .invalidValue, "\(bad)")
+            #expect(error?.line == 3)
+        }
+        #expect(parseError("keys: {alice: alice.pub}\nenvironments:\n  p: {threshold: 1, keys: [alice], requireTargets: maybe}\n")?.code == .invalidValue)
+    }
+
     @Test func aPrivateKeyFileYieldsItsPublicHalf() throws {
         let policy = try parse("keys: {alice: alice.key}\nenvironments: {staging: {threshold: 1, keys: [alice]}}\n")
         #expect(policy.keys["alice"] == Fixtures.alice.verifyingKey)

@@ -48,7 +48,8 @@ import Testing
     static let httpStatus: [VerificationCode: Int] = [
         .malformed: 400, .tooLarge: 413, .unsupportedType: 422, .signatureInvalid: 403, .untrustedKey: 403,
         .thresholdNotMet: 403, .returnMismatch: 403, .invalidManifest: 422, .expired: 403, .notYetValid: 403, .wrongEnvironment: 403,
-        .notTargeted: 403, .staleSerial: 409, .serialConflict: 409, .duplicate: 200,
+        .notTargeted: 403, .staleSerial: 409, .serialConflict: 409, .duplicate: 200, .validityTooLong: 403,
+        .targetsRequired: 403,
     ]
 
     @Test func everyVerificationCodeHasAVector() throws {

@@ -179,6 +179,51 @@ import Testing
         #expect(Fixtures.verify(targeted, host: HostIdentity(hostID: nil, environment: "staging")).code == nil)
     }
 
+    @Test func theEnvironmentsBoundsOnTargetsAndValidity() {
+        var policy = Fixtures.policy
+        policy.environments["staging"]?.maxValidity = .minutes(7 * 24 * 60)
+        policy.environments["staging"]?.requireTargets = true
+        let week: TimeInterval = 7 * 86_400
+        let issued = Fixtures.now.addingTimeInterval(-60)
+        func verdict(targets: [String]?, validFor: TimeInterval, host: String? = "web-1") -> Result<VerifiedManifest, VerificationError> {
+            let manifest = Fixtures.manifest(targets: targets, issuedAt: issued, expiresAt: issued.addingTimeInterval(validFor))
+            return Fixtures.verify(
+                Fixtures.envelope(manifest, signedBy: [Fixtures.alice]),
+                host: HostIdentity(hostID: host, environment: "staging"), policy: policy)
+        }
+        #expect(verdict(targets: ["web-1"], validFor: week).code == nil)
+        #expect(verdict(targets: nil, validFor: week).code == .targetsRequired)
+        #expect(verdict(targets: nil, validFor: week).message?.contains("replayed") == true)
+        // A person checking the envelope without a host id is told too.
+        #expect(verdict(targets: nil, validFor: week, host: nil).code == .targetsRequired)
+        #expect(verdict(targets: ["web-1"], validFor: week + 1).code == .validityTooLong)
+        #expect(verdict(targets: ["web-1"], validFor: week + 1).message?.contains("168h") == true)
+        // Without the bounds the same manifests pass: they are the policy's, per environment.
+        #expect(Fixtures.verify(Fixtures.envelope(
+            Fixtures.manifest(issuedAt: issued, expiresAt: issued.addingTimeInterval(30 * 86_400)), signedBy: [Fixtures.alice])).code == nil)
+    }
+
+    @Test func aReturnTheControllerSignsFitsTheShortestMaxValidity() throws {
+        var policy = Fixtures.policy
+        policy.environments["production"]?.maxValidity = TrustPolicy.minimumMaxValidity
+        let host = HostIdentity(hostID: "web-1", environment: "production")
+        let approved = Fixtures.manifest(release: "v1", serial: 5, environment: "production")
+        let issued = Fixtures.now.addingTimeInterval(-10)
+        let back = Manifest.returning(
+            to: approved, serial: 11, issuedAt: issued, expiresAt: issued.addingTimeInterval(TrustPolicy.minimumMaxValidity.seconds),
+            notes: "revert")
+        let history = AppHistory(lastSerial: 10, approvedReleases: ["v1": approved])
+        let accepted = try Fixtures.verify(
+            Fixtures.envelope(back, signedBy: [Fixtures.alice]), host: host, history: history, policy: policy).get()
+        #expect(accepted.isRollback)
+        // One second more and the same return is refused: the bound holds for returns too.
+        let longer = Manifest.returning(
+            to: approved, serial: 11, issuedAt: issued, expiresAt: issued.addingTimeInterval(TrustPolicy.minimumMaxValidity.seconds + 1),
+            notes: "revert")
+        #expect(Fixtures.verify(
+            Fixtures.envelope(longer, signedBy: [Fixtures.alice]), host: host, history: history, policy: policy).code == .validityTooLong)
+    }
+
     @Test func replayProtection() {
         let envelope = Fixtures.envelope(Fixtures.manifest(serial: 10), signedBy: [Fixtures.alice])
         let digest = envelope.payloadDigest
@@ -205,7 +250,8 @@ import Testing
             .invalidManifest: ("invalid_manifest", 422),
             .expired: ("expired", 403), .notYetValid: ("not_yet_valid", 403), .wrongEnvironment: ("wrong_environment", 403),
             .notTargeted: ("not_targeted", 403), .staleSerial: ("stale_serial", 409), .serialConflict: ("serial_conflict", 409),
-            .duplicate: ("duplicate", 200),
+            .duplicate: ("duplicate", 200), .validityTooLong: ("validity_too_long", 403),
+            .targetsRequired: ("targets_required", 403), .returnMismatch: ("return_mismatch", 403),
         ]
         #expect(Set(expected.keys) == Set(VerificationCode.allCases))
         for (code, (raw, status)) in expected {

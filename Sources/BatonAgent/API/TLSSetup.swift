@@ -38,12 +38,19 @@ public struct TLSMaterial: Sendable {
     public let signingKey: P256.Signing.PrivateKey?
 
     /// Reads and checks the files. `requireCurrent` refuses a certificate outside its
-    /// validity period (a reload keeps the old one rather than switch to that); at start
-    /// the caller only warns, so an agent with an expired certificate still reconciles
-    /// and logs loudly instead of refusing to run at all.
+    /// validity period: `batond run` does not start with one (every controller would
+    /// refuse it anyway, and an agent that looks up while nobody can reach it hides the
+    /// problem), and a reload keeps the old one rather than switch to it.
     public static func load(
         _ files: AgentConfiguration.TLSFiles, hostID: String, now: Date = Date(), requireCurrent: Bool
     ) throws(AgentServiceError) -> TLSMaterial {
+        do {
+            try FilePermissions.check(files.privateKey, what: "agent's TLS private key", .secret)
+            try FilePermissions.check(files.certificate, what: "agent certificate", .trusted)
+            try FilePermissions.check(files.ca, what: "fleet CA certificate", .trusted)
+        } catch {
+            throw AgentServiceError(.insecurePermissions, "\(error.file ?? ""): \(error.message)")
+        }
         let chain = try readCertificates(files.certificate, what: "certificate")
         let ca = try readCertificates(files.ca, what: "CA certificate")
         let key: NIOSSLPrivateKey
@@ -70,9 +77,10 @@ public struct TLSMaterial: Sendable {
         let notBefore = Date(timeIntervalSince1970: TimeInterval(leaf.notValidBefore))
         let notAfter = Date(timeIntervalSince1970: TimeInterval(leaf.notValidAfter))
         if requireCurrent, !(notBefore...notAfter).contains(now) {
+            let state = now < notBefore ? "is not valid yet (check this host's clock)" : "has expired"
             throw AgentServiceError(
                 .tlsExpired,
-                "\(files.certificate) is valid from \(RFC3339.format(notBefore)) to \(RFC3339.format(notAfter)), not now")
+                "\(files.certificate) \(state): it is valid from \(RFC3339.format(notBefore)) to \(RFC3339.format(notAfter)), and it is \(RFC3339.format(now)); renew it: `batond csr --host-id \(hostID)` here, then `baton pki sign-csr \(hostID).csr --role agent` where the fleet CA is (or `baton pki issue agent \(hostID)` there, with a new key), install the certificate, then start batond")
         }
 
         var configuration = TLSConfiguration.makeServerConfigurationWithMTLS(

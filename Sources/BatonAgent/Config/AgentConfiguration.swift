@@ -116,6 +116,7 @@ extension AgentConfiguration {
         guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
             throw ConfigurationError(.keyUnreadable, "cannot read the agent configuration (does it exist?)", file: path)
         }
+        try FilePermissions.check(path, what: "agent configuration", .trusted)
         return try parse(yaml: text, file: path)
     }
 

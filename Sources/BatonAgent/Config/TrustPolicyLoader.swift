@@ -18,12 +18,14 @@ extension AgentConfiguration {
         guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
             throw ConfigurationError(.keyUnreadable, "cannot read the trust policy (does it exist?)", file: path)
         }
+        try FilePermissions.check(path, what: "trust policy", .trusted)
         let directory = PathName.directory(of: path)
         return try TrustPolicy.parse(yaml: text, file: path) { keyPath in
             let full = keyPath.hasPrefix("/") || directory.isEmpty ? keyPath : "\(directory)/\(keyPath)"
             guard let data = FileManager.default.contents(atPath: full), let pem = String(data: data, encoding: .utf8) else {
                 throw UnreadableKeyFile(path: full)
             }
+            try FilePermissions.check(full, what: "trusted public key", .trusted)
             return pem
         }
     }

@@ -78,8 +78,8 @@ extension DeploymentEngine {
         let format: ArchiveFormat = manifest.artifact.format == .tar ? .tar : .tarGz
         do {
             DurableFiles.removeTree(staging)
-            try DurableFiles.makeDirectory(layout.stagingRoot(context.app), mode: 0o755)
-            try DurableFiles.makeDirectory(staging, mode: 0o755)
+            try DurableFiles.makeDirectory(layout.stagingRoot(context.app), mode: DataLayout.releaseDirectoryMode)
+            try DurableFiles.makeDirectory(staging, mode: DataLayout.releaseDirectoryMode)
             let summary = try await Blocking.run { () throws -> ExtractionSummary in
                 let summary = try ArchiveExtractor.extract(archiveAt: archive, format: format, into: staging, limits: limits)
                 // One syncfs for the whole tree instead of an fsync per file: the release
@@ -130,7 +130,7 @@ extension DeploymentEngine {
             var state = try store.loadApp(app)
             if !context.reuseInstalled {
                 let staging = layout.stagingDirectory(app, id)
-                try DurableFiles.makeDirectory(layout.releasesDirectory(app))
+                try DurableFiles.makeDirectory(layout.releasesDirectory(app), mode: DataLayout.releaseDirectoryMode)
                 // A directory of this name that no state mentions was left by a crash.
                 DurableFiles.removeTree(releaseDirectory)
                 guard rename(staging, releaseDirectory) == 0 else { throw AgentError.io("move the staged release into place") }

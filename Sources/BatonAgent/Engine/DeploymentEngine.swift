@@ -62,7 +62,11 @@ public actor DeploymentEngine {
         self.logger = logger
         self.now = now
         layout = DataLayout(root: configuration.dataDirectory)
-        try layout.create()
+        for (path, old) in try layout.create() {
+            logger.warning(
+                "tightened a data directory that others could read: it held records, manifests or artifacts",
+                metadata: ["baton.path": "\(path)", "baton.old_mode": "\(String(old, radix: 8))", "baton.new_mode": "700"])
+        }
         store = StateStore(layout: layout)
         cache = ArtifactCache(layout: layout, capacity: configuration.limits.artifactCacheBytes)
         audit = try AuditLog(layout: layout, now: now(), hostID: configuration.hostID)

@@ -48,16 +48,7 @@ public struct AgentService: Sendable {
                 .tlsNotConfigured,
                 "the configuration has no tls: section (certificate, privateKey, ca); batond run serves only mutual TLS")
         }
-        let material = try TLSMaterial.load(files, hostID: configuration.hostID, requireCurrent: false)
-        let now = Date()
-        if now > material.notValidAfter || now < material.notValidBefore {
-            logger.error(
-                "the agent certificate is not valid now; controllers will refuse this agent until it is renewed (then send SIGHUP)",
-                metadata: [
-                    "baton.certificate.serial": "\(material.serial)",
-                    "baton.certificate.not_after": "\(RFC3339.format(material.notValidAfter))",
-                ])
-        }
+        let material = try TLSMaterial.load(files, hostID: configuration.hostID, requireCurrent: true)
         let policy = try configuration.loadTrustPolicy()
         self.configuration = configuration
         self.options = options

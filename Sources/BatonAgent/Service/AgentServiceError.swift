@@ -11,8 +11,11 @@ public struct AgentServiceError: Error, Sendable, Equatable, CustomStringConvert
         case tlsInvalid = "tls_invalid"
         /// The certificate names another host, or no agent identity.
         case tlsIdentityMismatch = "tls_identity_mismatch"
-        /// The certificate is outside its validity period.
+        /// The certificate is outside its validity period: expired, or not yet valid.
         case tlsExpired = "tls_expired"
+        /// The private key is readable or writable by group or others, or the certificate
+        /// or CA file writable by them.
+        case insecurePermissions = "insecure_permissions"
         /// An address could not be bound.
         case listenFailed = "listen_failed"
     }

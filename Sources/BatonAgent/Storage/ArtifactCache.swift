@@ -138,8 +138,14 @@ final class ArtifactWriter: @unchecked Sendable {
         self.digest = digest
         self.size = size
         temporaryPath = "\(cache.layout.artifactsTemporaryDirectory)/\(digest).\(getpid()).\(UInt32.random(in: 0...UInt32.max))"
-        fd = open(temporaryPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        fd = open(temporaryPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, DurableFiles.privateFileMode)
         guard fd >= 0 else { throw AgentError.io("create \(temporaryPath)") }
+        guard fchmod(fd, DurableFiles.privateFileMode) == 0 else {
+            let e = errno
+            close(fd)
+            unlink(temporaryPath)
+            throw AgentError.io("set the mode of \(temporaryPath)", errno: e)
+        }
     }
 
     /// Appends bytes. More bytes than declared stop the upload at once.

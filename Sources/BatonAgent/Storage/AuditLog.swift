@@ -132,9 +132,11 @@ public final class AuditLog: @unchecked Sendable {
         } catch {
             throw AgentError(.ioError, "cannot encode audit entry: \(error)")
         }
-        let fd = open(layout.auditLog, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
+        let fd = open(layout.auditLog, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, DurableFiles.privateFileMode)
         guard fd >= 0 else { throw AgentError.io("open audit log") }
         defer { close(fd) }
+        // Exactly 0600 whatever the umask; a log an older agent made 0640 is tightened too.
+        guard fchmod(fd, DurableFiles.privateFileMode) == 0 else { throw AgentError.io("set the mode of the audit log") }
         var bytes = line
         bytes.append(0x0A)
         let ok = bytes.withUnsafeBytes { DurableFiles.writeAll(fd, $0) } && fsync(fd) == 0
@@ -204,7 +206,7 @@ public final class AuditLog: @unchecked Sendable {
     }
 
     private func writeHead() throws(AgentError) {
-        try DurableFiles.write(Data("\(count) \(lastHash)\n".utf8), to: layout.auditHead, mode: 0o640)
+        try DurableFiles.write(Data("\(count) \(lastHash)\n".utf8), to: layout.auditHead)
     }
 
     private static func readHead(_ layout: DataLayout) -> (lines: Int, hash: String)? {

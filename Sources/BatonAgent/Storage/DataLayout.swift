@@ -1,3 +1,14 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
 /// Where everything lives under the data directory (docs/design.md §5):
 /// ```
 /// apps/<app>/releases/<release>/   complete, verified, never modified after the switch
@@ -44,11 +55,37 @@ public struct DataLayout: Sendable {
     public var lockFile: String { "\(root)/state/agent.lock" }
     public var hookScratchDirectory: String { "\(root)/state/hook-output" }
 
-    /// Creates the directory skeleton.
-    func create() throws(AgentError) {
-        for dir in [appsDirectory, artifactsDirectory, artifactsTemporaryDirectory, appStateDirectory,
-                    deploymentsDirectory, hookScratchDirectory] {
-            try DurableFiles.makeDirectory(dir, mode: 0o755)
+    /// Creates the directory skeleton and tightens what exists: the data directory and
+    /// everything under `state/` and `artifacts/` are 0700, so records (with hook output),
+    /// approved manifests, artifacts and the audit log are the agent's alone whatever the
+    /// umask and whoever made the directories. `apps/` keeps 0755 below that: release
+    /// trees are the app's files, with the modes their archive gave them, and the data
+    /// directory being 0700 is what keeps other users out of them.
+    /// Returns each directory that was looser than it should be, with its old mode.
+    func create() throws(AgentError) -> [(path: String, mode: mode_t)] {
+        try DurableFiles.makeDirectory(root)
+        try DurableFiles.makeDirectory(appsDirectory, mode: DataLayout.releaseDirectoryMode)
+        for dir in [artifactsDirectory, artifactsTemporaryDirectory, appStateDirectory, deploymentsDirectory,
+                    hookScratchDirectory] {
+            try DurableFiles.makeDirectory(dir)
         }
+        var tightened: [(path: String, mode: mode_t)] = []
+        var privateDirectories = [root, stateDirectory, "\(root)/artifacts", artifactsDirectory, artifactsTemporaryDirectory,
+                                  appStateDirectory, deploymentsDirectory, hookScratchDirectory, "\(root)/state/approved",
+                                  "\(root)/state/manifests"]
+        for parent in ["\(root)/state/approved", "\(root)/state/manifests"] {
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? []
+            privateDirectories += names.sorted().map { "\(parent)/\($0)" }
+        }
+        for dir in privateDirectories {
+            if let old = try DurableFiles.tightenDirectory(dir) { tightened.append((dir, old)) }
+        }
+        return tightened
     }
+
+    /// Mode of `apps/`, each app's directory, `releases/` and the staging directory a
+    /// release is unpacked into (which becomes the release directory): readable, so a
+    /// service running as its own user can be given its release by a bind mount or a
+    /// hook that copies it; never group- or other-writable.
+    static let releaseDirectoryMode: mode_t = 0o755
 }

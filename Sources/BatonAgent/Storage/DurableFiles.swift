@@ -13,13 +13,22 @@ import Musl
 /// that survives `kill -9` and power loss: write a temporary file, fsync it, rename it
 /// over the target, fsync the directory.
 enum DurableFiles {
-    /// Writes `data` to `path` atomically and durably.
-    static func write(_ data: Data, to path: String, mode: mode_t = 0o644) throws(AgentError) {
+    /// Mode of the agent's own files (records, app state, approved manifests, artifacts,
+    /// the audit log): they hold hook output and what the host runs, which is nobody
+    /// else's business, and the agent may run without systemd's `UMask=0077`.
+    static let privateFileMode: mode_t = 0o600
+    /// Mode of the data directory and of everything under `state/` and `artifacts/`.
+    static let privateDirectoryMode: mode_t = 0o700
+
+    /// Writes `data` to `path` atomically and durably, with exactly `mode` whatever the
+    /// process umask.
+    static func write(_ data: Data, to path: String, mode: mode_t = privateFileMode) throws(AgentError) {
         let directory = PathName.directory(of: path)
         let temporary = "\(directory)/.\(PathName.lastComponent(of: path)).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         guard fd >= 0 else { throw AgentError.io("create \(temporary)") }
-        var ok = data.withUnsafeBytes { writeAll(fd, $0) }
+        var ok = fchmod(fd, mode) == 0
+        ok = ok && data.withUnsafeBytes { writeAll(fd, $0) }
         ok = ok && fsync(fd) == 0
         let savedErrno = errno
         close(fd)
@@ -75,13 +84,33 @@ enum DurableFiles {
         return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    static func makeDirectory(_ path: String, mode: mode_t = 0o755) throws(AgentError) {
-        do {
-            try FileManager.default.createDirectory(
-                atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: Int(mode)])
-        } catch {
-            throw AgentError(.ioError, "cannot create directory \(path): \(error)")
+    /// Creates `path` and any missing parents, each new one with exactly `mode` (set
+    /// with chmod after mkdir, so a permissive umask cannot widen it and a strict one
+    /// cannot lock the agent out). Directories that exist are left as they are.
+    static func makeDirectory(_ path: String, mode: mode_t = privateDirectoryMode) throws(AgentError) {
+        guard !isDirectory(path) else { return }
+        let parent = PathName.directory(of: path)
+        if !parent.isEmpty, parent != path, parent != "/", !isDirectory(parent) {
+            try makeDirectory(parent, mode: mode)
         }
+        if mkdir(path, mode) != 0 {
+            let e = errno
+            if e == EEXIST, isDirectory(path) { return }
+            throw AgentError.io("create directory \(path)", errno: e)
+        }
+        guard chmod(path, mode) == 0 else { throw AgentError.io("set the mode of \(path)") }
+    }
+
+    /// Removes group and other permissions from an existing directory. Returns the mode
+    /// it had when that changed something, so the caller can say so; nil when it was
+    /// already private or does not exist.
+    static func tightenDirectory(_ path: String, to mode: mode_t = privateDirectoryMode) throws(AgentError) -> mode_t? {
+        var st = stat()
+        guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else { return nil }
+        let current = st.st_mode & 0o7777
+        guard current & ~mode != 0 else { return nil }
+        guard chmod(path, current & mode) == 0 else { throw AgentError.io("tighten the mode of \(path)") }
+        return current
     }
 
     /// Removes a tree, making unwritable directories writable first (a release may hold

@@ -4,8 +4,46 @@ import Foundation
 /// Builds the unsigned manifest of a release from the app file, the stored artifact and
 /// the serial, and asks the agents which serial comes next.
 public enum ReleaseBuilder {
-    /// How long a new manifest stays valid by default: long enough for approvers.
-    public static let defaultValidity = BatonDuration(milliseconds: 7 * 24 * 3_600_000)
+    /// How long a new manifest stays valid by default: a working day for approvers and
+    /// the rollout, and no more. Until it expires a signed manifest without `targets` can
+    /// be replayed to a new or wiped host of its environment (which remembers no serial),
+    /// so a short life is the default and a longer one is asked for with `--expires-in`.
+    public static let defaultValidity = BatonDuration(milliseconds: 24 * 3_600_000)
+
+    /// How long a release for `environment` is valid: `requested` if given, else
+    /// `defaultValidity`, or the environment's `maxValidity` when that is shorter. A
+    /// request beyond `maxValidity` is refused here rather than by every agent.
+    public static func validity(
+        requested: BatonDuration?, environment: String, policy: TrustPolicy?
+    ) throws(ControllerError) -> BatonDuration {
+        let limit = policy?.environments[environment]?.maxValidity
+        guard let requested else { return limit.map { min($0, defaultValidity) } ?? defaultValidity }
+        if let limit, requested > limit {
+            throw ControllerError(
+                .validityTooLong,
+                "--expires-in \(requested) is longer than the \(limit) the trust policy allows for '\(environment)' (maxValidity); agents would refuse it")
+        }
+        return requested
+    }
+
+    /// The hosts a release for `environment` names: `requested` if given; else, when the
+    /// trust policy requires targets there, every host the fleet lists for it now (a host
+    /// added later needs a manifest of its own); else none (every host of the environment).
+    public static func targets(
+        requested: [String], environment: String, fleetHosts: [Fleet.Host], policy: TrustPolicy?
+    ) throws(ControllerError) -> [String]? {
+        let known = Set(fleetHosts.filter { $0.environment == environment }.map(\.id))
+        if !requested.isEmpty {
+            let unknown = Set(requested).subtracting(known)
+            guard unknown.isEmpty else {
+                throw ControllerError(
+                    .noHosts, "--target \(unknown.sorted().joined(separator: ", ")) is not a host of '\(environment)' in the fleet file")
+            }
+            return Array(Set(requested)).sorted()
+        }
+        guard policy?.environments[environment]?.requireTargets == true else { return nil }
+        return known.sorted()
+    }
 
     public static func manifest(
         definition: AppDefinition, release: String, environment: String, artifact: ArtifactReference, serial: UInt64,

@@ -4,6 +4,10 @@ import BatonProtocol
 /// approved with. Shared by a halted rollout's revert, `baton rollout abort` and
 /// `baton rollback`, so each says the same thing when a host cannot go back.
 public enum ReturnTarget {
+    /// How long a return the controller signs is valid: it is sent at once, and the
+    /// trust policy's `maxValidity` is never shorter, so every environment accepts it.
+    public static let validity = TrustPolicy.minimumMaxValidity
+
     /// The held release `release` on `host`, or why the host cannot return to it.
     /// `release` nil means the host has no earlier live release; `named` says an operator
     /// chose it (`--to`) rather than it being the release live before.

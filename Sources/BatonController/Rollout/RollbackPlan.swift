@@ -41,7 +41,7 @@ public enum RollbackPlan {
         var groups: [Group] = []
         for (_, (held, groupHosts)) in targets.sorted(by: { ($0.value.0.release, $0.key) < ($1.value.0.release, $1.key) }) {
             let manifest = Manifest.returning(
-                to: held.approved, serial: serial, issuedAt: now, expiresAt: now.addingTimeInterval(3600),
+                to: held.approved, serial: serial, issuedAt: now, expiresAt: now.addingTimeInterval(ReturnTarget.validity.seconds),
                 notes: "rollback by \(ControllerActor.current)")
             guard let payload = try? BatonJSON.encode(manifest) else { continue }
             var envelope = Envelope(payloadType: Manifest.payloadType, payload: Array(payload))

@@ -307,7 +307,7 @@ public actor RolloutRunner {
             if envelopes[groupKey] == nil {
                 let now = clock()
                 let revert = Manifest.returning(
-                    to: held.approved, serial: serial, issuedAt: now, expiresAt: now.addingTimeInterval(3600),
+                    to: held.approved, serial: serial, issuedAt: now, expiresAt: now.addingTimeInterval(ReturnTarget.validity.seconds),
                     notes: "revert of \(manifest.release) by rollout \(request.rolloutID): \(haltReason ?? "halted")")
                 guard let payload = try? BatonJSON.encode(revert) else { continue }
                 var envelope = Envelope(payloadType: Manifest.payloadType, payload: Array(payload))
