@@ -37,6 +37,9 @@ public struct AgentError: Error, Sendable, Equatable, CustomStringConvertible {
         case rollbackFailed = "rollback_failed"
         case ioError = "io_error"
         case auditBroken = "audit_broken"
+        // State
+        /// An app's state file or a deployment record cannot be read as what it should be.
+        case stateCorrupt = "state_corrupt"
     }
 
     public let code: Code

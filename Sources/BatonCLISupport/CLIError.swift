@@ -23,6 +23,8 @@ public struct CLIError: Error, CustomStringConvertible, Sendable {
         public static let failure: Int32 = 1
         /// Usage or configuration errors: bad flags, missing or malformed files.
         public static let usage: Int32 = 2
+        /// The host needs a person: a rollback failed, or the agent's state is unreadable.
+        public static let needsAttention: Int32 = 3
     }
 
     public init(code: String, message: String, exitCode: Int32 = Status.usage) {

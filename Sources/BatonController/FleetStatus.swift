@@ -14,6 +14,10 @@ public struct HostStatus: Codable, Sendable, Equatable {
     public var serial: UInt64?
     public var lastPhase: DeploymentPhase?
     public var lastError: ErrorInfo?
+    /// The agent cannot read this app's state or the record of its last or running
+    /// deployment (`state_corrupt`): it refuses deployments of the app until a person
+    /// rebuilds it on the host.
+    public var stateError: ErrorInfo?
     /// The release of the app's last successful rollout to the environment, per the history.
     public var desired: String?
     /// True when the host runs something other than `desired`.
@@ -77,6 +81,7 @@ public enum FleetStatus {
                 row.serial = status.lastSerial
                 row.lastPhase = status.lastPhase
                 row.lastError = status.lastError
+                row.stateError = status.stateError
                 row.desired = desired(status.app, host.environment)
                 row.drift = row.desired != nil && row.desired != status.current
                 return row

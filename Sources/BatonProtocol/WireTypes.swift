@@ -256,12 +256,17 @@ public struct AppStatus: Codable, Sendable, Equatable {
     /// The releases that were live, newest first (bounded): what `previous` is read from.
     public var liveHistory: [LiveRelease]?
     public var updatedAt: Date?
+    /// Set when the app's state file, or the record of its last or running deployment,
+    /// cannot be read (`state_corrupt`, naming the file and what to do). The app is still
+    /// listed; what the unreadable file held is absent, `current` is read from the link.
+    /// The agent refuses deployments of the app until a person rebuilds its state.
+    public var stateError: ErrorInfo?
 
     public init(app: String, current: String? = nil, previous: String? = nil, lastSerial: UInt64? = nil,
                 lastDeploymentID: String? = nil, lastPhase: DeploymentPhase? = nil, lastError: ErrorInfo? = nil,
                 activeDeploymentID: String? = nil, releases: [String] = [], succeededReleases: [String] = [],
                 releaseArtifacts: [String: ArtifactReference]? = nil, held: [HeldRelease]? = nil,
-                liveHistory: [LiveRelease]? = nil, updatedAt: Date? = nil) {
+                liveHistory: [LiveRelease]? = nil, updatedAt: Date? = nil, stateError: ErrorInfo? = nil) {
         self.app = app
         self.current = current
         self.previous = previous
@@ -276,6 +281,7 @@ public struct AppStatus: Codable, Sendable, Equatable {
         self.held = held
         self.liveHistory = liveHistory
         self.updatedAt = updatedAt
+        self.stateError = stateError
     }
 
     /// The approved manifest of `release`, if the host can return to it.

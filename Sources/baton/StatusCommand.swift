@@ -8,7 +8,7 @@ struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
         abstract: "What every host runs: reachable, current release, serial, last result, drift, certificate expiry, agent version.",
-        discussion: "Hosts are asked in parallel with a short timeout. Exit status 1 when a host is unreachable, drifted or its certificate expires within 30 days.")
+        discussion: "Hosts are asked in parallel with a short timeout. Exit status 1 when a host is unreachable, drifted, cannot read an app's state (state_corrupt) or its certificate expires within 30 days.")
 
     @Argument(help: "Only this app.") var app: String?
     @Option(help: ArgumentHelp("Only this environment.", valueName: "env")) var environment: String?
@@ -42,13 +42,17 @@ struct StatusCommand: AsyncParsableCommand {
                     Output.line("\(pad(row.host, 12)) UNREACHABLE: \(row.error.map { "\($0.code): \($0.message)" } ?? "")")
                     continue
                 }
+                if let error = row.stateError {
+                    Output.line("\(pad(row.host, 12)) \(pad(row.app ?? "-", 10)) \(pad(row.current ?? "-", 16)) STATE CORRUPT: \(error.code): \(error.message)")
+                    continue
+                }
                 let drift = row.drift ? "drift (want \(row.desired ?? "?"))" : (row.desired == nil ? "-" : "ok")
                 let cert = row.certificateDaysLeft.map { "\($0)d\(row.certificateWarning ? " RENEW" : "")" } ?? "?"
                 Output.line([pad(row.host, 12), pad(row.app ?? "-", 10), pad(row.current ?? "-", 16), pad(row.serial.map(String.init) ?? "-", 7),
                              pad(row.lastPhase?.rawValue ?? "-", 16), pad(drift, 16), pad(cert, 9), row.agentVersion ?? "?"].joined(separator: " "))
             }
         }
-        if rows.contains(where: { !$0.reachable || $0.drift || $0.certificateWarning }) { throw ExitCode(1) }
+        if rows.contains(where: { !$0.reachable || $0.drift || $0.certificateWarning || $0.stateError != nil }) { throw ExitCode(1) }
     }
 }
 

@@ -74,29 +74,102 @@ struct ApplyCommand: AsyncParsableCommand {
 /// `batond status`: what this host runs, read from its own state.
 struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "status", abstract: "Print each app's current and previous releases, last serial and last result.")
+        commandName: "status", abstract: "Print each app's current and previous releases, last serial and last result.",
+        discussion: """
+            Only reads the data directory: it takes no lock and writes nothing, so it runs beside `batond run`. \
+            Exit status: 0 every state file and record was read; 3 some app state or deployment record is \
+            unreadable (state_corrupt: each one is named on stderr with what to do); 2 usage or configuration error.
+            """)
 
     @Option(help: "The agent configuration file.") var config: String
     @Flag(help: "Print JSON.") var json = false
 
     func run() async throws {
-        let engine = try await AgentSetup.openEngine(config: config, logLevel: "error")
-        await engine.reconcile()
-        let apps = await engine.apps()
+        let configuration = try AgentSetup.loadConfiguration(config)
+        let reader = StateReader(dataDirectory: configuration.dataDirectory)
+        let apps = reader.apps()
+        let problems = reader.problems()
         if json {
             Output.write(String(decoding: try BatonJSON.encode(AppList(apps: apps), pretty: true), as: UTF8.self) + "\n")
-            return
-        }
-        if apps.isEmpty {
+        } else if apps.isEmpty {
             Output.line("no apps deployed on this host yet")
-            return
+        } else {
+            Output.line("APP".padding(20) + "CURRENT".padding(16) + "PREVIOUS".padding(16) + "SERIAL".padding(10) + "LAST RESULT")
+            for app in apps {
+                var result = [app.lastPhase?.rawValue, app.lastError.map { "(\($0.code))" }].compactMap { $0 }.joined(separator: " ")
+                if let error = app.stateError { result = "STATE CORRUPT (\(error.code))" }
+                Output.line(
+                    app.app.padding(20) + (app.current ?? "-").padding(16) + (app.previous ?? "-").padding(16)
+                        + (app.lastSerial.map(String.init) ?? "-").padding(10) + (result.isEmpty ? "-" : result))
+            }
         }
-        Output.line("APP".padding(20) + "CURRENT".padding(16) + "PREVIOUS".padding(16) + "SERIAL".padding(10) + "LAST RESULT")
-        for app in apps {
-            let result = [app.lastPhase?.rawValue, app.lastError.map { "(\($0.code))" }].compactMap { $0 }.joined(separator: " ")
-            Output.line(
-                app.app.padding(20) + (app.current ?? "-").padding(16) + (app.previous ?? "-").padding(16)
-                    + (app.lastSerial.map(String.init) ?? "-").padding(10) + (result.isEmpty ? "-" : result))
+        guard let last = problems.last else { return }
+        for problem in problems.dropLast() { Output.error("error: \(problem.reportedCode): \(problem.message)") }
+        throw CLIError(code: last.reportedCode, message: last.message, exitCode: CLIError.Status.needsAttention)
+    }
+}
+
+/// `batond state`: the writing side of looking after a host's state, with the agent
+/// stopped (both take the data directory's lock).
+struct StateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "state", abstract: "Settle or rebuild the agent's state while batond is stopped.",
+        subcommands: [Reconcile.self, Rebuild.self])
+
+    struct Reconcile: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Do what `batond run` does at start, then exit: settle interrupted deployments, remove staging.",
+            discussion: """
+                Refuses while batond runs (agent_busy). Exit status: 0 settled; 3 some state is unreadable \
+                (state_corrupt; those apps are left as they are); 2 usage or configuration error.
+                """)
+
+        @Option(help: "The agent configuration file.") var config: String
+
+        func run() async throws {
+            let engine = try await AgentSetup.openEngine(config: config, logLevel: "critical")
+            let problems = await engine.reconcile()
+            guard let last = problems.last else {
+                Output.line("reconciled \(engine.layout.root)")
+                return
+            }
+            for problem in problems.dropLast() { Output.error("error: \(problem.reportedCode): \(problem.message)") }
+            throw CLIError(code: last.reportedCode, message: last.message, exitCode: CLIError.Status.needsAttention)
+        }
+    }
+
+    struct Rebuild: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Rebuild an app's unreadable state from current, the releases, the approved manifests and the records.",
+            discussion: """
+                Unreadable files (the app's state file, its deployment records) are renamed to \
+                <file>.corrupt-<time>, never deleted. A release no succeeded record names can no longer be returned \
+                to under the lower threshold; the serial is the highest any file names. Refuses while batond runs \
+                (agent_busy) and when the app's state reads fine (state_intact). Exit status: 0 rebuilt; 1 refused; \
+                2 usage or configuration error.
+                """)
+
+        @Option(help: "The agent configuration file.") var config: String
+        @Argument(help: "The app whose state to rebuild.") var app: String
+
+        func run() async throws {
+            let engine = try await AgentSetup.openEngine(config: config, logLevel: "warning")
+            guard !StateReader(dataDirectory: engine.layout.root).problems(of: app).isEmpty else {
+                throw CLIError(
+                    code: "state_intact", message: "the state and records of '\(app)' read fine; there is nothing to rebuild",
+                    exitCode: CLIError.Status.failure)
+            }
+            let rebuilt: StateRebuild
+            do {
+                rebuilt = try await engine.rebuildState(app)
+            } catch {
+                throw CLIError(code: error.reportedCode, message: error.message, exitCode: CLIError.Status.failure)
+            }
+            for (from, to) in rebuilt.keptAside { Output.line("kept aside: \(from) -> \(to)") }
+            Output.line("rebuilt the state of \(app): current \(rebuilt.current ?? "-"), previous \(rebuilt.previous ?? "-"), "
+                + "last serial \(rebuilt.lastSerial.map(String.init) ?? "-")")
+            Output.line("releases on disk: \(rebuilt.releases.isEmpty ? "none" : rebuilt.releases.joined(separator: ", "))")
+            Output.line("succeeded here (a return may name them): \(rebuilt.succeeded.isEmpty ? "none" : rebuilt.succeeded.joined(separator: ", "))")
         }
     }
 }

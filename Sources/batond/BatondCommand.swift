@@ -10,7 +10,7 @@ struct BatondCommand: AsyncParsableCommand {
         commandName: "batond",
         abstract: "The Baton agent: verifies, stages, switches and health-checks releases on this host.",
         version: AgentVersion.current,
-        subcommands: [RunCommand.self, ApplyCommand.self, StatusCommand.self, AuditCommand.self, CSRCommand.self]
+        subcommands: [RunCommand.self, ApplyCommand.self, StatusCommand.self, AuditCommand.self, StateCommand.self, CSRCommand.self]
     )
 
     static func main() async {

@@ -79,7 +79,7 @@ import Testing
             if i % 4 == 0 {
                 let reconcile = Process()
                 reconcile.executableURL = URL(fileURLWithPath: batond)
-                reconcile.arguments = ["status", "--config", fixture.configPath]
+                reconcile.arguments = ["state", "reconcile", "--config", fixture.configPath]
                 reconcile.standardOutput = FileHandle.nullDevice
                 reconcile.standardError = FileHandle.nullDevice
                 try reconcile.run()
@@ -88,7 +88,9 @@ import Testing
                 reconcile.waitUntilExit()
             }
 
-            // A restart reconciles.
+            // A restart reconciles (`batond status` only reads, so it is asked afterwards).
+            let reconciled = try ProcessRunner.run(batond, ["state", "reconcile", "--config", fixture.configPath])
+            #expect(reconciled.status == 0, "\(reconciled.stderr)")
             let status = try ProcessRunner.run(batond, ["status", "--config", fixture.configPath, "--json"])
             #expect(status.status == 0, "\(status.stderr)")
             let apps = try BatonJSON.decode(AppList.self, from: Data(status.stdout.utf8)).apps

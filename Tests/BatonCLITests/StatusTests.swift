@@ -49,4 +49,36 @@ struct StatusTests {
         #expect(text.stdout.contains("drift (want v2)"))
         #expect(text.stdout.contains("host-5       UNREACHABLE: agent_unreachable"))
     }
+
+    @Test("status marks a host whose agent cannot read the app's state (state_corrupt) and exits 1")
+    func corruptStateOnAHost() async throws {
+        let fleet = try await RolloutTests.fleetOnV1(hosts: 2)
+        defer { fleet.shutdown() }
+        let statePath = fleet.dir.child("hosts/host-2/data/state/apps/web.json")
+        let good = try Data(contentsOf: URL(fileURLWithPath: statePath))
+        #expect(try await fleet.run(["status", "web"]).status == 0)
+
+        for corruption in StateCorruption.allCases {
+            try good.write(to: URL(fileURLWithPath: statePath))
+            try corruption.apply(to: statePath)
+            for app in [["web"], []] {
+                let result = try await fleet.run(["status", "--json"] + app)
+                #expect(result.status == 1, "\(corruption): \(result.stdout)\(result.stderr)")
+                let rows = try result.stdout.split(separator: "\n").map {
+                    try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+                }
+                let row = try #require(rows.first { $0["host"] as? String == "host-2" }, "\(result.stdout)")
+                let error = row["stateError"] as? [String: Any]
+                #expect(error?["code"] as? String == "state_corrupt", "\(corruption) \(app): \(row)")
+                #expect((error?["message"] as? String)?.contains(statePath) == true)
+                #expect(row["app"] as? String == "web")
+                #expect(row["current"] as? String == "v1")
+                let healthy = try #require(rows.first { $0["host"] as? String == "host-1" })
+                #expect(healthy["stateError"] == nil)
+            }
+            let text = try await fleet.run(["status", "web"])
+            #expect(text.status == 1)
+            #expect(text.stdout.contains("STATE CORRUPT: state_corrupt"), "\(text.stdout)")
+        }
+    }
 }

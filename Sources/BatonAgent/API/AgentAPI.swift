@@ -12,11 +12,11 @@ import NIOCore
 /// | --- | --- |
 /// | `HEAD /v1/artifacts/sha256/{digest}` | 200 held, 404 not |
 /// | `PUT /v1/artifacts/sha256/{digest}` | 201 stored, 200 already held; 400 `upload_incomplete`, 404, 411, 413, 422, 503 `agent_busy` |
-/// | `POST /v1/deployments` | 202 `DeploymentAccepted`, 200 for an identical resend; 400, 403, 409, 413, 422 |
-/// | `GET /v1/deployments/{id}` | 200 `DeploymentRecord`, 404 |
+/// | `POST /v1/deployments` | 202 `DeploymentAccepted`, 200 for an identical resend; 400, 403, 409 (`state_corrupt` among them), 413, 422 |
+/// | `GET /v1/deployments/{id}` | 200 `DeploymentRecord`, 404, 409 `state_corrupt` |
 /// | `GET /v1/deployments/{id}/events` | 200 NDJSON `DeploymentEvent`s until a terminal phase, 404 |
-/// | `GET /v1/apps` | 200 `AppList` |
-/// | `GET /v1/apps/{app}` | 200 `AppStatus`, 404 |
+/// | `GET /v1/apps` | 200 `AppList` (an app with unreadable state is listed with `stateError`) |
+/// | `GET /v1/apps/{app}` | 200 `AppStatus` (`stateError` likewise), 404 |
 /// | `GET /v1/apps/{app}/releases/{release}` | 200 `ApprovedRelease` (the approved payload and its signers), 404 |
 /// | `GET /v1/health` | 200 `AgentHealth` |
 ///
@@ -173,7 +173,7 @@ public struct AgentAPI: Sendable {
 
     func getDeployment(_ context: AgentRequestContext) async throws -> Response {
         let id = try context.parameters.require("id")
-        guard let record = await engine.record(id) else { throw Self.noDeployment(id) }
+        guard let record = try await engine.readRecord(id) else { throw Self.noDeployment(id) }
         return try APIResponse.json(record)
     }
 

@@ -94,7 +94,8 @@ struct APIRefusal {
     static func status(of code: AgentError.Code) -> Int {
         switch code {
         case .notFound: 404
-        case .deploymentInProgress, .releaseConflict: 409
+        // Not 5xx: a controller retries those, and this one only ends when a person acts.
+        case .deploymentInProgress, .releaseConflict, .stateCorrupt: 409
         case .artifactTooLarge: 413
         case .digestMismatch, .sizeMismatch: 422
         case .agentBusy: 503

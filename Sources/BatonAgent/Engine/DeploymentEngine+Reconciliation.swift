@@ -17,12 +17,23 @@ extension DeploymentEngine {
     /// switch is recorded as failed; one interrupted after the switch but before it was
     /// confirmed healthy is rolled back; release directories no state mentions are
     /// removed. Safe to run again if it is itself interrupted.
-    public func reconcile() async {
+    ///
+    /// An app whose state or needed records cannot be read is left exactly as it is (its
+    /// files are the evidence a person needs) and reported loudly; so is every unreadable
+    /// deployment record. Returns what was reported.
+    @discardableResult
+    public func reconcile() async -> [AgentError] {
         cache.removeTemporaryFiles()
         DurableFiles.removeTree(layout.hookScratchDirectory)
         try? DurableFiles.makeDirectory(layout.hookScratchDirectory)
+        let problems = StateReader(layout: layout).problems()
+        for problem in problems {
+            logger.critical(
+                "state is corrupt; the app is left as it is and its deployments are refused",
+                metadata: ["baton.code": "\(problem.reportedCode)", "error": "\(problem.message)"])
+        }
         for app in store.apps() {
-            guard Name.isValid(app), var state = try? store.loadApp(app) else { continue }
+            guard Name.isValid(app), var state = try? store.loadApp(app), store.recordProblem(state) == nil else { continue }
             DurableFiles.removeTree(layout.stagingRoot(app))
 
             if let id = state.activeDeploymentID {
@@ -57,6 +68,7 @@ extension DeploymentEngine {
                 try? store.saveApp(state)
             }
         }
+        return problems
     }
 
     /// Agents before 0.2 kept, per release, the payload it last ran with, which a return

@@ -114,12 +114,15 @@ public actor DeploymentEngine {
                 history: { app in
                     queriedApp = app
                     switch Result(catching: { () throws(AgentError) in try store.loadApp(app) }) {
-                    case .success(let state): queriedState = state
+                    case .success(let state):
+                        queriedState = state
+                        loadFailure = store.recordProblem(state)
                     case .failure(let error): loadFailure = error
                     }
                     return queriedState.map { store.verificationHistory($0) } ?? .none
                 }, now: now())
         } catch {
+            if let loadFailure { throw refuseCorrupt(bytes, app: queriedApp, loadFailure, peer: peer) }
             if error.code == .duplicate, let app = queriedApp, let state = queriedState, let serial = state.lastSerial {
                 let id = DeploymentID.make(app: app, serial: serial)
                 let phase = (try? store.loadRecord(id))?.phase ?? .accepted
@@ -129,7 +132,7 @@ public actor DeploymentEngine {
             auditRefusal(bytes, app: queriedApp, code: error.code.rawValue, message: error.message, peer: peer)
             throw RequestError(status: error.code.httpStatus, code: error.code.rawValue, message: error.message)
         }
-        if let loadFailure { throw RequestError(status: 500, code: loadFailure.reportedCode, message: loadFailure.message) }
+        if let loadFailure { throw refuseCorrupt(bytes, app: queriedApp, loadFailure, peer: peer) }
 
         var manifest = verified.manifest
         if verified.isRollback, let approved = verified.approved {
@@ -206,6 +209,17 @@ public actor DeploymentEngine {
         return DeploymentAccepted(id: id, phase: .accepted, existing: false)
     }
 
+    /// An app whose state or records cannot be read takes no deployment, whatever the
+    /// envelope says: writing its state now would replace the evidence a person needs,
+    /// and verifying against a history that could not be read would forget its serials.
+    private func refuseCorrupt(_ bytes: [UInt8], app: String?, _ error: AgentError, peer: String) -> RequestError {
+        auditRefusal(bytes, app: app, code: error.reportedCode, message: error.message, peer: peer)
+        logger.error(
+            "deployment refused: the app's state is unreadable",
+            metadata: ["baton.app": "\(app ?? "-")", "baton.code": "\(error.reportedCode)", "error": "\(error.message)"])
+        return RequestError(status: 409, code: error.reportedCode, message: error.message)
+    }
+
     private func auditRefusal(_ bytes: [UInt8], app: String?, code: String, message: String, peer: String) {
         let time = now()
         writeCoalescedRefusals(at: time)
@@ -277,6 +291,10 @@ public actor DeploymentEngine {
 
     public func record(_ id: String) -> DeploymentRecord? { try? store.loadRecord(id) }
 
+    /// A record, or `state_corrupt` when it is there but cannot be read (the API must not
+    /// answer "no such deployment" for evidence it holds).
+    public func readRecord(_ id: String) throws(AgentError) -> DeploymentRecord? { try store.loadRecord(id) }
+
     /// Every event of a deployment from the first, then live ones until a terminal phase.
     public func events(_ id: String) -> AsyncStream<DeploymentEvent>? {
         guard let record = try? store.loadRecord(id) else { return nil }
@@ -295,26 +313,7 @@ public actor DeploymentEngine {
 
     private func unsubscribe(_ id: String, _ key: Int) { subscribers[id]?[key] = nil }
 
-    public func appStatus(_ app: String) -> AppStatus? {
-        guard Name.isValid(app), let state = try? store.loadApp(app), state.lastSerial != nil || state.current != nil
-        else { return nil }
-        let last = state.lastDeploymentID.flatMap { try? store.loadRecord($0) }
-        let live = currentRelease(app)
-        let recency = Dictionary(state.recentlyLive.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
-        let held = store.heldReleases(state)
-            .sorted { (recency[$0.release.name] ?? .max) < (recency[$1.release.name] ?? .max) }
-            .map { HeldRelease(release: $0.release.name, approved: $0.manifest, approvedPayloadDigest: $0.record.payloadDigest, approvedBy: $0.record.signers) }
-        return AppStatus(
-            app: app, current: live, previous: state.previousLive(current: live), lastSerial: state.lastSerial,
-            lastDeploymentID: state.lastDeploymentID, lastPhase: last?.phase, lastError: last?.error,
-            activeDeploymentID: state.activeDeploymentID,
-            releases: state.releases.reversed().map(\.name),
-            succeededReleases: held.map(\.release),
-            releaseArtifacts: Dictionary(held.map { ($0.release, $0.approved.artifact) }, uniquingKeysWith: { $1 }),
-            held: held,
-            liveHistory: state.liveHistory.reversed(),
-            updatedAt: state.updatedAt)
-    }
+    public func appStatus(_ app: String) -> AppStatus? { StateReader(layout: layout).appStatus(app) }
 
     /// The evidence for a held release: the exact approved payload and who approved it.
     public func approvedRelease(app: String, release: String) -> ApprovedRelease? {
@@ -324,13 +323,10 @@ public actor DeploymentEngine {
         return store.loadApproved(app: app, release: release)?.record
     }
 
-    public func apps() -> [AppStatus] { store.apps().compactMap { appStatus($0) } }
+    public func apps() -> [AppStatus] { StateReader(layout: layout).apps() }
 
     /// The release `current` names, read from the symlink itself.
-    nonisolated func currentRelease(_ app: String) -> String? {
-        guard let target = DurableFiles.readSymlink(layout.currentLink(app)) else { return nil }
-        return target.hasPrefix("releases/") ? String(target.dropFirst("releases/".count)) : nil
-    }
+    nonisolated func currentRelease(_ app: String) -> String? { store.currentRelease(app) }
 
     /// The history needed to verify a manifest for `app` (for `baton plan`-like checks).
     public func history(_ app: String) -> AppHistory {

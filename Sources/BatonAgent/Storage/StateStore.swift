@@ -16,33 +16,115 @@ import Musl
 struct StateStore: Sendable {
     let layout: DataLayout
 
+    /// The app's state; a fresh one for an app never seen. A file that is there but does
+    /// not read as this app's state, or no file while `current` names a release, is
+    /// `state_corrupt`: answering with a fresh state would forget the serials consumed and
+    /// the releases held, and the next write would destroy the evidence.
     func loadApp(_ app: String) throws(AgentError) -> AppState {
         let path = layout.appState(app)
-        guard let data = FileManager.default.contents(atPath: path) else { return AppState(app: app) }
-        do {
-            return try BatonJSON.decode(AppState.self, from: data)
-        } catch {
-            throw AgentError(.ioError, "state file \(path) is unreadable: \(error)")
+        guard let data = FileManager.default.contents(atPath: path) else {
+            if let live = currentRelease(app) {
+                throw Self.corruptState(app, path: path, reason: "the file is missing", live: live)
+            }
+            return AppState(app: app)
         }
+        let state: AppState
+        do {
+            state = try BatonJSON.decode(AppState.self, from: data)
+        } catch {
+            throw Self.corruptState(app, path: path, reason: Self.reason(data, error), live: currentRelease(app))
+        }
+        guard state.app == app else {
+            throw Self.corruptState(app, path: path, reason: "it describes app '\(state.app)'", live: currentRelease(app))
+        }
+        return state
     }
 
     func saveApp(_ state: AppState) throws(AgentError) {
         try DurableFiles.write(encode(state), to: layout.appState(state.app))
     }
 
+    /// Every app the data directory knows of: those with a state file, and those whose
+    /// `current` link exists (so that a lost state file is reported, not ignored).
     func apps() -> [String] {
         let files = (try? FileManager.default.contentsOfDirectory(atPath: layout.appStateDirectory)) ?? []
-        return files.filter { $0.hasSuffix(".json") && !$0.hasPrefix(".") }.map { String($0.dropLast(5)) }.sorted()
+        var names = Set(files.filter { $0.hasSuffix(".json") && !$0.hasPrefix(".") }.map { String($0.dropLast(5)) })
+        let directories = (try? FileManager.default.contentsOfDirectory(atPath: layout.appsDirectory)) ?? []
+        for name in directories where Name.isValid(name) && DurableFiles.readSymlink(layout.currentLink(name)) != nil {
+            names.insert(name)
+        }
+        return names.sorted()
     }
 
+    /// The release `current` names, read from the symlink itself.
+    func currentRelease(_ app: String) -> String? {
+        guard let target = DurableFiles.readSymlink(layout.currentLink(app)) else { return nil }
+        return target.hasPrefix("releases/") ? String(target.dropFirst("releases/".count)) : nil
+    }
+
+    /// A deployment record; nil when there is none. A record that is there but unreadable
+    /// is `state_corrupt`, never "no such deployment".
     func loadRecord(_ id: String) throws(AgentError) -> DeploymentRecord? {
         guard DeploymentID.isValid(id) else { return nil }
-        guard let data = FileManager.default.contents(atPath: layout.deployment(id)) else { return nil }
+        let path = layout.deployment(id)
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        let record: DeploymentRecord
         do {
-            return try BatonJSON.decode(DeploymentRecord.self, from: data)
+            record = try BatonJSON.decode(DeploymentRecord.self, from: data)
         } catch {
-            throw AgentError(.ioError, "deployment record \(id) is unreadable: \(error)")
+            throw Self.corruptRecord(id, path: path, reason: Self.reason(data, error))
         }
+        guard record.id == id else { throw Self.corruptRecord(id, path: path, reason: "it records deployment '\(record.id)'") }
+        return record
+    }
+
+    /// Every deployment record that cannot be read (all apps), by file name order.
+    func unreadableRecords(where include: (String) -> Bool = { _ in true }) -> [AgentError] {
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: layout.deploymentsDirectory)) ?? []
+        return files.filter { $0.hasSuffix(".json") && !$0.hasPrefix(".") && include(String($0.dropLast(5))) }.sorted().compactMap { file -> AgentError? in
+            do throws(AgentError) {
+                _ = try loadRecord(String(file.dropLast(5)))
+                return nil
+            } catch {
+                return error
+            }
+        }
+    }
+
+    /// What is wrong with the records `state` depends on (its running and its last
+    /// deployment), if anything.
+    func recordProblem(_ state: AppState) -> AgentError? {
+        for id in [state.activeDeploymentID, state.lastDeploymentID].compactMap({ $0 }) {
+            do {
+                _ = try loadRecord(id)
+            } catch {
+                return error
+            }
+        }
+        return nil
+    }
+
+    static func reason(_ data: Data, _ error: any Error) -> String {
+        if data.isEmpty { return "it is empty" }
+        if let error = error as? DecodingError { return error.batonSummary }
+        return "\(error)"
+    }
+
+    static func corruptState(_ app: String, path: String, reason: String, live: String?) -> AgentError {
+        AgentError(
+            .stateCorrupt,
+            "state file \(path) is unreadable (\(reason)); `current` names \(live.map { "release \($0)" } ?? "no release"). "
+                + "Nothing of '\(app)' is changed and its deployments are refused until it is rebuilt: stop batond, "
+                + "run `batond state rebuild \(app)` (it keeps the unreadable file aside), start batond again")
+    }
+
+    static func corruptRecord(_ id: String, path: String, reason: String) -> AgentError {
+        let app = DeploymentID.app(of: id).map { "'\($0)'" } ?? "its app"
+        return AgentError(
+            .stateCorrupt,
+            "deployment record \(path) is unreadable (\(reason)). It is left as it is, and deployments of \(app) are "
+                + "refused while it is the last or the running one: stop batond, run `batond state rebuild "
+                + "\(DeploymentID.app(of: id) ?? "APP")` (it keeps the unreadable record aside), start batond again")
     }
 
     func saveRecord(_ record: DeploymentRecord) throws(AgentError) {
