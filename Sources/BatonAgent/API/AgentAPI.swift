@@ -89,7 +89,7 @@ public struct AgentAPI: Sendable {
         router.get("/v1/audit/head") { request, _ in
             guard let key = self.tls?.current.signingKey else {
                 throw RequestError(
-                    status: 503, code: "not_found",
+                    status: 404, code: "not_found",
                     message: "this agent's TLS key is not an ECDSA P-256 key, so it cannot sign its audit head")
             }
             var line: Int?
