@@ -130,6 +130,12 @@ public final class AgentClient: Sendable {
         return try await decode(AgentHealth.self, response, host)
     }
 
+    /// The agent's signed audit head; with `line`, also the hash of that line of its chain.
+    public func auditHead(_ host: Fleet.Host, line: Int?) async throws(AgentCallError) -> SignedAuditHead {
+        let response = try await send(host, .GET, "/v1/audit/head" + (line.map { "?line=\($0)" } ?? ""))
+        return try await decode(SignedAuditHead.self, response, host)
+    }
+
     /// The app's state on the host, or nil when the host never saw the app.
     public func appStatus(_ host: Fleet.Host, app: String) async throws(AgentCallError) -> AppStatus? {
         let response = try await send(host, .GET, "/v1/apps/\(app)", accept: [404])

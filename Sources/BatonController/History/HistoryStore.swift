@@ -14,6 +14,11 @@ public protocol HistoryStore: Sendable {
     func rollout(id: String) throws(ControllerError) -> RolloutRecord?
     func events(rolloutID: String) throws(ControllerError) -> [RolloutEvent]
     /// What `baton rollout resume|abort` needs to pick a rollout up again.
+    /// Every signed audit head the controller saw, per host, with its verdict; the newest
+    /// one without a problem (or accepted by an operator) is what the next is checked against.
+    func recordAuditHead(_ head: SeenAuditHead) throws(ControllerError)
+    func lastAuditHead(host: String) throws(ControllerError) -> SeenAuditHead?
+
     func saveResumeInfo(_ info: RolloutResumeInfo) throws(ControllerError)
     func resumeInfo(rolloutID: String) throws(ControllerError) -> RolloutResumeInfo?
 

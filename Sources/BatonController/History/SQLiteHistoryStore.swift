@@ -58,7 +58,36 @@ public final class SQLiteHistoryStore: HistoryStore {
                     hostIDs TEXT NOT NULL, strategy TEXT NOT NULL, artifactFile TEXT);
                 """)
         }
+        migrator.registerMigration("v3-audit-heads") { db in
+            try db.execute(sql: """
+                CREATE TABLE audit_heads (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT, host TEXT NOT NULL, lines INTEGER NOT NULL, hash TEXT NOT NULL,
+                    time REAL NOT NULL, signature TEXT NOT NULL, seenAt REAL NOT NULL, verdict TEXT NOT NULL);
+                CREATE INDEX audit_heads_by_host ON audit_heads(host, id);
+                """)
+        }
         return migrator
+    }
+
+    public func recordAuditHead(_ head: SeenAuditHead) throws(ControllerError) {
+        try write { db in
+            try db.execute(
+                sql: "INSERT INTO audit_heads (host, lines, hash, time, signature, seenAt, verdict) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                arguments: [head.host, head.lines, head.hash, head.time.timeIntervalSince1970, head.signature,
+                            head.seenAt.timeIntervalSince1970, head.verdict])
+        }
+    }
+
+    public func lastAuditHead(host: String) throws(ControllerError) -> SeenAuditHead? {
+        let row = try read { db in
+            try Row.fetchOne(
+                db, sql: "SELECT * FROM audit_heads WHERE host = ? AND verdict IN ('first', 'consistent', 'accepted') ORDER BY id DESC LIMIT 1",
+                arguments: [host])
+        }
+        guard let row else { return nil }
+        return SeenAuditHead(
+            host: row["host"], lines: row["lines"], hash: row["hash"], time: Date(timeIntervalSince1970: row["time"]),
+            signature: row["signature"], seenAt: Date(timeIntervalSince1970: row["seenAt"]), verdict: row["verdict"])
     }
 
     public func saveResumeInfo(_ info: RolloutResumeInfo) throws(ControllerError) {
