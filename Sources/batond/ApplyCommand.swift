@@ -77,8 +77,9 @@ struct StatusCommand: AsyncParsableCommand {
         commandName: "status", abstract: "Print each app's current and previous releases, last serial and last result.",
         discussion: """
             Only reads the data directory: it takes no lock and writes nothing, so it runs beside `batond run`. \
-            Exit status: 0 every state file and record was read; 3 some app state or deployment record is \
-            unreadable (state_corrupt: each one is named on stderr with what to do); 2 usage or configuration error.
+            Exit status: 0 every state file and record was read and the audit chain is intact; 3 some app state or \
+            deployment record is unreadable (state_corrupt: each one is named on stderr with what to do) or the audit \
+            chain is broken (audit_broken); 2 usage or configuration error.
             """)
 
     @Option(help: "The agent configuration file.") var config: String
@@ -88,7 +89,13 @@ struct StatusCommand: AsyncParsableCommand {
         let configuration = try AgentSetup.loadConfiguration(config)
         let reader = StateReader(dataDirectory: configuration.dataDirectory)
         let apps = reader.apps()
-        let problems = reader.problems()
+        var problems = reader.problems()
+        if case .broken(let line, let reason) = AuditVerifier.verify(dataDirectory: configuration.dataDirectory) {
+            problems.append(
+                AgentError(
+                    .auditBroken,
+                    "line \(line) of \(configuration.dataDirectory)/state/audit.log: \(reason); the evidence on this host was changed: compare with `baton audit` on the controller"))
+        }
         if json {
             Output.write(String(decoding: try BatonJSON.encode(AppList(apps: apps), pretty: true), as: UTF8.self) + "\n")
         } else if apps.isEmpty {

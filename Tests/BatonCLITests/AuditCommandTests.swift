@@ -93,5 +93,9 @@ struct AuditCommandTests {
         // host-3's agent still reports its chain broken: the recorded break stays.
         #expect(settled.rows["host-3"]?["verdict"] as? String == "chain_broken", "\(settled.output)")
         #expect(settled.status == 1)
+        // On the host too: `batond status` names the break and exits 3.
+        let local = try await fleet.batond("host-3", ["status"])
+        #expect(local.status == 3, "\(local.stdout)\(local.stderr)")
+        #expect(local.stderr.contains("audit_broken"), "\(local.stderr)")
     }
 }
