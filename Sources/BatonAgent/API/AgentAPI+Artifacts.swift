@@ -10,6 +10,7 @@ import Glibc
 import Musl
 #endif
 import Hummingbird
+import Logging
 import NIOCore
 
 extension AgentAPI {
@@ -89,31 +90,35 @@ extension AgentAPI {
     private func cutShort(
         _ digest: String, received: UInt64, size: UInt64, context: AgentRequestContext, reason: String
     ) -> RequestError {
-        context.logger.notice(
-            "artifact upload cut short",
-            metadata: [
-                "baton.artifact": "\(digest)", "baton.received": "\(received)", "baton.size": "\(size)",
-                "baton.reason": "\(reason)",
-            ])
-        return RequestError(
-            status: 400, code: "upload_incomplete",
-            message: "the upload ended after \(received) of \(size) bytes; nothing was kept")
+        uploadEnded(
+            "artifact upload cut short", digest, received: received, size: size, context: context, reason: reason,
+            RequestError(status: 400, code: "upload_incomplete", message: "the upload ended after \(received) of \(size) bytes; nothing was kept"))
     }
 
     /// The upload fell behind its pace and its connection was closed: nothing is kept.
     private func tooSlow(
         _ digest: String, received: UInt64, size: UInt64, context: AgentRequestContext, reason: String
     ) -> RequestError {
+        metrics?.refused(code: AgentError.Code.uploadTooSlow.rawValue)
+        return uploadEnded(
+            "artifact upload dropped: too slow", digest, received: received, size: size, context: context, reason: reason,
+            RequestError(
+                status: 408, code: AgentError.Code.uploadTooSlow.rawValue,
+                message: "the upload was dropped after \(received) of \(size) bytes: \(reason); nothing was kept"))
+    }
+
+    /// Logs an upload that ended without an artifact, and returns `error` for the answer.
+    private func uploadEnded(
+        _ message: Logger.Message, _ digest: String, received: UInt64, size: UInt64, context: AgentRequestContext,
+        reason: String, _ error: RequestError
+    ) -> RequestError {
         context.logger.notice(
-            "artifact upload dropped: too slow",
+            message,
             metadata: [
                 "baton.artifact": "\(digest)", "baton.received": "\(received)", "baton.size": "\(size)",
                 "baton.reason": "\(reason)",
             ])
-        metrics?.refused(code: AgentError.Code.uploadTooSlow.rawValue)
-        return RequestError(
-            status: 408, code: AgentError.Code.uploadTooSlow.rawValue,
-            message: "the upload was dropped after \(received) of \(size) bytes: \(reason); nothing was kept")
+        return error
     }
 
     static func digest(_ context: AgentRequestContext) throws -> String {
