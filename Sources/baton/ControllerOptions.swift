@@ -132,6 +132,24 @@ struct SelectionOptions: ParsableArguments {
         hosts.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
     }
 
+    /// The hosts of `fleet` these options (and `environment`) select; none is `no_hosts`.
+    func hosts(in fleet: Fleet, environment: String?) throws(CLIError) -> [Fleet.Host] {
+        let hosts: [Fleet.Host]
+        do {
+            hosts = try HostSelection(environment: environment, hostIDs: hostIDs, selector: try labels()).hosts(in: fleet)
+        } catch let error as ConfigurationError {
+            throw error.cli
+        } catch {
+            throw CLIError(code: "invalid_selection", message: "\(error)")
+        }
+        guard !hosts.isEmpty else {
+            throw CLIError(
+                code: "no_hosts",
+                message: environment.map { "the fleet has no host in '\($0)' matching the selection" } ?? "no host of the fleet matches the selection")
+        }
+        return hosts
+    }
+
     func labels() throws(CLIError) -> [String: String] {
         guard let selector else { return [:] }
         guard let parsed = HostSelection.parseSelector(selector) else {

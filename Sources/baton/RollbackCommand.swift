@@ -25,13 +25,7 @@ struct RollbackCommand: AsyncParsableCommand {
     func run() async throws {
         let context = try ControllerContext(controller)
         let fleet = try context.fleet()
-        let hosts: [Fleet.Host]
-        do {
-            hosts = try HostSelection(environment: environment, hostIDs: selection.hostIDs, selector: try selection.labels()).hosts(in: fleet)
-        } catch let error as ConfigurationError {
-            throw error.cli
-        }
-        guard !hosts.isEmpty else { throw CLIError(code: "no_hosts", message: "the fleet has no host in '\(environment)' matching the selection") }
+        let hosts = try selection.hosts(in: fleet, environment: environment)
         guard let key = try context.revertKey() else {
             throw CLIError(code: "signing_failed", message: "no controller signing key: set signingKey in baton.yaml, BATON_SIGNING_KEY or --signing-key")
         }

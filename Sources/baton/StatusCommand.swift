@@ -19,13 +19,7 @@ struct StatusCommand: AsyncParsableCommand {
     func run() async throws {
         let context = try ControllerContext(controller)
         let fleet = try context.fleet()
-        let hosts: [Fleet.Host]
-        do {
-            hosts = try HostSelection(environment: environment, hostIDs: selection.hostIDs, selector: try selection.labels()).hosts(in: fleet)
-        } catch let error as ConfigurationError {
-            throw error.cli
-        }
-        guard !hosts.isEmpty else { throw CLIError(code: "no_hosts", message: "no host of the fleet matches the selection") }
+        let hosts = try selection.hosts(in: fleet, environment: environment)
         let history = try context.history()
         let lastGood = LastGoodReleases(history: history)
         let client = try context.client(for: hosts, retry: .quick)
