@@ -24,6 +24,13 @@ public struct ControllerError: Error, Sendable, Equatable, CustomStringConvertib
         case stateError = "state_error"
         /// The app file for the app cannot be found.
         case appUnknown = "app_unknown"
+        /// An app, release or environment name that breaks the one naming rule
+        /// (`Name.pattern`): refused before it can become part of a path.
+        case invalidName = "invalid_name"
+        /// The app file's `app:` is not the app its file name says.
+        case appFileMismatch = "app_file_mismatch"
+        /// A fleet host's environment is not in the trust policy.
+        case unknownEnvironment = "unknown_environment"
         /// The app's rollout lock is held by another rollout.
         case lockHeld = "lock_held"
         /// Signing a manifest failed (no signing key configured, say).
@@ -43,6 +50,19 @@ public struct ControllerError: Error, Sendable, Equatable, CustomStringConvertib
     }
 
     public var description: String { "\(code.rawValue): \(message)" }
+
+    /// Checks a name an operator typed (an app, a release, an environment) by the rule
+    /// every file and manifest follows, so `../evil` or `we/b` never reaches a path.
+    /// `what` names it in the message: "app", "release".
+    @discardableResult
+    public static func checkName(_ name: String, _ what: String) throws(ControllerError) -> String {
+        guard Name.isValid(name) else {
+            throw ControllerError(
+                .invalidName,
+                "'\(name)' is not a valid \(what) name: it must match \(Name.pattern) (lowercase letters, digits, '.', '_', '-'; at most 64)")
+        }
+        return name
+    }
 }
 
 extension ConfigurationError {

@@ -125,17 +125,25 @@ public enum PEMFile {
         return lstat(path, &info) == 0
     }
 
-    /// Creates `path` with mode 0700 unless it is already a directory.
+    /// Creates `path` and any missing parents with mode 0700, unless it is already a
+    /// directory. Parents too: `baton pki init pki/ca` in an empty directory is what an
+    /// operator types first. Every directory made here is on the way to a private key, so
+    /// none is opened to others; directories that already exist keep their modes.
     static func makeDirectory(_ path: String) throws(PKIError) {
+        var trimmed = path
+        while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed.removeLast() }
         var info = stat()
-        if stat(path, &info) == 0 {
+        if stat(trimmed, &info) == 0 {
             guard (info.st_mode & S_IFMT) == S_IFDIR else {
-                throw PKIError(.ioError, "'\(path)' exists and is not a directory")
+                throw PKIError(.ioError, "'\(trimmed)' exists and is not a directory; choose another path")
             }
             return
         }
-        guard mkdir(path, 0o700) == 0 else {
-            throw PKIError(.ioError, "cannot create directory '\(path)': \(describe(errno))")
+        let parent = parentDirectory(of: trimmed)
+        if parent != trimmed, parent != ".", parent != "/" { try makeDirectory(parent) }
+        // EEXIST: another process made it in between, which is as good.
+        guard mkdir(trimmed, 0o700) == 0 || (errno == EEXIST && stat(trimmed, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR) else {
+            throw PKIError(.ioError, "cannot create directory '\(trimmed)': \(describe(errno)); create it yourself or choose another path")
         }
     }
 

@@ -45,6 +45,14 @@ extension ControllerError {
     var cli: CLIError { CLIError(code: code.rawValue, message: message) }
 }
 
+/// Checks the names an operator typed (`("web", "app")`, `(release, "release")`; nil
+/// skipped) by the one naming rule, before a file is read or an agent contacted.
+func checkNames(_ names: (String?, String)...) throws(CLIError) {
+    for case let (name?, what) in names {
+        do { try ControllerError.checkName(name, what) } catch { throw error.cli }
+    }
+}
+
 extension ConfigurationError {
     var cli: CLIError { CLIError(code: code.rawValue, message: operatorMessage) }
 }
@@ -75,7 +83,13 @@ struct ControllerContext {
         guard FileManager.default.fileExists(atPath: path) else {
             throw CLIError(code: "file_not_found", message: "the fleet file '\(path)' does not exist")
         }
-        do { return try Fleet.load(path) } catch { throw error.cli }
+        let fleet: Fleet
+        do { fleet = try Fleet.load(path) } catch { throw error.cli }
+        // Checked before anything is contacted; without a policy there is nothing to check against.
+        if let policyPath = configuration.trustPolicyPath, let policy = try self.policy() {
+            do { try fleet.checkEnvironments(in: policy, fleetFile: path, policyFile: policyPath) } catch { throw error.cli }
+        }
+        return fleet
     }
 
     /// The history store: SQLite in the state directory.
@@ -101,7 +115,7 @@ struct ControllerContext {
     func app(_ name: String) throws(CLIError) -> AppDefinition {
         do {
             let file = try configuration.appFile(name)
-            return try AppDefinition.load(file)
+            return try AppDefinition.load(file, for: name)
         } catch let error as ControllerError {
             throw error.cli
         } catch let error as ConfigurationError {

@@ -20,6 +20,7 @@ struct HistoryCommand: AsyncParsableCommand {
         @OptionGroup var controller: ControllerOptions
 
         func run() async throws {
+            try checkNames((app, "app"))
             let history = try ControllerContext(controller).history()
             let rollouts: [RolloutRecord]
             do { rollouts = try history.rollouts(app: app, limit: max(1, limit)) } catch { throw error.cli }
@@ -129,6 +130,7 @@ struct LockCommand: AsyncParsableCommand {
         @OptionGroup var controller: ControllerOptions
 
         func run() async throws {
+            try checkNames((app, "app"), (environment, "environment"))
             let history = try ControllerContext(controller).history()
             let broken: RolloutLock?
             do { broken = try history.breakLock(app: app, environment: environment, actor: ControllerActor.current, reason: reason, now: Date()) } catch { throw error.cli }

@@ -69,9 +69,7 @@ enum ReleaseCreation {
     }
 
     static func create(_ options: ReleaseOptions, app: String, context: ControllerContext) async throws(CLIError) -> Created {
-        guard Name.isValid(options.releaseName) else {
-            throw CLIError(code: "invalid_name", message: "release '\(options.releaseName)' must match \(Name.pattern)")
-        }
+        try checkNames((app, "app"), (options.releaseName, "release"), (options.environment, "environment"))
         var requested: BatonDuration?
         if let text = options.expiresIn {
             guard let duration = BatonDuration(parsingValidity: text), duration.milliseconds > 0 else {

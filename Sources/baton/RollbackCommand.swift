@@ -23,6 +23,7 @@ struct RollbackCommand: AsyncParsableCommand {
     @OptionGroup var controller: ControllerOptions
 
     func run() async throws {
+        try checkNames((app, "app"), (environment, "environment"), (to, "release"))
         let context = try ControllerContext(controller)
         let fleet = try context.fleet()
         let hosts = try selection.hosts(in: fleet, environment: environment)

@@ -17,6 +17,7 @@ struct StatusCommand: AsyncParsableCommand {
     @OptionGroup var controller: ControllerOptions
 
     func run() async throws {
+        try checkNames((app, "app"), (environment, "environment"))
         let context = try ControllerContext(controller)
         let fleet = try context.fleet()
         let hosts = try selection.hosts(in: fleet, environment: environment)

@@ -22,9 +22,11 @@ struct ApplyCommand: AsyncParsableCommand {
         commandName: "apply",
         abstract: "Deploy a signed envelope and its artifact on this host, without a controller.",
         discussion: """
-            Prints each step as it happens. Exit status: 0 succeeded; 1 refused, failed or rolled back \
-            (the previous release is live); 3 rollback failed (the host needs attention); 2 usage or \
-            configuration error.
+            Prints each step as it happens. The artifact is checked against the manifest (size, then \
+            SHA-256) before the envelope's serial is used: a wrong file is refused (size_mismatch, \
+            digest_mismatch) with nothing recorded, and the same envelope still works with the right file. \
+            Exit status: 0 succeeded; 1 refused, failed or rolled back (the previous release is live); \
+            3 rollback failed (the host needs attention); 2 usage or configuration error.
             """)
 
     @Option(help: "The agent configuration file.") var config: String
@@ -46,7 +48,12 @@ struct ApplyCommand: AsyncParsableCommand {
             throw CLIError(code: error.info.code, message: error.info.message, exitCode: CLIError.Status.failure)
         }
         if accepted.existing {
-            Output.line("already accepted as deployment \(accepted.id) (\(accepted.phase.rawValue))")
+            var line = "already accepted as deployment \(accepted.id) (\(accepted.phase.rawValue))"
+            // A serial is used once, whatever the outcome: say how to try again.
+            if accepted.phase.isTerminal && accepted.phase != .succeeded {
+                line += "; its serial is used, so sign a new envelope (a new serial) to deploy again"
+            }
+            Output.line(line)
         }
         if let events = await engine.events(accepted.id) {
             for await event in events {

@@ -9,7 +9,11 @@ import Testing
             yaml: "hostId: web-1\nenvironment: staging\ntrust: trust.yaml\n", file: "/etc/baton/batond.yaml")
         #expect(config.dataDirectory == "/var/lib/baton")
         #expect(config.listen == ListenAddress(host: "0.0.0.0", port: 7443))
-        #expect(config.metricsListen == ListenAddress(host: "127.0.0.1", port: 9464))
+        // Off unless asked for: a second agent on one machine must not collide on a fixed port.
+        #expect(config.metricsListen == nil)
+        let metrics = try AgentConfiguration.parse(
+            yaml: "hostId: web-1\nenvironment: staging\ntrust: trust.yaml\nmetricsListen: 127.0.0.1:9464\n", file: "/etc/baton/batond.yaml")
+        #expect(metrics.metricsListen == ListenAddress(host: "127.0.0.1", port: 9464))
         #expect(config.trustPolicyPath == "/etc/baton/trust.yaml")
         let relative = try AgentConfiguration.parse(
             yaml: "hostId: web-1\nenvironment: staging\ntrust: trust.yaml\ndataDir: data\n", file: "batond.yaml")
@@ -26,6 +30,8 @@ import Testing
         #expect(config.limits.maxArtifactBytes == 4 << 30)
         #expect(config.limits.minUploadBytesPerSecond == 64 << 10)
         #expect(config.limits.uploadRateWindow == .seconds(20))
+        // Copied as it is, the example serves no metrics, so several agents can run on one machine.
+        #expect(config.metricsListen == nil)
     }
 
     @Test(arguments: [

@@ -59,15 +59,27 @@ import Testing
         }
     }
 
+    /// A local file (`batond apply --artifact`) that is not the manifest's artifact is
+    /// refused at submission, before the serial is used: v1 stays live, nothing is kept.
+    /// (Uploads are checked as they are written: ArtifactCacheTests.)
+    private func refusal(_ engine: DeploymentEngine, _ envelope: [UInt8], artifact: String) async -> RequestError? {
+        do {
+            _ = try await engine.submit(envelope: envelope, artifactFile: artifact)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
     @Test func digestMismatch() async throws {
         try await withV1 { fixture, engine, v1 in
             let v2 = try fixture.artifact("v2")
             let other = try fixture.artifact("other")
-            let record = try await engine.deploy(
-                try fixture.envelope("v2", artifact: v2, size: other.size), artifact: other.path)
-            #expect(record.phase == .failed)
-            #expect(record.error?.code == "digest_mismatch")
-            expectPreviousLive(fixture, v1, record)
+            let refused = await refusal(engine, try fixture.envelope("v2", artifact: v2, size: other.size).bytes, artifact: other.path)
+            #expect(refused?.info.code == "digest_mismatch")
+            #expect(fixture.current() == "v1")
+            #expect(fixture.currentMatches(v1))
+            #expect(await engine.appStatus("web")?.lastSerial == 1)
             #expect(!FileManager.default.fileExists(atPath: fixture.layout.artifact(v2.sha256)))
         }
     }
@@ -75,11 +87,11 @@ import Testing
     @Test func sizeOverrun() async throws {
         try await withV1 { fixture, engine, v1 in
             let v2 = try fixture.artifact("v2", extraFiles: 50)
-            let record = try await engine.deploy(
-                try fixture.envelope("v2", artifact: v2, size: v2.size - 10), artifact: v2.path)
-            #expect(record.phase == .failed)
-            #expect(record.error?.code == "size_mismatch")
-            expectPreviousLive(fixture, v1, record)
+            let refused = await refusal(engine, try fixture.envelope("v2", artifact: v2, size: v2.size - 10).bytes, artifact: v2.path)
+            #expect(refused?.info.code == "size_mismatch")
+            #expect(fixture.current() == "v1")
+            #expect(fixture.currentMatches(v1))
+            #expect(await engine.appStatus("web")?.lastSerial == 1)
             let leftovers = try FileManager.default.contentsOfDirectory(atPath: fixture.layout.artifactsTemporaryDirectory)
             #expect(leftovers.isEmpty)
         }

@@ -107,6 +107,28 @@ struct PKICommandTests {
         }
     }
 
+    @Test("init and issue --out create missing parent directories, 0700")
+    func missingParents() throws {
+        let dir = try TemporaryDirectory(prefix: "baton-pki-cli")
+        defer { dir.remove() }
+        // As the README types them in an empty directory: neither pki/ nor hosts/ exists.
+        let ca = dir.child("pki/ca"), out = dir.child("hosts/web-1/tls")
+        let made = try ProcessRunner.runTool("baton", ["pki", "init", ca])
+        #expect(made.status == 0, "\(made.stderr)")
+        let issued = try ProcessRunner.runTool("baton", ["pki", "issue", "agent", "web-1", "--ca", ca, "--out", out])
+        #expect(issued.status == 0, "\(issued.stderr)")
+        #expect(try OpenSSL.verify("\(out)/web-1.pem", caFile: "\(ca)/ca.pem").status == 0)
+        for made in ["pki", "pki/ca", "hosts", "hosts/web-1", "hosts/web-1/tls"] {
+            #expect(filePermissions(dir.child(made)) == 0o700, "\(made)")
+        }
+        // A trailing slash and an existing parent are fine; a file in the way is a clear error.
+        #expect(try ProcessRunner.runTool("baton", ["pki", "issue", "controller", "ops", "--ca", ca, "--out", dir.child("ops/")]).status == 0)
+        try "x".write(toFile: dir.child("plain"), atomically: false, encoding: .utf8)
+        let blocked = try ProcessRunner.runTool("baton", ["pki", "issue", "controller", "ci", "--ca", ca, "--out", dir.child("plain/tls")])
+        expectFailure(blocked, code: "io_error", status: 1)
+        #expect(blocked.stderr.contains("is not a directory"), "\(blocked.stderr)")
+    }
+
     @Test("bad input: one line, a stable code, exit 2")
     func badInput() throws {
         let dir = try TemporaryDirectory(prefix: "baton-pki-cli")

@@ -267,15 +267,4 @@ struct RolloutTests {
         #expect(result.stdout.contains("paused after the canary"))
         #expect(result.stdout.contains("next: baton rollout resume "))
     }
-
-    @Test("the README's rollout walk-through (scripts/try-fleet) does what it says", .timeLimit(.minutes(2)))
-    func readmeWalkthrough() async throws {
-        let result = try await offThePool {
-            try ProcessRunner.run(
-                "/bin/bash", ["\(ProcessRunner.packageRoot)/scripts/try-fleet"],
-                environment: ["BIN": ProcessRunner.productsDirectory])
-        }
-        #expect(result.status == 0, "stdout:\n\(result.stdout)\nstderr:\n\(result.stderr)")
-        #expect(result.stdout.contains("the walk-through did what the README says"))
-    }
 }

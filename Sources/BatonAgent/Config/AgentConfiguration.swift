@@ -21,8 +21,10 @@ public struct AgentConfiguration: Sendable, Equatable {
     public var dataDirectory: String
     /// The HTTPS API. Default `0.0.0.0:7443`.
     public var listen: ListenAddress
-    /// Prometheus metrics. Default `127.0.0.1:9464` (loopback only).
-    public var metricsListen: ListenAddress
+    /// Prometheus metrics; nil (the default) serves none. Off unless asked for, so a
+    /// second agent on one machine (a test fleet, a staging box) does not die on a
+    /// fixed port the first one holds.
+    public var metricsListen: ListenAddress?
     public var tls: TLSFiles?
     /// Path of the trust policy file.
     public var trustPolicyPath: String
@@ -65,7 +67,7 @@ public struct AgentConfiguration: Sendable, Equatable {
 
     public init(hostID: String, environment: String, trustPolicyPath: String, labels: [String: String] = [:],
                 dataDirectory: String = "/var/lib/baton", listen: ListenAddress = .init(host: "0.0.0.0", port: 7443),
-                metricsListen: ListenAddress = .init(host: "127.0.0.1", port: 9464), tls: TLSFiles? = nil,
+                metricsListen: ListenAddress? = nil, tls: TLSFiles? = nil,
                 limits: Limits = Limits()) {
         self.hostID = hostID
         self.environment = environment

@@ -99,7 +99,8 @@ public actor DeploymentEngine {
 
     /// Verifies an envelope and starts its deployment. An identical resend answers with
     /// the existing deployment (`existing: true`). `artifactFile` is a local copy of the
-    /// artifact (`batond apply`); otherwise it must already be in the cache.
+    /// artifact (`batond apply`), checked against the manifest before the serial is
+    /// consumed; otherwise the artifact must already be in the cache.
     /// `peer` names who sent it (the controller's certificate name; `local` for `batond
     /// apply`), for the audit log.
     public func submit(envelope bytes: [UInt8], artifactFile: String? = nil, peer: String = "local") throws(RequestError) -> DeploymentAccepted {
@@ -148,6 +149,18 @@ public actor DeploymentEngine {
             let message = "deployment \(active) of '\(manifest.app)' is still running; wait for it to end"
             auditRefusal(bytes, app: manifest.app, code: AgentError.Code.deploymentInProgress.rawValue, message: message, peer: peer)
             throw RequestError(status: 409, code: AgentError.Code.deploymentInProgress.rawValue, message: message)
+        }
+
+        if let artifactFile {
+            // The operator's file is checked before the serial is consumed: the envelope is
+            // already verified (so replay protection is untouched), and a wrong --artifact
+            // must not burn a signed envelope that is fine with the right file. Nothing is
+            // recorded or audited: no deployment began and the host did not change.
+            do {
+                try ArtifactCache.check(file: artifactFile, against: manifest.artifact)
+            } catch {
+                throw RequestError(status: 422, code: error.reportedCode, message: error.message)
+            }
         }
 
         let id = DeploymentID.make(app: manifest.app, serial: manifest.serial)

@@ -87,21 +87,26 @@ public struct AgentService: Sendable {
         ) { address in
             logger.notice("api listening", metadata: ["baton.listen": "\(address.hostAndPort)"])
         }
-        let metricsApp = MetricsEndpoint.application(metrics: metrics, address: configuration.metricsListen, logger: logger) {
-            address in
-            logger.notice("metrics listening", metadata: ["baton.listen": "\(address.hostAndPort)"])
+        var metricsListener: [any Service] = []
+        if let address = configuration.metricsListen {
+            let metricsApp = MetricsEndpoint.application(metrics: metrics, address: address, logger: logger) { address in
+                logger.notice("metrics listening", metadata: ["baton.listen": "\(address.hostAndPort)"])
+            }
+            metricsListener = [ListenerService(name: "metrics", address: address, base: metricsApp)]
+        } else {
+            logger.notice("metrics off: set metricsListen (e.g. 127.0.0.1:9464) to serve /metrics")
         }
         // Graceful shutdown runs in reverse order: the API stops first, the engine last.
+        let engineService: [any Service] = [EngineService(engine: engine, grace: options.shutdownGrace, logger: logger)]
+        let rest: [any Service] = [
+            observer,
+            ReloadService(
+                signals: hangups, configuration: configuration, engine: engine, tls: tls, metrics: metrics,
+                logger: logger),
+            ListenerService(name: "api", address: configuration.listen, base: apiApp),
+        ]
         var group = ServiceGroupConfiguration(
-            services: [
-                EngineService(engine: engine, grace: options.shutdownGrace, logger: logger),
-                ListenerService(name: "metrics", address: configuration.metricsListen, base: metricsApp),
-                observer,
-                ReloadService(
-                    signals: hangups, configuration: configuration, engine: engine, tls: tls, metrics: metrics,
-                    logger: logger),
-                ListenerService(name: "api", address: configuration.listen, base: apiApp),
-            ],
+            services: engineService + metricsListener + rest,
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)
         group.maximumGracefulShutdownDuration = options.shutdownGrace + .seconds(15)

@@ -4,7 +4,7 @@ import Logging
 import NIOCore
 
 /// The Prometheus endpoint: `GET /metrics` in the text exposition format, plain HTTP on
-/// its own listener (`metricsListen`, loopback by default) so that scraping needs no
+/// its own listener (`metricsListen`; off unless set, loopback is the sensible choice) so that scraping needs no
 /// client certificate and the API port never serves anything unauthenticated.
 enum MetricsEndpoint {
     static func application(

@@ -134,6 +134,8 @@ public struct ControllerConfiguration: Sendable, Equatable {
 
     /// The app file for `app`: `<apps>/<app>.yaml` or `<apps>/<app>.app.yaml`.
     public func appFile(_ app: String) throws(ControllerError) -> String {
+        // Before any path is built from it: `../evil` would read apps/../evil.yaml.
+        try ControllerError.checkName(app, "app")
         guard let appsDirectory else {
             throw ControllerError(.appUnknown, "no apps directory: set `apps:` in baton.yaml, BATON_APPS, or --apps")
         }

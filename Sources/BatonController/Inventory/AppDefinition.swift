@@ -79,6 +79,18 @@ public struct AppDefinition: Sendable, Equatable {
         return definition
     }
 
+    /// Loads the app file found for `app` and checks that it is that app's: a file
+    /// `apps/web.yaml` saying `app: webb` would otherwise deploy "webb" everywhere.
+    public static func load(_ path: String, for app: String) throws -> AppDefinition {
+        let definition = try load(path)
+        guard definition.app == app else {
+            throw ControllerError(
+                .appFileMismatch,
+                "\(path) is the app file of '\(app)' by its name, but says `app: \(definition.app)`; make them agree (rename the file or fix `app:`)")
+        }
+        return definition
+    }
+
     private static func decode<T: Decodable>(_ type: T.Type, from node: YAMLValue) throws(ConfigurationError) -> T {
         do {
             let json = try BatonJSON.encode(try node.jsonObject())

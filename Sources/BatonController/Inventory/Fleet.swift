@@ -75,6 +75,18 @@ public struct Fleet: Sendable, Equatable {
         return Fleet(hosts: hosts)
     }
 
+    /// Every host's environment must be one the trust policy lists: a typo (`stagin`)
+    /// would otherwise leave the host silently out of every plan, rollout and drift check.
+    public func checkEnvironments(in policy: TrustPolicy, fleetFile: String, policyFile: String) throws(ControllerError) {
+        let known = Set(policy.environments.keys)
+        let strays = hosts.filter { !known.contains($0.environment) }
+        guard !strays.isEmpty else { return }
+        let listed = strays.map { "\($0.id) (\($0.environment))" }.joined(separator: ", ")
+        throw ControllerError(
+            .unknownEnvironment,
+            "\(fleetFile): host(s) \(listed) name an environment the trust policy \(policyFile) does not list (it lists \(known.sorted().joined(separator: ", "))); fix the fleet file or add the environment to the policy")
+    }
+
     static func isHostPort(_ text: String) -> Bool {
         guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
             (1...65_535).contains(port)
