@@ -1,0 +1,137 @@
+import ArgumentParser
+import BatonCLISupport
+import BatonController
+import BatonProtocol
+import Foundation
+
+/// `baton releases APP`: what each host holds of an app, as its agent reports it.
+struct ReleasesCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "releases",
+        abstract: "Per host: the live release, the one live before it (the way back), and the other releases it holds.",
+        discussion: "Held releases can be returned to under the rollback threshold (`baton rollback --to`). Exit status 1 when a host cannot be asked.")
+
+    @Argument(help: "The app.") var app: String
+    @Option(help: ArgumentHelp("Only this environment.", valueName: "env")) var environment: String?
+    @OptionGroup var selection: SelectionOptions
+    @Flag(help: "JSON: one object per host.") var json = false
+    @OptionGroup var controller: ControllerOptions
+
+    struct Row: Encodable {
+        var host: String
+        var current: String?
+        var previous: String?
+        /// Held releases, newest live first, each with the serial it was approved at.
+        var held: [HeldRelease]
+        var liveHistory: [LiveRelease]
+        var error: ErrorInfo?
+
+        struct HeldRelease: Encodable {
+            var release: String
+            var approvedAtSerial: UInt64
+            var approvedBy: [String]
+        }
+    }
+
+    func run() async throws {
+        try checkNames((app, "app"), (environment, "environment"))
+        let context = try ControllerContext(controller)
+        let hosts = try selection.hosts(in: try context.fleet(), environment: environment)
+        let client = try context.client(for: hosts, retry: .quick)
+        var rows: [Row] = []
+        for host in hosts {
+            do {
+                let status = try await client.appStatus(host, app: app)
+                rows.append(
+                    Row(
+                        host: host.id, current: status?.current, previous: status?.previous,
+                        held: (status?.held ?? []).map {
+                            Row.HeldRelease(
+                                release: $0.release, approvedAtSerial: $0.approved.serial,
+                                approvedBy: $0.approvedBy.map { $0.names.first ?? $0.keyid })
+                        },
+                        liveHistory: status?.liveHistory ?? []))
+            } catch {
+                rows.append(Row(host: host.id, held: [], liveHistory: [], error: error.info))
+            }
+        }
+        await client.shutdown()
+        if json {
+            for row in rows { Output.line(String(decoding: (try? BatonJSON.encode(row)) ?? Data(), as: UTF8.self)) }
+        } else {
+            Output.line("HOST         CURRENT          PREVIOUS         ALSO HELD")
+            for row in rows {
+                if let error = row.error {
+                    Output.line("\(pad(row.host, 12)) UNREACHABLE: \(error.code): \(error.message)")
+                    continue
+                }
+                let others = row.held.map(\.release).filter { $0 != row.current && $0 != row.previous }
+                Output.line(
+                    "\(pad(row.host, 12)) \(pad(row.current ?? "-", 16)) \(pad(row.previous ?? "-", 16)) \(others.isEmpty ? "-" : others.joined(separator: ", "))")
+            }
+        }
+        if rows.contains(where: { $0.error != nil }) { throw ExitCode(1) }
+    }
+}
+
+/// `baton logs HOST APP [DEPLOYMENT]`: one deployment's events and hook output, from the
+/// agent's record (by default the app's last deployment on that host).
+struct LogsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "logs",
+        abstract: "A deployment's events and the output of its hooks, as the host's agent recorded them.",
+        discussion: "Without DEPLOYMENT, the app's last deployment on the host. Exit status 1 when the host cannot be asked or has no such deployment.")
+
+    @Argument(help: "The host id.") var host: String
+    @Argument(help: "The app.") var app: String
+    @Argument(help: "A deployment id (APP-SERIAL); default: the app's last one.") var deployment: String?
+    @Flag(help: "JSON: the whole deployment record.") var json = false
+    @OptionGroup var controller: ControllerOptions
+
+    func run() async throws {
+        try checkNames((app, "app"), (host, "host"))
+        let context = try ControllerContext(controller)
+        let fleet = try context.fleet()
+        guard let target = fleet.hosts.first(where: { $0.id == host }) else {
+            throw CLIError(code: "unknown_host", message: "the fleet has no host '\(host)'")
+        }
+        let client = try context.client(for: [target], retry: .quick)
+        let record: DeploymentRecord?
+        do throws(AgentCallError) {
+            var id = deployment
+            if id == nil { id = try await client.appStatus(target, app: app)?.lastDeploymentID }
+            record = try await id.asyncMap { id throws(AgentCallError) in try await client.record(target, deploymentID: id) }
+            await client.shutdown()
+        } catch {
+            await client.shutdown()
+            throw CLIError(code: error.info.code, message: "\(host): \(error.info.message)", exitCode: CLIError.Status.failure)
+        }
+        guard let record else {
+            throw CLIError(code: "not_found", message: "\(host) has no deployment of \(app)", exitCode: CLIError.Status.failure)
+        }
+        if json {
+            Output.line(String(decoding: try BatonJSON.encode(record), as: UTF8.self))
+            return
+        }
+        Output.line("\(record.id) on \(record.hostID): \(record.app) \(record.release) (serial \(record.serial)), \(record.phase.rawValue)"
+            + (record.error.map { ": \($0.code): \($0.message)" } ?? ""))
+        for event in record.events {
+            Output.line("\(RFC3339.format(event.time))  \(pad(event.phase.rawValue, 12)) \(event.message)")
+        }
+        for run in record.hooks {
+            let ending = run.timedOut ? "timed out" : run.exitStatus.map { "exit \($0)" } ?? run.signal.map { "signal \($0)" } ?? "?"
+            Output.line("")
+            Output.line("== \(run.hook) hook of \(run.release) (\(ending), \(run.durationMilliseconds) ms): \(run.command.joined(separator: " "))")
+            if !run.stdoutTail.isEmpty { Output.line("-- stdout\n" + run.stdoutTail.trimmingCharacters(in: .newlines)) }
+            if !run.stderrTail.isEmpty { Output.line("-- stderr\n" + run.stderrTail.trimmingCharacters(in: .newlines)) }
+        }
+    }
+}
+
+extension Optional {
+    /// `map` for an async transform that throws `E`.
+    fileprivate func asyncMap<T, E: Error>(_ transform: (Wrapped) async throws(E) -> T) async throws(E) -> T? {
+        guard let self else { return nil }
+        return try await transform(self)
+    }
+}
