@@ -236,6 +236,7 @@ struct StrategyOptions: ParsableArguments {
 struct OutputOptions: ParsableArguments {
     @Flag(help: "Write newline-delimited JSON events and a final summary object.") var json = false
     @Flag(help: "One line per event even on a terminal (no live table).") var plain = false
+    @Flag(help: "One line per host per phase change (and every error), not per event, when not drawing a table.") var brief = false
 
     func renderer(hosts: [String]) -> any ProgressRenderer {
         let write: @Sendable (String) -> Void = { Output.write($0) }
@@ -247,6 +248,6 @@ struct OutputOptions: ParsableArguments {
             let columns = ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &size) == 0 && size.ws_col > 0 ? Int(size.ws_col) : 120
             return TableRenderer(hosts: hosts, palette: palette, width: columns, write: write)
         }
-        return LineRenderer(palette: palette, write: write)
+        return LineRenderer(palette: palette, brief: brief, write: write)
     }
 }

@@ -49,19 +49,19 @@ struct DemoCommand: AsyncParsableCommand {
 
         Self.banner("2/6 v1 to every host at once (baton deploy: create, sign, roll out)")
         expect("v1 everywhere", demo.baton(["deploy", "demo-web", "--artifact", "v1.tar.gz", "--release", "v1", "--environment", "demo",
-                                            "--key", "keys/ci.key", "--notes", "first release"]), 0)
+                                            "--key", "keys/ci.key", "--notes", "first release", "--brief"]), 0)
 
         Self.banner("3/6 v2 the approval way: release create, manifest sign, rollout with a canary and batches of 2")
         _ = demo.baton(["release", "create", "demo-web", "--artifact", "v2.tar.gz", "--release", "v2", "--environment", "demo",
                         "--notes", "faster pages", "--source", "demo@v2", "-o", "v2.manifest.json"])
         _ = demo.baton(["manifest", "sign", "v2.manifest.json", "--key", "keys/ci.key"])
-        expect("v2 rolled out", demo.baton(["rollout", "v2.manifest.envelope.json", "--canary", "1", "--batch", "2"]), 0)
+        expect("v2 rolled out", demo.baton(["rollout", "v2.manifest.envelope.json", "--canary", "1", "--batch", "2", "--brief"]), 0)
 
         Self.banner("4/6 v3 is broken: its health check fails on the canary; the rollout halts and the canary goes back to v2")
         _ = demo.baton(["release", "create", "demo-web", "--artifact", "v3.tar.gz", "--release", "v3", "--environment", "demo",
                         "--notes", "broken on purpose", "-o", "v3.manifest.json"])
         _ = demo.baton(["manifest", "sign", "v3.manifest.json", "--key", "keys/ci.key"])
-        expect("v3 halted after the canary", demo.baton(["rollout", "v3.manifest.envelope.json", "--canary", "1", "--batch", "2"]), 1)
+        expect("v3 halted after the canary", demo.baton(["rollout", "v3.manifest.envelope.json", "--canary", "1", "--batch", "2", "--brief"]), 1)
         let live = demo.liveReleases()
         let allOnV2 = live.values.allSatisfy { $0 == "v2" }
         ok = ok && allOnV2
@@ -222,13 +222,19 @@ final class DemoFleet: @unchecked Sendable {
         throw CLIError(code: "demo", message: "the agent \(id) did not start:\n\(log)", exitCode: 1)
     }
 
+    /// An argument as a shell would need it typed.
+    static func shellQuoted(_ argument: String) -> String {
+        let plain = argument.allSatisfy { $0.isLetter || $0.isNumber || "-_./=:@,%+".contains($0) }
+        return plain && !argument.isEmpty ? argument : "'" + argument.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    }
+
     /// Runs `baton` in the demo directory, its output on this terminal; the exit status.
     func baton(_ arguments: [String]) -> Int32 {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: batonPath)
         process.arguments = arguments
         process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        Output.line("$ baton \(arguments.joined(separator: " "))")
+        Output.line("$ baton \(arguments.map(Self.shellQuoted).joined(separator: " "))")
         do { try process.run() } catch { return 127 }
         process.waitUntilExit()
         return process.terminationStatus

@@ -87,7 +87,9 @@ extension DeploymentEngine {
                 try ArchiveExtractor.syncTree(staging)
                 return summary
             }
-            note(id, "unpacked \(summary.files) files, \(summary.directories) directories, \(summary.bytes) bytes")
+            note(id, "unpacked " + [(UInt64(summary.files), "file"), (UInt64(summary.directories), "directory"), (UInt64(summary.bytes), "byte")]
+                .map { count, noun in "\(count) \(count == 1 ? noun : noun == "directory" ? "directories" : noun + "s")" }
+                .joined(separator: ", "))
             return .succeeded
         } catch let error as ExtractionError {
             DurableFiles.removeTree(staging)

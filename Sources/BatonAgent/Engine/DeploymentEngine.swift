@@ -474,12 +474,12 @@ public actor DeploymentEngine {
 
     static func startMessage(_ phase: DeploymentPhase) -> String {
         switch phase {
-        case .unpacking: "unpacking"
+        case .unpacking: "unpacking the artifact"
         case .preparing: "running the prepare hook"
         case .switching: "switching current to the new release"
         case .activating: "running the activate hook"
         case .checking: "checking health"
-        case .baking: "baking: watching health"
+        case .baking: "watching health for the bake period"
         default: phase.rawValue
         }
     }

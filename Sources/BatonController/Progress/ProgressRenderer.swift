@@ -51,17 +51,28 @@ enum Clock {
     }
 }
 
-/// One line per event: for logs and CI, where nothing is redrawn.
+/// One line per event: for logs and CI, where nothing is redrawn. `brief`: one line per
+/// host per phase change (and every error), for a reader rather than a log.
 public final class LineRenderer: ProgressRenderer {
     let write: @Sendable (String) -> Void
     let palette: Palette
+    let brief: Bool
+    private let lastPhase = Mutex<[String: HostPhase]>([:])
 
-    public init(palette: Palette = Palette(enabled: false), write: @escaping @Sendable (String) -> Void) {
+    public init(palette: Palette = Palette(enabled: false), brief: Bool = false, write: @escaping @Sendable (String) -> Void) {
         self.palette = palette
+        self.brief = brief
         self.write = write
     }
 
     public func handle(_ event: RolloutEvent) {
+        if brief, let host = event.host, let phase = event.phase, event.error == nil {
+            let changed = lastPhase.withLock { last in
+                defer { last[host] = phase }
+                return last[host] != phase
+            }
+            guard changed else { return }
+        }
         write(Self.line(event, palette: palette) + "\n")
     }
 
