@@ -50,6 +50,14 @@ enum DemoApp {
             .trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
         let broken = FileManager.default.fileExists(atPath: "\(releaseDirectory)/BROKEN")
         while true {
+            // The demo's directory holds everything of the demo: once it is removed (the
+            // demo ended or was interrupted), a service still running has no one to serve
+            // and stops by itself, even one its agent started after the clean-up looked.
+            var ready = pollfd(fd: server, events: Int16(POLLIN), revents: 0)
+            if poll(&ready, 1, 1000) == 0 {
+                if !FileManager.default.fileExists(atPath: releaseDirectory) { exit(0) }
+                continue
+            }
             let client = accept(server, nil, nil)
             if client < 0 { continue }
             var buffer = [UInt8](repeating: 0, count: 2048)
