@@ -99,7 +99,7 @@ enum RolloutExecution {
         let lockRequest = LockRequest(
             app: manifest.app, environment: manifest.environment, rolloutID: request.rolloutID,
             owner: ControllerActor.current, pid: getpid(), lease: lease)
-        try await acquire(lockRequest, history: history, wait: lockWait)
+        let term = try await acquire(lockRequest, history: history, wait: lockWait)
         try? context.state.recordSerial(app: manifest.app, manifest.serial)
         let client = try context.client(for: request.hosts)
         let renderer = output.renderer(hosts: request.hosts.map(\.id))
@@ -123,7 +123,7 @@ enum RolloutExecution {
                 try? await Task.sleep(for: .seconds(lease / 3))
                 if Task.isCancelled { break }
                 let ours = (try? history.renewLock(
-                    app: manifest.app, environment: manifest.environment, rolloutID: request.rolloutID, lease: lease, now: Date())) ?? false
+                    app: manifest.app, environment: manifest.environment, rolloutID: request.rolloutID, term: term, lease: lease, now: Date())) ?? false
                 if !ours {
                     await runner.interrupt("the rollout lock was broken or taken over")
                     break
@@ -142,7 +142,7 @@ enum RolloutExecution {
                     finishedAt: Date(), hosts: record.hosts)
                 summary.exitStatus = 130
                 try? history.rolloutFinished(summary)
-                try? history.releaseLock(app: manifest.app, environment: manifest.environment, rolloutID: request.rolloutID, now: Date())
+                try? history.releaseLock(app: manifest.app, environment: manifest.environment, rolloutID: request.rolloutID, term: term, now: Date())
                 Output.error("stopped; rollout \(request.rolloutID) is recorded as needing attention")
                 exit(130)
             }
@@ -159,23 +159,24 @@ enum RolloutExecution {
             try? context.state.recordSerial(app: manifest.app, revertSerial)
         }
         try? history.rolloutFinished(summary)
-        try? history.releaseLock(app: manifest.app, environment: manifest.environment, rolloutID: request.rolloutID, now: Date())
+        try? history.releaseLock(app: manifest.app, environment: manifest.environment, rolloutID: request.rolloutID, term: term, now: Date())
         renderer.finish(summary)
         return summary.exitStatus
     }
 
-    /// Takes the lock, waiting up to `wait` seconds for a live one to be released.
-    static func acquire(_ request: LockRequest, history: any HistoryStore, wait: TimeInterval) async throws(CLIError) {
+    /// Takes the lock, waiting up to `wait` seconds for a live one to be released; returns
+    /// the term that renewing and releasing it must name.
+    static func acquire(_ request: LockRequest, history: any HistoryStore, wait: TimeInterval) async throws(CLIError) -> Int {
         let deadline = Date().addingTimeInterval(wait)
         while true {
             let outcome: LockAcquisition
             do { outcome = try history.acquireLock(request, now: Date()) } catch { throw error.cli }
             switch outcome {
-            case .acquired:
-                return
-            case .tookOver(let previous):
+            case .acquired(let term):
+                return term
+            case .tookOver(let previous, let term):
                 Output.error("warning: took over the lock of \(request.app) in \(request.environment) from rollout \(previous.rolloutID) (\(previous.owner), pid \(previous.pid)), whose lease ran out at \(RFC3339.format(previous.expiresAt)); the takeover is recorded")
-                return
+                return term
             case .held(let holder):
                 if Date() >= deadline {
                     throw CLIError(

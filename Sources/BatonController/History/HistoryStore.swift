@@ -23,10 +23,17 @@ public protocol HistoryStore: Sendable {
     func resumeInfo(rolloutID: String) throws(ControllerError) -> RolloutResumeInfo?
 
     /// Takes the lock of `app` in `environment`, or takes over one whose lease ran out.
+    /// Every acquisition or takeover gets a new term, higher than any before it for this app
+    /// and environment, even after the lock was released or broken.
     func acquireLock(_ request: LockRequest, now: Date) throws(ControllerError) -> LockAcquisition
     /// Extends the lease; false when the lock is no longer ours (broken or taken over).
-    func renewLock(app: String, environment: String, rolloutID: String, lease: TimeInterval, now: Date) throws(ControllerError) -> Bool
-    func releaseLock(app: String, environment: String, rolloutID: String, now: Date) throws(ControllerError)
+    /// Acts only when both the rollout id and the term match: a rollout resumed or aborted by
+    /// another process has the same id but not the same term, so the two never renew each
+    /// other's lease.
+    func renewLock(app: String, environment: String, rolloutID: String, term: Int, lease: TimeInterval, now: Date) throws(ControllerError) -> Bool
+    /// Removes the lock only when both the rollout id and the term match: nothing deletes a
+    /// lock it does not hold.
+    func releaseLock(app: String, environment: String, rolloutID: String, term: Int, now: Date) throws(ControllerError)
     /// Removes a lock whoever holds it, recording who and why. Nil when there was none.
     func breakLock(app: String, environment: String, actor: String, reason: String, now: Date) throws(ControllerError) -> RolloutLock?
     func locks() throws(ControllerError) -> [RolloutLock]
@@ -125,12 +132,15 @@ public struct RolloutLock: Codable, Sendable, Equatable {
     public var acquiredAt: Date
     public var renewedAt: Date
     public var expiresAt: Date
+    /// Grows on every acquisition and takeover of this app and environment's lock: what
+    /// tells the holder from a later process working on the same rollout id.
+    public var term: Int
 }
 
 public enum LockAcquisition: Sendable, Equatable {
-    case acquired
+    case acquired(term: Int)
     /// The previous holder's lease had run out; the takeover is recorded.
-    case tookOver(RolloutLock)
+    case tookOver(RolloutLock, term: Int)
     /// Someone else holds it and the lease is live.
     case held(RolloutLock)
 }
