@@ -178,6 +178,28 @@ enum RolloutExecution {
                 Output.error("warning: took over the lock of \(request.app) in \(request.environment) from rollout \(previous.rolloutID) (\(previous.owner), pid \(previous.pid)), whose lease ran out at \(RFC3339.format(previous.expiresAt)); the takeover is recorded")
                 return term
             case .held(let holder):
+                if holder.rolloutID == request.rolloutID, holder.owner == request.owner, !processIsAlive(holder.pid) {
+                    // `resume` or `abort` of a rollout whose controller on this machine was
+                    // killed: its lease would keep the rollout locked for nothing. The term
+                    // check in the store makes this a no-op if the lock moved meanwhile.
+                    let takeover: LockAcquisition
+                    do {
+                        takeover = try history.takeOverLock(
+                            request, from: holder, reason: "its controller (pid \(holder.pid) on this machine) is gone", now: Date())
+                    } catch { throw error.cli }
+                    if case .tookOver(_, let term) = takeover {
+                        Output.error("warning: took over the lock of rollout \(holder.rolloutID), whose controller (pid \(holder.pid)) is gone; the takeover is recorded")
+                        return term
+                    }
+                    if case .acquired(let term) = takeover { return term }
+                    continue
+                }
+                if holder.rolloutID == request.rolloutID {
+                    throw CLIError(
+                        code: "lock_held",
+                        message: "rollout \(holder.rolloutID) is still run by its controller: \(holder.owner) (pid \(holder.pid), term \(holder.term)) holds the lock of \(request.app) in \(request.environment), lease until \(RFC3339.format(holder.expiresAt)) unless renewed; stop that controller (Ctrl-C halts it), or `baton lock break \(request.app) \(request.environment) --reason ...` if it is dead",
+                        exitCode: 4)
+                }
                 if Date() >= deadline {
                     throw CLIError(
                         code: "lock_held",
@@ -188,6 +210,11 @@ enum RolloutExecution {
             }
         }
     }
+}
+
+/// Whether `pid` is a process on this machine; a process of another user counts as alive.
+func processIsAlive(_ pid: Int32) -> Bool {
+    kill(pid, 0) == 0 || errno == EPERM
 }
 
 /// Counts SIGINTs (Ctrl-C) and calls back on each, instead of the default of dying with

@@ -26,6 +26,9 @@ public protocol HistoryStore: Sendable {
     /// Every acquisition or takeover gets a new term, higher than any before it for this app
     /// and environment, even after the lock was released or broken.
     func acquireLock(_ request: LockRequest, now: Date) throws(ControllerError) -> LockAcquisition
+    /// Takes over a live lock from `holder` (its controller is known to be gone), only if
+    /// `holder` (same term) still holds it; otherwise answers who does.
+    func takeOverLock(_ request: LockRequest, from holder: RolloutLock, reason: String, now: Date) throws(ControllerError) -> LockAcquisition
     /// Extends the lease; false when the lock is no longer ours (broken or taken over).
     /// Acts only when both the rollout id and the term match: a rollout resumed or aborted by
     /// another process has the same id but not the same term, so the two never renew each
@@ -141,7 +144,8 @@ public enum LockAcquisition: Sendable, Equatable {
     case acquired(term: Int)
     /// The previous holder's lease had run out; the takeover is recorded.
     case tookOver(RolloutLock, term: Int)
-    /// Someone else holds it and the lease is live.
+    /// Someone else holds it and the lease is live (another process working on the same
+    /// rollout id is someone else).
     case held(RolloutLock)
 }
 

@@ -269,26 +269,49 @@ public final class SQLiteHistoryStore: HistoryStore {
     public func acquireLock(_ request: LockRequest, now: Date) throws(ControllerError) -> LockAcquisition {
         try write { db in
             let existing = try Self.lock(app: request.app, environment: request.environment, db)
-            if let existing, existing.rolloutID != request.rolloutID, existing.expiresAt > now {
+            // A live lease is held whatever rollout id asks: a `resume` or `abort` of the same
+            // rollout from another process would otherwise drive it alongside its controller.
+            if let existing, existing.expiresAt > now {
                 return .held(existing)
             }
-            let term = try Self.nextTerm(app: request.app, environment: request.environment, after: existing?.term ?? 0, db)
-            try db.execute(
-                sql: """
-                    INSERT OR REPLACE INTO locks (app, environment, rolloutID, owner, pid, acquiredAt, renewedAt, expiresAt, term)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [request.app, request.environment, request.rolloutID, request.owner, request.pid,
-                            now.timeIntervalSince1970, now.timeIntervalSince1970, now.addingTimeInterval(request.lease).timeIntervalSince1970, term])
-            if let existing {
-                try Self.lockEvent(
-                    db, now, request.app, request.environment, "taken_over", request.rolloutID, request.owner,
-                    "the lease of rollout \(existing.rolloutID) (\(existing.owner), pid \(existing.pid), term \(existing.term)) ran out at \(RFC3339.format(existing.expiresAt)); term \(term)")
-                return .tookOver(existing, term: term)
-            }
-            try Self.lockEvent(db, now, request.app, request.environment, "acquired", request.rolloutID, request.owner, "term \(term)")
-            return .acquired(term: term)
+            return try Self.install(request, replacing: existing, detail: existing.map { existing in
+                "the lease of rollout \(existing.rolloutID) (\(existing.owner), pid \(existing.pid), term \(existing.term)) ran out at \(RFC3339.format(existing.expiresAt))"
+            }, now: now, db)
         }
+    }
+
+    public func takeOverLock(_ request: LockRequest, from holder: RolloutLock, reason: String, now: Date) throws(ControllerError) -> LockAcquisition {
+        try write { db in
+            let existing = try Self.lock(app: request.app, environment: request.environment, db)
+            // Compare and swap on the term: if the lock moved since `holder` was read, the
+            // reason given no longer describes whoever holds it now.
+            if let existing, existing.term != holder.term, existing.expiresAt > now {
+                return .held(existing)
+            }
+            return try Self.install(request, replacing: existing, detail: existing.map { existing in
+                "rollout \(existing.rolloutID) (\(existing.owner), pid \(existing.pid), term \(existing.term)): \(reason)"
+            }, now: now, db)
+        }
+    }
+
+    /// Writes `request` as the holder under a new term, recording an acquisition or (when
+    /// `existing` is replaced) a takeover with `detail`.
+    static func install(_ request: LockRequest, replacing existing: RolloutLock?, detail: String?, now: Date, _ db: Database) throws -> LockAcquisition {
+        let term = try Self.nextTerm(app: request.app, environment: request.environment, after: existing?.term ?? 0, db)
+        try db.execute(
+            sql: """
+                INSERT OR REPLACE INTO locks (app, environment, rolloutID, owner, pid, acquiredAt, renewedAt, expiresAt, term)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [request.app, request.environment, request.rolloutID, request.owner, request.pid,
+                        now.timeIntervalSince1970, now.timeIntervalSince1970, now.addingTimeInterval(request.lease).timeIntervalSince1970, term])
+        if let existing {
+            try Self.lockEvent(
+                db, now, request.app, request.environment, "taken_over", request.rolloutID, request.owner, "\(detail ?? ""); term \(term)")
+            return .tookOver(existing, term: term)
+        }
+        try Self.lockEvent(db, now, request.app, request.environment, "acquired", request.rolloutID, request.owner, "term \(term)")
+        return .acquired(term: term)
     }
 
     public func renewLock(app: String, environment: String, rolloutID: String, term: Int, lease: TimeInterval, now: Date) throws(ControllerError) -> Bool {
