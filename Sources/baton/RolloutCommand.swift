@@ -114,7 +114,11 @@ enum RolloutExecution {
                 rolloutID: request.rolloutID, envelope: request.envelope, hostIDs: request.hosts.map(\.id), strategy: request.strategy,
                 artifactFile: request.artifactFile))
         } catch { throw error.cli }
-        let runner = RolloutRunner(client: client, request: request) { event in
+        // Renewing is the check: it succeeds only while the row still carries our term.
+        let runner = RolloutRunner(client: client, request: request, holdsLock: {
+            (try? history.renewLock(
+                app: manifest.app, environment: manifest.environment, rolloutID: request.rolloutID, term: term, lease: lease, now: Date())) ?? false
+        }) { event in
             try? history.record(event)
             renderer.handle(event)
         }
@@ -125,7 +129,7 @@ enum RolloutExecution {
                 let ours = (try? history.renewLock(
                     app: manifest.app, environment: manifest.environment, rolloutID: request.rolloutID, term: term, lease: lease, now: Date())) ?? false
                 if !ours {
-                    await runner.interrupt("the rollout lock was broken or taken over")
+                    await runner.lostLock("the rollout lock was broken or taken over")
                     break
                 }
             }
@@ -158,7 +162,10 @@ enum RolloutExecution {
         if let revertSerial = summary.revertSerial {
             try? context.state.recordSerial(app: manifest.app, revertSerial)
         }
-        try? history.rolloutFinished(summary)
+        // An abandoned rollout's record belongs to whoever took the lock over under the same
+        // id (`resume`, `abort`); it is written only if that one has not ended it already.
+        let endedByNewHolder = summary.outcome == .abandoned && ((try? history.rollout(id: request.rolloutID))?.outcome != nil)
+        if !endedByNewHolder { try? history.rolloutFinished(summary) }
         try? history.releaseLock(app: manifest.app, environment: manifest.environment, rolloutID: request.rolloutID, term: term, now: Date())
         renderer.finish(summary)
         return summary.exitStatus
@@ -292,7 +299,7 @@ extension RolloutCommand {
 
         func run() async throws {
             let context = try ControllerContext(controller)
-            let (record, request) = try RolloutCommand.recorded(rolloutID, context: context, allowed: [nil, .paused])
+            let (record, request) = try RolloutCommand.recorded(rolloutID, context: context, allowed: [nil, .paused, .abandoned])
             throw ExitCode(try await RolloutExecution.run(request, context: context, output: output, signers: record.signers))
         }
     }
@@ -306,7 +313,7 @@ extension RolloutCommand {
 
         func run() async throws {
             let context = try ControllerContext(controller)
-            let (record, request) = try RolloutCommand.recorded(rolloutID, context: context, allowed: [nil, .paused, .needsAttention])
+            let (record, request) = try RolloutCommand.recorded(rolloutID, context: context, allowed: [nil, .paused, .needsAttention, .abandoned])
             throw ExitCode(try await RolloutExecution.run(
                 request, context: context, output: output, signers: record.signers,
                 mode: .abort("aborted by \(ControllerActor.current)")))

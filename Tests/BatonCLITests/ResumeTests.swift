@@ -42,13 +42,13 @@ struct ResumeTests {
         #expect(try await fleet.run(["lock", "list"]).stdout.contains("no locks held"))
     }
 
-    @Test("resume and abort of a rollout whose controller is alive exit 4 naming it and leave its lock; after lock break abort works")
+    @Test("resume and abort of a live rollout exit 4 naming its controller and leave its lock; after lock break abort records aborted and the original stops, abandoned")
     func liveControllerIsFenced() async throws {
         let fleet = try await RolloutTests.fleetOnV1()
         defer { fleet.shutdown() }
         let v2 = try await RolloutTests.signedRelease(fleet, "v2")
         // The controller stays alive in its pause between the canary and the rest.
-        let original = try fleet.start(["rollout", v2, "--canary", "1", "--pause", "20s", "--json"])
+        let original = try fleet.start(["rollout", v2, "--canary", "1", "--pause", "12s", "--json"])
         defer { if original.process.isRunning { kill(original.process.processIdentifier, SIGKILL) } }
         try await original.waitForLine(containing: "pausing")
         let id = try Self.rolloutID(original)
@@ -72,6 +72,18 @@ struct ResumeTests {
         let afterBreak = try await fleet.run(["rollout", "abort", id, "--json"])
         #expect(afterBreak.status == 1, "\(afterBreak.stdout)\(afterBreak.stderr)")
         #expect(fleet.current("host-1") == "v1")
+
+        // The original wakes from its pause, finds its term gone and stops: no more waves, no
+        // revert, `abandoned`; the history keeps the abort's `aborted`.
+        #expect(await original.waitForExit() == 4, "\(original.output.suffix(3))")
+        let originalLast = try #require(original.output.last)
+        let originalSummary = try #require(try JSONSerialization.jsonObject(with: Data(originalLast.utf8)) as? [String: Any])
+        #expect(originalSummary["outcome"] as? String == "abandoned")
+        for host in fleet.hostIDs { #expect(fleet.current(host) == "v1", "\(host)") }
+        let history = try await fleet.run(["history", "web", "--json"])
+        let rollouts = try #require(try JSONSerialization.jsonObject(with: Data(history.stdout.utf8)) as? [[String: Any]])
+        #expect(rollouts.first?["id"] as? String == id)
+        #expect(rollouts.first?["outcome"] as? String == "aborted")
         #expect(try await fleet.run(["lock", "list"]).stdout.contains("no locks held"))
     }
 
