@@ -163,9 +163,12 @@ enum RolloutExecution {
             try? context.state.recordSerial(app: manifest.app, revertSerial)
         }
         // An abandoned rollout's record belongs to whoever took the lock over under the same
-        // id (`resume`, `abort`); it is written only if that one has not ended it already.
-        let endedByNewHolder = summary.outcome == .abandoned && ((try? history.rollout(id: request.rolloutID))?.outcome != nil)
-        if !endedByNewHolder { try? history.rolloutFinished(summary) }
+        // id (`resume`, `abort`): it is marked only if that one has not ended it already.
+        if summary.outcome == .abandoned {
+            _ = try? history.rolloutAbandoned(id: request.rolloutID, reason: summary.haltReason ?? "the rollout lock was lost", now: Date())
+        } else {
+            try? history.rolloutFinished(summary)
+        }
         try? history.releaseLock(app: manifest.app, environment: manifest.environment, rolloutID: request.rolloutID, term: term, now: Date())
         renderer.finish(summary)
         return summary.exitStatus
@@ -182,6 +185,12 @@ enum RolloutExecution {
             case .acquired(let term):
                 return term
             case .tookOver(let previous, let term):
+                // The previous holder's controller died before recording its end; without
+                // this its rollout would show as running forever.
+                if previous.rolloutID != request.rolloutID {
+                    _ = try? history.rolloutAbandoned(
+                        id: previous.rolloutID, reason: "its lease ran out and rollout \(request.rolloutID) took the lock over", now: Date())
+                }
                 Output.error("warning: took over the lock of \(request.app) in \(request.environment) from rollout \(previous.rolloutID) (\(previous.owner), pid \(previous.pid)), whose lease ran out at \(RFC3339.format(previous.expiresAt)); the takeover is recorded")
                 return term
             case .held(let holder):

@@ -71,6 +71,27 @@ struct HistoryStoreTests {
         #expect(try store.acquireLock(first, now: t0.addingTimeInterval(66)) == .acquired(term: 3))
     }
 
+    @Test("a rollout is marked abandoned only while it has no outcome")
+    func abandonedOnlyIfUnfinished() throws {
+        let dir = try TemporaryDirectory(prefix: "baton-history")
+        defer { dir.remove() }
+        let store = try SQLiteHistoryStore(path: dir.child("history.sqlite"))
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        for id in ["r1", "r2"] {
+            try store.rolloutStarted(RolloutRecord(
+                id: id, app: "web", release: "v1", serial: 1, environment: "staging", strategy: "batch all", actor: "a@b",
+                signers: ["ci"], owner: nil, notes: nil, source: nil, startedAt: now, hosts: [HostResult(host: "h1")]))
+        }
+        #expect(try store.rolloutAbandoned(id: "r1", reason: "taken over", now: now))
+        let r1 = try #require(try store.rollout(id: "r1"))
+        #expect(r1.outcome == .abandoned && r1.exitStatus == 4 && r1.haltReason == "taken over")
+        try store.rolloutFinished(RolloutSummary(
+            rolloutID: "r2", app: "web", release: "v1", serial: 1, environment: "staging", strategy: "batch all", outcome: .aborted,
+            halted: true, haltReason: "aborted", startedAt: now, finishedAt: now, hosts: [HostResult(host: "h1")]))
+        #expect(try !store.rolloutAbandoned(id: "r2", reason: "late", now: now))
+        #expect(try store.rollout(id: "r2")?.outcome == .aborted)
+    }
+
     @Test("the schema is migrated once; reopening keeps the data")
     func reopen() throws {
         let dir = try TemporaryDirectory(prefix: "baton-history")

@@ -9,6 +9,10 @@ public protocol HistoryStore: Sendable {
     func rolloutStarted(_ rollout: RolloutRecord) throws(ControllerError)
     func record(_ event: RolloutEvent) throws(ControllerError)
     func rolloutFinished(_ summary: RolloutSummary) throws(ControllerError)
+    /// Records a rollout as `abandoned` (its controller lost the lock) only if it has no
+    /// outcome yet, in one statement: whoever took the lock over under the same id may have
+    /// ended it already, and a killed controller cannot record its own end. True when it did.
+    func rolloutAbandoned(id: String, reason: String, now: Date) throws(ControllerError) -> Bool
     /// Newest first.
     func rollouts(app: String?, limit: Int) throws(ControllerError) -> [RolloutRecord]
     func rollout(id: String) throws(ControllerError) -> RolloutRecord?

@@ -196,6 +196,18 @@ public final class SQLiteHistoryStore: HistoryStore {
         }
     }
 
+    public func rolloutAbandoned(id: String, reason: String, now: Date) throws(ControllerError) -> Bool {
+        try write { db in
+            try db.execute(
+                sql: """
+                    UPDATE rollouts SET finishedAt = ?, outcome = ?, exitStatus = ?, halted = 1, haltReason = ?
+                    WHERE id = ? AND outcome IS NULL
+                    """,
+                arguments: [now.timeIntervalSince1970, RolloutOutcome.abandoned.rawValue, RolloutOutcome.abandoned.exitStatus, reason, id])
+            return db.changesCount == 1
+        }
+    }
+
     static func upsert(_ host: HostResult, position: Int, rolloutID: String, _ db: Database) throws {
         try db.execute(
             sql: """
