@@ -114,7 +114,7 @@ struct LockCommand: AsyncParsableCommand {
             let now = Date()
             for lock in locks {
                 let state = lock.expiresAt > now ? "lease until \(RFC3339.format(lock.expiresAt))" : "lease EXPIRED at \(RFC3339.format(lock.expiresAt)) (can be taken over)"
-                Output.line("\(lock.app) \(lock.environment): rollout \(lock.rolloutID) by \(lock.owner) (pid \(lock.pid)) since \(RFC3339.format(lock.acquiredAt)); \(state)")
+                Output.line("\(lock.app) \(lock.environment): rollout \(lock.rolloutID) by \(lock.owner) (pid \(lock.pid), term \(lock.term)) since \(RFC3339.format(lock.acquiredAt)); \(state)")
             }
             for event in lockEvents {
                 Output.line("\(RFC3339.format(event.time)) \(event.app) \(event.environment) \(event.action) by \(event.actor)\(event.rolloutID.map { " (rollout \($0))" } ?? "")\(event.detail.map { ": \($0)" } ?? "")")

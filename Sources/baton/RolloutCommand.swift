@@ -99,7 +99,7 @@ enum RolloutExecution {
         let lockRequest = LockRequest(
             app: manifest.app, environment: manifest.environment, rolloutID: request.rolloutID,
             owner: ControllerActor.current, pid: getpid(), lease: lease)
-        try await acquire(lockRequest, history: history, wait: lockWait)
+        let term = try await acquire(lockRequest, history: history, wait: lockWait)
         try? context.state.recordSerial(app: manifest.app, manifest.serial)
         let client = try context.client(for: request.hosts)
         let renderer = output.renderer(hosts: request.hosts.map(\.id))
@@ -114,7 +114,11 @@ enum RolloutExecution {
                 rolloutID: request.rolloutID, envelope: request.envelope, hostIDs: request.hosts.map(\.id), strategy: request.strategy,
                 artifactFile: request.artifactFile))
         } catch { throw error.cli }
-        let runner = RolloutRunner(client: client, request: request) { event in
+        // Renewing is the check: it succeeds only while the row still carries our term.
+        let runner = RolloutRunner(client: client, request: request, holdsLock: {
+            (try? history.renewLock(
+                app: manifest.app, environment: manifest.environment, rolloutID: request.rolloutID, term: term, lease: lease, now: Date())) ?? false
+        }) { event in
             try? history.record(event)
             renderer.handle(event)
         }
@@ -123,9 +127,9 @@ enum RolloutExecution {
                 try? await Task.sleep(for: .seconds(lease / 3))
                 if Task.isCancelled { break }
                 let ours = (try? history.renewLock(
-                    app: manifest.app, environment: manifest.environment, rolloutID: request.rolloutID, lease: lease, now: Date())) ?? false
+                    app: manifest.app, environment: manifest.environment, rolloutID: request.rolloutID, term: term, lease: lease, now: Date())) ?? false
                 if !ours {
-                    await runner.interrupt("the rollout lock was broken or taken over")
+                    await runner.lostLock("the rollout lock was broken or taken over")
                     break
                 }
             }
@@ -142,7 +146,7 @@ enum RolloutExecution {
                     finishedAt: Date(), hosts: record.hosts)
                 summary.exitStatus = 130
                 try? history.rolloutFinished(summary)
-                try? history.releaseLock(app: manifest.app, environment: manifest.environment, rolloutID: request.rolloutID, now: Date())
+                try? history.releaseLock(app: manifest.app, environment: manifest.environment, rolloutID: request.rolloutID, term: term, now: Date())
                 Output.error("stopped; rollout \(request.rolloutID) is recorded as needing attention")
                 exit(130)
             }
@@ -158,25 +162,60 @@ enum RolloutExecution {
         if let revertSerial = summary.revertSerial {
             try? context.state.recordSerial(app: manifest.app, revertSerial)
         }
-        try? history.rolloutFinished(summary)
-        try? history.releaseLock(app: manifest.app, environment: manifest.environment, rolloutID: request.rolloutID, now: Date())
+        // An abandoned rollout's record belongs to whoever took the lock over under the same
+        // id (`resume`, `abort`): it is marked only if that one has not ended it already.
+        if summary.outcome == .abandoned {
+            _ = try? history.rolloutAbandoned(id: request.rolloutID, reason: summary.haltReason ?? "the rollout lock was lost", now: Date())
+        } else {
+            try? history.rolloutFinished(summary)
+        }
+        try? history.releaseLock(app: manifest.app, environment: manifest.environment, rolloutID: request.rolloutID, term: term, now: Date())
         renderer.finish(summary)
         return summary.exitStatus
     }
 
-    /// Takes the lock, waiting up to `wait` seconds for a live one to be released.
-    static func acquire(_ request: LockRequest, history: any HistoryStore, wait: TimeInterval) async throws(CLIError) {
+    /// Takes the lock, waiting up to `wait` seconds for a live one to be released; returns
+    /// the term that renewing and releasing it must name.
+    static func acquire(_ request: LockRequest, history: any HistoryStore, wait: TimeInterval) async throws(CLIError) -> Int {
         let deadline = Date().addingTimeInterval(wait)
         while true {
             let outcome: LockAcquisition
             do { outcome = try history.acquireLock(request, now: Date()) } catch { throw error.cli }
             switch outcome {
-            case .acquired:
-                return
-            case .tookOver(let previous):
+            case .acquired(let term):
+                return term
+            case .tookOver(let previous, let term):
+                // The previous holder's controller died before recording its end; without
+                // this its rollout would show as running forever.
+                if previous.rolloutID != request.rolloutID {
+                    _ = try? history.rolloutAbandoned(
+                        id: previous.rolloutID, reason: "its lease ran out and rollout \(request.rolloutID) took the lock over", now: Date())
+                }
                 Output.error("warning: took over the lock of \(request.app) in \(request.environment) from rollout \(previous.rolloutID) (\(previous.owner), pid \(previous.pid)), whose lease ran out at \(RFC3339.format(previous.expiresAt)); the takeover is recorded")
-                return
+                return term
             case .held(let holder):
+                if holder.rolloutID == request.rolloutID, holder.owner == request.owner, !processIsAlive(holder.pid) {
+                    // `resume` or `abort` of a rollout whose controller on this machine was
+                    // killed: its lease would keep the rollout locked for nothing. The term
+                    // check in the store makes this a no-op if the lock moved meanwhile.
+                    let takeover: LockAcquisition
+                    do {
+                        takeover = try history.takeOverLock(
+                            request, from: holder, reason: "its controller (pid \(holder.pid) on this machine) is gone", now: Date())
+                    } catch { throw error.cli }
+                    if case .tookOver(_, let term) = takeover {
+                        Output.error("warning: took over the lock of rollout \(holder.rolloutID), whose controller (pid \(holder.pid)) is gone; the takeover is recorded")
+                        return term
+                    }
+                    if case .acquired(let term) = takeover { return term }
+                    continue
+                }
+                if holder.rolloutID == request.rolloutID {
+                    throw CLIError(
+                        code: "lock_held",
+                        message: "rollout \(holder.rolloutID) is still run by its controller: \(holder.owner) (pid \(holder.pid), term \(holder.term)) holds the lock of \(request.app) in \(request.environment), lease until \(RFC3339.format(holder.expiresAt)) unless renewed; stop that controller (Ctrl-C halts it), or `baton lock break \(request.app) \(request.environment) --reason ...` if it is dead",
+                        exitCode: 4)
+                }
                 if Date() >= deadline {
                     throw CLIError(
                         code: "lock_held",
@@ -187,6 +226,11 @@ enum RolloutExecution {
             }
         }
     }
+}
+
+/// Whether `pid` is a process on this machine; a process of another user counts as alive.
+func processIsAlive(_ pid: Int32) -> Bool {
+    kill(pid, 0) == 0 || errno == EPERM
 }
 
 /// Counts SIGINTs (Ctrl-C) and calls back on each, instead of the default of dying with
@@ -264,7 +308,7 @@ extension RolloutCommand {
 
         func run() async throws {
             let context = try ControllerContext(controller)
-            let (record, request) = try RolloutCommand.recorded(rolloutID, context: context, allowed: [nil, .paused])
+            let (record, request) = try RolloutCommand.recorded(rolloutID, context: context, allowed: [nil, .paused, .abandoned])
             throw ExitCode(try await RolloutExecution.run(request, context: context, output: output, signers: record.signers))
         }
     }
@@ -278,7 +322,7 @@ extension RolloutCommand {
 
         func run() async throws {
             let context = try ControllerContext(controller)
-            let (record, request) = try RolloutCommand.recorded(rolloutID, context: context, allowed: [nil, .paused, .needsAttention])
+            let (record, request) = try RolloutCommand.recorded(rolloutID, context: context, allowed: [nil, .paused, .needsAttention, .abandoned])
             throw ExitCode(try await RolloutExecution.run(
                 request, context: context, output: output, signers: record.signers,
                 mode: .abort("aborted by \(ControllerActor.current)")))

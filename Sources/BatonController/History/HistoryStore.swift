@@ -9,6 +9,10 @@ public protocol HistoryStore: Sendable {
     func rolloutStarted(_ rollout: RolloutRecord) throws(ControllerError)
     func record(_ event: RolloutEvent) throws(ControllerError)
     func rolloutFinished(_ summary: RolloutSummary) throws(ControllerError)
+    /// Records a rollout as `abandoned` (its controller lost the lock) only if it has no
+    /// outcome yet, in one statement: whoever took the lock over under the same id may have
+    /// ended it already, and a killed controller cannot record its own end. True when it did.
+    func rolloutAbandoned(id: String, reason: String, now: Date) throws(ControllerError) -> Bool
     /// Newest first.
     func rollouts(app: String?, limit: Int) throws(ControllerError) -> [RolloutRecord]
     func rollout(id: String) throws(ControllerError) -> RolloutRecord?
@@ -23,10 +27,20 @@ public protocol HistoryStore: Sendable {
     func resumeInfo(rolloutID: String) throws(ControllerError) -> RolloutResumeInfo?
 
     /// Takes the lock of `app` in `environment`, or takes over one whose lease ran out.
+    /// Every acquisition or takeover gets a new term, higher than any before it for this app
+    /// and environment, even after the lock was released or broken.
     func acquireLock(_ request: LockRequest, now: Date) throws(ControllerError) -> LockAcquisition
+    /// Takes over a live lock from `holder` (its controller is known to be gone), only if
+    /// `holder` (same term) still holds it; otherwise answers who does.
+    func takeOverLock(_ request: LockRequest, from holder: RolloutLock, reason: String, now: Date) throws(ControllerError) -> LockAcquisition
     /// Extends the lease; false when the lock is no longer ours (broken or taken over).
-    func renewLock(app: String, environment: String, rolloutID: String, lease: TimeInterval, now: Date) throws(ControllerError) -> Bool
-    func releaseLock(app: String, environment: String, rolloutID: String, now: Date) throws(ControllerError)
+    /// Acts only when both the rollout id and the term match: a rollout resumed or aborted by
+    /// another process has the same id but not the same term, so the two never renew each
+    /// other's lease.
+    func renewLock(app: String, environment: String, rolloutID: String, term: Int, lease: TimeInterval, now: Date) throws(ControllerError) -> Bool
+    /// Removes the lock only when both the rollout id and the term match: nothing deletes a
+    /// lock it does not hold.
+    func releaseLock(app: String, environment: String, rolloutID: String, term: Int, now: Date) throws(ControllerError)
     /// Removes a lock whoever holds it, recording who and why. Nil when there was none.
     func breakLock(app: String, environment: String, actor: String, reason: String, now: Date) throws(ControllerError) -> RolloutLock?
     func locks() throws(ControllerError) -> [RolloutLock]
@@ -125,13 +139,17 @@ public struct RolloutLock: Codable, Sendable, Equatable {
     public var acquiredAt: Date
     public var renewedAt: Date
     public var expiresAt: Date
+    /// Grows on every acquisition and takeover of this app and environment's lock: what
+    /// tells the holder from a later process working on the same rollout id.
+    public var term: Int
 }
 
 public enum LockAcquisition: Sendable, Equatable {
-    case acquired
+    case acquired(term: Int)
     /// The previous holder's lease had run out; the takeover is recorded.
-    case tookOver(RolloutLock)
-    /// Someone else holds it and the lease is live.
+    case tookOver(RolloutLock, term: Int)
+    /// Someone else holds it and the lease is live (another process working on the same
+    /// rollout id is someone else).
     case held(RolloutLock)
 }
 

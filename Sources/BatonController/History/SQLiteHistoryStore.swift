@@ -66,6 +66,15 @@ public final class SQLiteHistoryStore: HistoryStore {
                 CREATE INDEX audit_heads_by_host ON audit_heads(host, id);
                 """)
         }
+        // Fenced locks: the holder's term is on its row, and the last term handed out per app
+        // and environment outlives the row (release and break delete it), so terms never repeat.
+        migrator.registerMigration("v4-lock-terms") { db in
+            try db.execute(sql: """
+                ALTER TABLE locks ADD COLUMN term INTEGER NOT NULL DEFAULT 0;
+                CREATE TABLE lock_terms (
+                    app TEXT NOT NULL, environment TEXT NOT NULL, term INTEGER NOT NULL, PRIMARY KEY (app, environment));
+                """)
+        }
         return migrator
     }
 
@@ -187,6 +196,18 @@ public final class SQLiteHistoryStore: HistoryStore {
         }
     }
 
+    public func rolloutAbandoned(id: String, reason: String, now: Date) throws(ControllerError) -> Bool {
+        try write { db in
+            try db.execute(
+                sql: """
+                    UPDATE rollouts SET finishedAt = ?, outcome = ?, exitStatus = ?, halted = 1, haltReason = ?
+                    WHERE id = ? AND outcome IS NULL
+                    """,
+                arguments: [now.timeIntervalSince1970, RolloutOutcome.abandoned.rawValue, RolloutOutcome.abandoned.exitStatus, reason, id])
+            return db.changesCount == 1
+        }
+    }
+
     static func upsert(_ host: HostResult, position: Int, rolloutID: String, _ db: Database) throws {
         try db.execute(
             sql: """
@@ -260,41 +281,67 @@ public final class SQLiteHistoryStore: HistoryStore {
     public func acquireLock(_ request: LockRequest, now: Date) throws(ControllerError) -> LockAcquisition {
         try write { db in
             let existing = try Self.lock(app: request.app, environment: request.environment, db)
-            if let existing, existing.rolloutID != request.rolloutID, existing.expiresAt > now {
+            // A live lease is held whatever rollout id asks: a `resume` or `abort` of the same
+            // rollout from another process would otherwise drive it alongside its controller.
+            if let existing, existing.expiresAt > now {
                 return .held(existing)
             }
-            try db.execute(
-                sql: """
-                    INSERT OR REPLACE INTO locks (app, environment, rolloutID, owner, pid, acquiredAt, renewedAt, expiresAt)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [request.app, request.environment, request.rolloutID, request.owner, request.pid,
-                            now.timeIntervalSince1970, now.timeIntervalSince1970, now.addingTimeInterval(request.lease).timeIntervalSince1970])
-            if let existing, existing.rolloutID != request.rolloutID {
-                try Self.lockEvent(
-                    db, now, request.app, request.environment, "taken_over", request.rolloutID, request.owner,
-                    "the lease of rollout \(existing.rolloutID) (\(existing.owner), pid \(existing.pid)) ran out at \(RFC3339.format(existing.expiresAt))")
-                return .tookOver(existing)
-            }
-            try Self.lockEvent(db, now, request.app, request.environment, "acquired", request.rolloutID, request.owner, nil)
-            return .acquired
+            return try Self.install(request, replacing: existing, detail: existing.map { existing in
+                "the lease of rollout \(existing.rolloutID) (\(existing.owner), pid \(existing.pid), term \(existing.term)) ran out at \(RFC3339.format(existing.expiresAt))"
+            }, now: now, db)
         }
     }
 
-    public func renewLock(app: String, environment: String, rolloutID: String, lease: TimeInterval, now: Date) throws(ControllerError) -> Bool {
+    public func takeOverLock(_ request: LockRequest, from holder: RolloutLock, reason: String, now: Date) throws(ControllerError) -> LockAcquisition {
+        try write { db in
+            let existing = try Self.lock(app: request.app, environment: request.environment, db)
+            // Compare and swap on the term: if the lock moved since `holder` was read, the
+            // reason given no longer describes whoever holds it now.
+            if let existing, existing.term != holder.term, existing.expiresAt > now {
+                return .held(existing)
+            }
+            return try Self.install(request, replacing: existing, detail: existing.map { existing in
+                "rollout \(existing.rolloutID) (\(existing.owner), pid \(existing.pid), term \(existing.term)): \(reason)"
+            }, now: now, db)
+        }
+    }
+
+    /// Writes `request` as the holder under a new term, recording an acquisition or (when
+    /// `existing` is replaced) a takeover with `detail`.
+    static func install(_ request: LockRequest, replacing existing: RolloutLock?, detail: String?, now: Date, _ db: Database) throws -> LockAcquisition {
+        let term = try Self.nextTerm(app: request.app, environment: request.environment, after: existing?.term ?? 0, db)
+        try db.execute(
+            sql: """
+                INSERT OR REPLACE INTO locks (app, environment, rolloutID, owner, pid, acquiredAt, renewedAt, expiresAt, term)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [request.app, request.environment, request.rolloutID, request.owner, request.pid,
+                        now.timeIntervalSince1970, now.timeIntervalSince1970, now.addingTimeInterval(request.lease).timeIntervalSince1970, term])
+        if let existing {
+            try Self.lockEvent(
+                db, now, request.app, request.environment, "taken_over", request.rolloutID, request.owner, "\(detail ?? ""); term \(term)")
+            return .tookOver(existing, term: term)
+        }
+        try Self.lockEvent(db, now, request.app, request.environment, "acquired", request.rolloutID, request.owner, "term \(term)")
+        return .acquired(term: term)
+    }
+
+    public func renewLock(app: String, environment: String, rolloutID: String, term: Int, lease: TimeInterval, now: Date) throws(ControllerError) -> Bool {
         try write { db in
             try db.execute(
-                sql: "UPDATE locks SET renewedAt = ?, expiresAt = ? WHERE app = ? AND environment = ? AND rolloutID = ?",
-                arguments: [now.timeIntervalSince1970, now.addingTimeInterval(lease).timeIntervalSince1970, app, environment, rolloutID])
+                sql: "UPDATE locks SET renewedAt = ?, expiresAt = ? WHERE app = ? AND environment = ? AND rolloutID = ? AND term = ?",
+                arguments: [now.timeIntervalSince1970, now.addingTimeInterval(lease).timeIntervalSince1970, app, environment, rolloutID, term])
             return db.changesCount == 1
         }
     }
 
-    public func releaseLock(app: String, environment: String, rolloutID: String, now: Date) throws(ControllerError) {
+    public func releaseLock(app: String, environment: String, rolloutID: String, term: Int, now: Date) throws(ControllerError) {
         try write { db in
-            try db.execute(sql: "DELETE FROM locks WHERE app = ? AND environment = ? AND rolloutID = ?", arguments: [app, environment, rolloutID])
+            try db.execute(
+                sql: "DELETE FROM locks WHERE app = ? AND environment = ? AND rolloutID = ? AND term = ?",
+                arguments: [app, environment, rolloutID, term])
             if db.changesCount == 1 {
-                try Self.lockEvent(db, now, app, environment, "released", rolloutID, ControllerActor.current, nil)
+                try Self.lockEvent(db, now, app, environment, "released", rolloutID, ControllerActor.current, "term \(term)")
             }
         }
     }
@@ -331,7 +378,18 @@ public final class SQLiteHistoryStore: HistoryStore {
         RolloutLock(
             app: row["app"], environment: row["environment"], rolloutID: row["rolloutID"], owner: row["owner"],
             pid: Int32(row["pid"] as Int64), acquiredAt: Date(timeIntervalSince1970: row["acquiredAt"]),
-            renewedAt: Date(timeIntervalSince1970: row["renewedAt"]), expiresAt: Date(timeIntervalSince1970: row["expiresAt"]))
+            renewedAt: Date(timeIntervalSince1970: row["renewedAt"]), expiresAt: Date(timeIntervalSince1970: row["expiresAt"]),
+            term: row["term"])
+    }
+
+    /// The next term for this app and environment: above the last one handed out and above
+    /// the current holder's (a row from before the v4 migration has term 0).
+    static func nextTerm(app: String, environment: String, after current: Int, _ db: Database) throws -> Int {
+        let last = try Int.fetchOne(db, sql: "SELECT term FROM lock_terms WHERE app = ? AND environment = ?", arguments: [app, environment]) ?? 0
+        let term = max(last, current) + 1
+        try db.execute(
+            sql: "INSERT OR REPLACE INTO lock_terms (app, environment, term) VALUES (?, ?, ?)", arguments: [app, environment, term])
+        return term
     }
 
     static func lockEvent(_ db: Database, _ now: Date, _ app: String, _ environment: String, _ action: String, _ rolloutID: String?,

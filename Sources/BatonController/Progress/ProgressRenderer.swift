@@ -207,6 +207,8 @@ public enum SummaryText {
         case .failed: outcome = summary.reverted.isEmpty ? "failed" : "failed and was reverted"
         case .needsAttention: outcome = "halted: hosts need attention"
         case .paused: outcome = "paused after the canary"
+        case .aborted: outcome = "aborted"
+        case .abandoned: outcome = "abandoned: it lost its lock"
         }
         lines.append(palette.bold("rollout \(summary.rolloutID): \(summary.app) \(summary.release) to \(summary.environment) \(outcome) (exit \(summary.exitStatus))"))
         if let reason = summary.haltReason { lines.append("  halted: \(reason)") }

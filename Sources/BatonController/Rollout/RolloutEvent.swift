@@ -100,6 +100,12 @@ public enum RolloutOutcome: String, Codable, Sendable {
     case needsAttention = "needs_attention"
     /// Stopped after the canary, as asked; resume or abort it.
     case paused
+    /// Ended by `baton rollout abort`: what it had moved went back (a host whose revert
+    /// failed makes it `needs_attention` instead).
+    case aborted
+    /// Its controller lost the lock (broken, or taken over by another process) and stopped
+    /// without deploying or reverting anything more: the new holder decides.
+    case abandoned
 
     public var exitStatus: Int32 {
         switch self {
@@ -107,6 +113,8 @@ public enum RolloutOutcome: String, Codable, Sendable {
         case .failed: 1
         case .needsAttention: 3
         case .paused: 5
+        case .aborted: 1
+        case .abandoned: 4
         }
     }
 }

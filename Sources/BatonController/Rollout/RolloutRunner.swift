@@ -59,13 +59,18 @@ public actor RolloutRunner {
     var failures = 0
     var revertSerial: UInt64?
     let uploadSlots: UploadSlots
+    /// Renews and so checks the lock's term; asked before each wave and each revert.
+    let holdsLock: (@Sendable () async -> Bool)?
+    var lockLost = false
 
     public init(client: AgentClient, request: RolloutRequest, clock: @escaping @Sendable () -> Date = { Date() },
+                holdsLock: (@Sendable () async -> Bool)? = nil,
                 emit: @escaping @Sendable (RolloutEvent) -> Void) {
         self.client = client
         self.request = request
         self.emit = emit
         self.clock = clock
+        self.holdsLock = holdsLock
         uploadSlots = UploadSlots(request.strategy.uploadParallel ?? max(1, request.hosts.count))
         for host in request.hosts { results[host.id] = HostResult(host: host.id) }
     }
@@ -77,6 +82,22 @@ public actor RolloutRunner {
     /// switched hosts are reverted unless --no-auto-revert): what Ctrl-C does.
     public func interrupt(_ reason: String) {
         halt(reason)
+    }
+
+    /// The lock is someone else's now: deploy nothing more and revert nothing, since the
+    /// new holder (a resume, an abort, another rollout) acts on these hosts.
+    public func lostLock(_ reason: String) {
+        lockLost = true
+        halt(reason)
+    }
+
+    /// False, and the rollout stops, once the lock was broken or taken over.
+    func stillHoldsLock() async -> Bool {
+        if lockLost { return false }
+        guard let holdsLock else { return true }
+        if await holdsLock() { return true }
+        lostLock("the rollout lock was broken or taken over")
+        return false
     }
 
     /// `baton rollout abort`: every host now on the release goes back at once; nothing
@@ -93,11 +114,13 @@ public actor RolloutRunner {
             }
         }
         halt(reason)
-        await revertSwitchedHosts()
+        if await stillHoldsLock() { await revertSwitchedHosts() }
         markAttention()
+        var outcome = decideOutcome(paused: false)
+        if outcome == .failed || outcome == .succeeded { outcome = .aborted }
         var summary = RolloutSummary(
             rolloutID: request.rolloutID, app: manifest.app, release: manifest.release, serial: manifest.serial,
-            environment: manifest.environment, strategy: request.strategy.summary, outcome: decideOutcome(paused: false), halted: true,
+            environment: manifest.environment, strategy: request.strategy.summary, outcome: outcome, halted: true,
             haltReason: haltReason, startedAt: startedAt, finishedAt: clock(), hosts: request.hosts.map { results[$0.id]! })
         summary.revertSerial = revertSerial
         event(.finished, message: "abort \(summary.outcome.rawValue): \(summary.reverted.count) reverted, \(summary.failed.count) failed")
@@ -117,6 +140,7 @@ public actor RolloutRunner {
         let waves = request.strategy.waves(hostCount: reachable.count)
         var paused = false
         for (index, wave) in waves.enumerated() where !halted {
+            guard await stillHoldsLock() else { break }
             let hosts = wave.hosts.map { reachable[$0] }
             for host in hosts { results[host.id]!.wave = wave.name }
             event(.wave, wave: wave.name, message: "\(wave.name): \(hosts.map(\.id).joined(separator: ", "))")
@@ -134,7 +158,9 @@ public actor RolloutRunner {
 
         if halted {
             for (id, result) in results where result.phase == .pending { results[id]!.phase = .skipped }
-            if request.strategy.autoRevert {
+            if await !stillHoldsLock() {
+                event(.revert, message: "not reverting: the rollout lock is no longer this controller's, so its new holder decides")
+            } else if request.strategy.autoRevert {
                 await revertSwitchedHosts()
             } else {
                 event(.revert, message: "not reverting (--no-auto-revert): switched hosts stay on \(manifest.release)")
@@ -359,6 +385,7 @@ public actor RolloutRunner {
     }
 
     func decideOutcome(paused: Bool) -> RolloutOutcome {
+        if lockLost { return .abandoned }
         if results.values.contains(where: \.needsAttention) { return .needsAttention }
         if paused { return .paused }
         if results.values.allSatisfy({ $0.phase == .succeeded }) { return .succeeded }
