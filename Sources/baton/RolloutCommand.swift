@@ -9,7 +9,22 @@ struct RolloutCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rollout",
         abstract: "Roll a signed release out to the fleet: canary, batches, failure threshold, revert on halt.",
-        discussion: "`baton rollout ENVELOPE [options]` starts one (see `baton rollout start --help`); `resume` and `abort` pick up a paused or stopped one.",
+        usage: """
+            baton rollout ENVELOPE [--artifact file] [--environment env] [--hosts ids] [--selector key=value,...]
+                                   [--canary n] [--pause-after-canary] [--batch n|n%] [--pause duration] [--parallel n]
+                                   [--failure-threshold n|n%] [--max-unavailable n|n%] [--no-auto-revert] [--upload-parallel n]
+                                   [--lock-wait duration] [--dry-run] [--json | --plain | --brief]
+            baton rollout resume ROLLOUT_ID
+            baton rollout abort ROLLOUT_ID
+            """,
+        discussion: """
+            `baton rollout ENVELOPE [options]` starts one (every option is described by `baton rollout start --help`); \
+            `resume` and `abort` pick up a paused or stopped one.
+
+            Exit status: 0 all hosts succeeded; 1 the rollout failed and every host is on a known healthy release; \
+            2 usage or configuration errors; 3 hosts need attention; 4 the rollout lock is held by another live \
+            rollout (or this one lost it); 5 paused after the canary.
+            """,
         subcommands: [RolloutStartCommand.self, Resume.self, Abort.self],
         defaultSubcommand: RolloutStartCommand.self)
 }
@@ -27,7 +42,8 @@ struct RolloutStartCommand: AsyncParsableCommand {
 
             Exit status: 0 all hosts succeeded; 1 the rollout failed and every host is on a known \
             healthy release (reverted, rolled back or untouched); 3 hosts need attention (revert or \
-            rollback failed, unreachable); 5 paused after the canary; 2 usage or configuration errors.
+            rollback failed, unreachable); 4 the app's rollout lock is held by another live rollout, or this \
+            one lost its lock and stopped (abandoned); 5 paused after the canary; 2 usage or configuration errors.
             """)
 
     @Argument(help: "The signed envelope (from `baton manifest sign`).") var envelope: String
