@@ -17,7 +17,9 @@ cd "$(dirname "$0")/.."
 TRIALS="${TRIALS:-200}"
 [[ "$TRIALS" =~ ^[1-9][0-9]*$ ]] || { echo "usage: TRIALS=N bench/crash-sweep.sh  (N: number of trials)" >&2; exit 2; }
 
-swift build --build-tests >/dev/null
+build_log="$(mktemp /tmp/baton-crash-sweep-build.XXXXXX)"
+swift build --build-tests >"$build_log" 2>&1 || { cat "$build_log" >&2; rm -f "$build_log"; exit 1; }
+rm -f "$build_log"
 
 log="$(mktemp /tmp/baton-crash-sweep.XXXXXX)"
 trap 'rm -f "$log"' EXIT
