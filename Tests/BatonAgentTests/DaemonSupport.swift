@@ -25,16 +25,26 @@ struct DaemonPKI {
     var otherAgent: Credential { Credential(certificate: "\(dir)/other-agent/host-9.pem", key: "\(dir)/other-agent/host-9.key") }
     var foreignController: Credential { Credential(certificate: "\(dir)/foreign/ci.pem", key: "\(dir)/foreign/ci.key") }
 
+    /// The files are made by `baton pki` once per test process (per host ID) and copied
+    /// into `dir`: six processes a host, and every daemon test makes a host. Each host
+    /// gets its own copy, CA key included, so `issueAgent` still issues fresh ones.
     init(in dir: String, hostID: String) throws {
         self.dir = dir
         self.hostID = hostID
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        try Self.baton(["pki", "init", "\(dir)/ca"])
-        try issueAgent(into: "\(dir)/agent")
-        try Self.baton(["pki", "issue", "controller", "ci", "--ca", "\(dir)/ca", "--out", "\(dir)/ctl"])
-        try Self.baton(["pki", "issue", "agent", "host-9", "--ip", "127.0.0.1", "--ca", "\(dir)/ca", "--out", "\(dir)/other-agent"])
-        try Self.baton(["pki", "init", "\(dir)/foreign-ca"])
-        try Self.baton(["pki", "issue", "controller", "ci", "--ca", "\(dir)/foreign-ca", "--out", "\(dir)/foreign"])
+        try SharedFiles.shared.copy("daemon-pki-\(hostID)", to: dir) { made in
+            let original = DaemonPKI(made: made, hostID: hostID)
+            try Self.baton(["pki", "init", "\(made)/ca"])
+            try original.issueAgent(into: "\(made)/agent")
+            try Self.baton(["pki", "issue", "controller", "ci", "--ca", "\(made)/ca", "--out", "\(made)/ctl"])
+            try Self.baton(["pki", "issue", "agent", "host-9", "--ip", "127.0.0.1", "--ca", "\(made)/ca", "--out", "\(made)/other-agent"])
+            try Self.baton(["pki", "init", "\(made)/foreign-ca"])
+            try Self.baton(["pki", "issue", "controller", "ci", "--ca", "\(made)/foreign-ca", "--out", "\(made)/foreign"])
+        }
+    }
+
+    private init(made dir: String, hostID: String) {
+        self.dir = dir
+        self.hostID = hostID
     }
 
     /// Issues this host's agent certificate (a new key each time) into `out`.

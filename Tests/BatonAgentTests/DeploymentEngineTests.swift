@@ -177,15 +177,20 @@ import Testing
     @Test func healthFailingDuringBake() async throws {
         try await withV1 { fixture, engine, v1 in
             let v2 = try fixture.artifact("v2", files: ["HEALTHY": "yes\n"])
-            // Healthy at first; the activate hook removes the marker three seconds later,
-            // well inside the bake (generous times: these machines are busy).
+            // Healthy through the checking phase; the activate hook leaves a watcher that
+            // removes the marker once the deployment record says the bake has begun (a
+            // wait on the record, not a fixed sleep; it gives up after 20 s so that it
+            // cannot outlive a failed test). The times stay generous: machines are busy.
             let patient = HealthPolicy(
                 checks: fast.checks, timeout: .seconds(2), interval: BatonDuration(milliseconds: 200), deadline: .seconds(10))
+            let recordPath = fixture.layout.deployment("$BATON_DEPLOYMENT_ID")
+            let watcher = """
+                (for i in $(seq 400); do grep -Eq '"phase" *: *"baking"' "\(recordPath)" 2>/dev/null && break; sleep 0.05; done; \
+                rm -f "$BATON_RELEASE_DIR/HEALTHY") >/dev/null 2>&1 &
+                """
             let record = try await engine.deploy(
                 try fixture.envelope(
-                    "v2", artifact: v2,
-                    hooks: Hooks(activate: Hook(command: .shell("(sleep 3; rm -f \"$BATON_RELEASE_DIR/HEALTHY\") >/dev/null 2>&1 &"))),
-                    health: patient, bake: .seconds(20)),
+                    "v2", artifact: v2, hooks: Hooks(activate: Hook(command: .shell(watcher))), health: patient, bake: .seconds(20)),
                 artifact: v2.path)
             #expect(record.phase == .rolledBack)
             #expect(record.error?.code == "bake_failed")

@@ -47,12 +47,21 @@ public final class LocalFleet: @unchecked Sendable {
     }
 
     private func setUp() throws {
-        for sub in ["pki"] + hostIDs.map({ "hosts/\($0)/tls" }) {
-            try FileManager.default.createDirectory(atPath: dir.child(sub), withIntermediateDirectories: true)
+        // The signing key, CA and certificates are made by `baton` once per test process
+        // for each fleet size and copied here: a fleet of five costs nine processes to
+        // make, and tens of fleets are started. Each fleet still has its own copy.
+        let hostIDs = self.hostIDs
+        try SharedFiles.shared.copy("fleet-\(hostIDs.count)-hosts", to: dir.path) { made in
+            for sub in ["pki"] + hostIDs.map({ "hosts/\($0)/tls" }) {
+                try FileManager.default.createDirectory(atPath: "\(made)/\(sub)", withIntermediateDirectories: true)
+            }
+            try Self.baton(["keys", "generate", "ci", "--dir", "\(made)/keys"])
+            try Self.baton(["pki", "init", "\(made)/pki/ca"])
+            try Self.baton(["pki", "issue", "controller", "ci", "--ca", "\(made)/pki/ca", "--out", "\(made)/pki"])
+            for id in hostIDs {
+                try Self.baton(["pki", "issue", "agent", id, "--ip", "127.0.0.1", "--ca", "\(made)/pki/ca", "--out", "\(made)/hosts/\(id)/tls"])
+            }
         }
-        try baton(["keys", "generate", "ci", "--dir", dir.child("keys")])
-        try baton(["pki", "init", dir.child("pki/ca")])
-        try baton(["pki", "issue", "controller", "ci", "--ca", dir.child("pki/ca"), "--out", dir.child("pki")])
         try """
             keys:
               ci: keys/ci.pub
@@ -62,7 +71,6 @@ public final class LocalFleet: @unchecked Sendable {
             """.write(toFile: dir.child("trust-policy.yaml"), atomically: false, encoding: .utf8)
         for id in hostIDs {
             let hostDir = dir.child("hosts/\(id)")
-            try baton(["pki", "issue", "agent", id, "--ip", "127.0.0.1", "--ca", dir.child("pki/ca"), "--out", "\(hostDir)/tls"])
             try """
                 hostId: \(id)
                 environment: \(environment)
@@ -239,7 +247,7 @@ public final class LocalFleet: @unchecked Sendable {
     }
 
     @discardableResult
-    private func baton(_ arguments: [String]) throws -> ProcessResult {
+    private static func baton(_ arguments: [String]) throws -> ProcessResult {
         let result = try ProcessRunner.run(ProcessRunner.executable("baton"), arguments)
         guard result.status == 0 else { throw TestSupportError("baton \(arguments.joined(separator: " ")) failed: \(result.stderr)") }
         return result
