@@ -16,11 +16,17 @@ struct CheckCommand: AsyncParsableCommand {
             """)
 
     @Flag(help: "Also ask every host of the fleet once.") var reach = false
+    @Flag(help: "JSON: one object, {ok, checks: [{ok, line}]}.") var json = false
     @OptionGroup var controller: ControllerOptions
 
-    struct Outcome {
+    struct Outcome: Encodable {
         var ok: Bool
         var line: String
+    }
+
+    struct Report: Encodable {
+        var ok: Bool
+        var checks: [Outcome]
     }
 
     func run() async throws {
@@ -115,7 +121,11 @@ struct CheckCommand: AsyncParsableCommand {
             }
             await client.shutdown()
         }
-        for outcome in outcomes { Output.line(outcome.line) }
+        if json {
+            Output.line(String(decoding: (try? BatonJSON.encode(Report(ok: !outcomes.contains { !$0.ok }, checks: outcomes))) ?? Data(), as: UTF8.self))
+        } else {
+            for outcome in outcomes { Output.line(outcome.line) }
+        }
         if outcomes.contains(where: { !$0.ok }) { throw ExitCode(1) }
     }
 

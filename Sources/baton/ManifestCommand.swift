@@ -84,6 +84,15 @@ struct ManifestCommand: AsyncParsableCommand {
         @Option(help: "The trust policy file (YAML).") var trust: String
         @Option(help: "The environment of the host that would receive it.") var environment: String
         @Option(help: "The host id, to check the manifest's targets.") var host: String?
+        @Flag(help: "JSON: one object with the manifest, its signers and the verdict.") var json = false
+
+        struct Verdict: Encodable {
+            var ok: Bool
+            var manifest: Manifest
+            var payloadDigest: String
+            var signers: [Signer]
+            var requiredSignatures: Int
+        }
 
         func run() async throws {
             let bytes = try OperatorFiles.read(envelope, what: "envelope")
@@ -102,6 +111,13 @@ struct ManifestCommand: AsyncParsableCommand {
                 let verified = try ManifestVerifier.verify(
                     envelope: bytes, policy: policy, host: HostIdentity(hostID: host, environment: environment),
                     history: { _ in .none }, now: Date())
+                if json {
+                    let verdict = Verdict(
+                        ok: true, manifest: verified.manifest, payloadDigest: verified.payloadDigest, signers: verified.signers,
+                        requiredSignatures: verified.requiredSignatures)
+                    Output.line(String(decoding: (try? BatonJSON.encode(verdict)) ?? Data(), as: UTF8.self))
+                    return
+                }
                 Self.printSummary(verified)
                 Output.line(
                     "verdict:     OK (\(verified.signers.count) of \(verified.requiredSignatures) required signature(s))")

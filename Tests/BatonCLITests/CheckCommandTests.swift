@@ -31,5 +31,9 @@ struct CheckCommandTests {
         #expect(reached.status == 1, "\(reached.stdout)")
         #expect(reached.stdout.contains("ok    host host-1"), "\(reached.stdout)")
         #expect(reached.stdout.contains("FAIL  host host-2"), "\(reached.stdout)")
+        let json = try await fleet.run(["check", "--json"])
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any], "\(json.stdout)")
+        #expect(report["ok"] as? Bool == true)
+        #expect(((report["checks"] as? [[String: Any]]) ?? []).count >= 5)
     }
 }

@@ -69,6 +69,11 @@ import Testing
         #expect(two.stdout.contains("signed by:   alice"))
         #expect(two.stdout.contains("signed by:   ci"))
         #expect(two.stdout.contains("verdict:     OK (2 of 2 required signature(s))"))
+        let asJSON = try baton(
+            ["manifest", "verify", "web-v2.envelope.json", "--trust", "trust.yaml", "--environment", "production", "--json"], in: dir)
+        let verdict = try #require(try JSONSerialization.jsonObject(with: Data(asJSON.stdout.utf8)) as? [String: Any], "\(asJSON.stdout)")
+        #expect(verdict["ok"] as? Bool == true && verdict["requiredSignatures"] as? Int == 2)
+        #expect((verdict["manifest"] as? [String: Any])?["release"] as? String == "v2")
         let envelope = try Envelope.parse(Data(contentsOf: URL(fileURLWithPath: dir.child("web-v2.envelope.json"))))
         #expect(envelope.signatures.count == 2)
     }
