@@ -227,7 +227,10 @@ public enum HealthCheck: Codable, Sendable, Equatable {
         switch self {
         case .http(let url, let range, _): "http \(url) expecting \(range)"
         case .tcp(let host, let port): "tcp \(host):\(port)"
-        case .command(let command): "command \(command.arguments.joined(separator: " "))"
+        case .command(let command):
+            // The program by its name: a long install or build path says nothing to a reader.
+            "command " + ([command.arguments.first.map { String($0.split(separator: "/").last ?? Substring($0)) } ?? ""]
+                + command.arguments.dropFirst()).joined(separator: " ")
         }
     }
 }
