@@ -27,13 +27,15 @@ struct DemoCommand: AsyncParsableCommand {
         let dir = try Self.makeDirectory()
         let demo = DemoFleet(directory: dir, baton: baton, batond: batondPath, hostCount: hosts)
         let interrupts = InterruptWatcher { _ in
-            demo.cleanUp(keep: false)
+            demo.cleanUp(keep: false, interrupted: true)
             Output.error("\ninterrupted: agents and services stopped, \(dir) removed")
             Foundation.exit(130)
         }
         defer {
             interrupts.stop()
             demo.cleanUp(keep: keep)
+            // Interrupted: the steps after Ctrl-C failed for that reason alone.
+            if demo.interrupted { Foundation.exit(130) }
             if keep { Output.line("kept \(dir)") }
         }
         var ok = true
@@ -114,8 +116,14 @@ final class DemoFleet: @unchecked Sendable {
     let batondPath: String
     let hostIDs: [String]
     private var agents: [Process] = []
-    private let lock = NSLock()
+    /// The `baton` command running now (a rollout, say): stopped before the clean-up, or
+    /// it would write into the directory while it is being removed.
+    private var child: Process?
+    private let lock = NSCondition()
     private var cleaned = false
+    private var cleanedUp = false
+    /// Set when Ctrl-C started the clean-up.
+    private(set) var interrupted = false
     private(set) var summary: [String] = []
 
     init(directory: String, baton: String, batond: String, hostCount: Int) {
@@ -235,8 +243,14 @@ final class DemoFleet: @unchecked Sendable {
         process.arguments = arguments
         process.currentDirectoryURL = URL(fileURLWithPath: directory)
         Output.line("$ baton \(arguments.map(Self.shellQuoted).joined(separator: " "))")
+        let stopped = lock.withLock { () -> Bool in
+            if !cleaned { child = process }
+            return cleaned
+        }
+        if stopped { return 130 }
         do { try process.run() } catch { return 127 }
         process.waitUntilExit()
+        lock.withLock { child = nil }
         return process.terminationStatus
     }
 
@@ -269,12 +283,33 @@ final class DemoFleet: @unchecked Sendable {
     }
 
     /// Stops the services and agents and removes the directory; safe to call twice.
-    func cleanUp(keep: Bool) {
-        let (agents, already) = lock.withLock { () -> ([Process], Bool) in
+    func cleanUp(keep: Bool, interrupted: Bool = false) {
+        let (agents, child, already) = lock.withLock { () -> ([Process], Process?, Bool) in
             defer { cleaned = true }
-            return (self.agents, cleaned)
+            if interrupted { self.interrupted = true }
+            return (self.agents, self.child, cleaned)
         }
-        if already { return }
+        if already {
+            // The other caller (Ctrl-C, or the end of the demo) is cleaning up: its work is
+            // done only when this returns, so the process does not exit half-way.
+            lock.lock()
+            while !cleanedUp { lock.wait() }
+            lock.unlock()
+            return
+        }
+        defer {
+            lock.lock()
+            cleanedUp = true
+            lock.broadcast()
+            lock.unlock()
+        }
+        // The command running now ends first (as Ctrl-C would end it), then the agents.
+        if let child, child.isRunning {
+            child.interrupt()
+            for _ in 0..<100 where child.isRunning { usleep(50_000) }
+            if child.isRunning { child.terminate() }
+            child.waitUntilExit()
+        }
         for id in hostIDs {
             if let text = try? String(contentsOfFile: path("service-\(id).pid"), encoding: .utf8),
                 let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
@@ -284,7 +319,12 @@ final class DemoFleet: @unchecked Sendable {
         }
         for agent in agents where agent.isRunning { agent.terminate() }
         for agent in agents { agent.waitUntilExit() }
-        if !keep { try? FileManager.default.removeItem(atPath: directory) }
+        guard !keep else { return }
+        // A service may still write its pid file in the moment before it notices: retry.
+        for _ in 0..<40 where FileManager.default.fileExists(atPath: directory) {
+            try? FileManager.default.removeItem(atPath: directory)
+            if FileManager.default.fileExists(atPath: directory) { usleep(50_000) }
+        }
     }
 
     static func freePort() throws -> Int {
