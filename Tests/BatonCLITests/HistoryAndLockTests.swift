@@ -91,4 +91,21 @@ struct HistoryAndLockTests {
         let history = try await fleet.run(["history", "show", try #require(summary["rolloutID"] as? String)])
         #expect(history.stdout.contains("halted: interrupted by the operator (SIGINT)"))
     }
+
+    @Test("Ctrl-C during a --pause between batches acts at once: the switched hosts go back without waiting for the pause to end")
+    func interruptDuringAPause() async throws {
+        let fleet = try await RolloutTests.fleetOnV1(hosts: 3)
+        defer { fleet.shutdown() }
+        let v2 = try await RolloutTests.signedRelease(fleet, "v2")
+        let rollout = try fleet.start(["rollout", v2, "--canary", "1", "--batch", "1", "--pause", "5m", "--json"])
+        try await rollout.waitForLine(containing: "pausing 5m")
+        let interrupted = ContinuousClock.now
+        kill(rollout.process.processIdentifier, SIGINT)
+        let status = await rollout.waitForExit(timeout: 60)
+        let took = ContinuousClock.now - interrupted
+        #expect(status == 1, "\(rollout.stderr)")
+        #expect(took < .seconds(30), "the rollout waited \(took) after Ctrl-C")
+        for host in fleet.hostIDs { #expect(fleet.current(host) == "v1", "\(host)") }
+        #expect(try await fleet.run(["lock", "list"]).stdout.contains("no locks held"))
+    }
 }

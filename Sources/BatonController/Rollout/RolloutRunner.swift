@@ -62,6 +62,9 @@ public actor RolloutRunner {
     /// Renews and so checks the lock's term; asked before each wave and each revert.
     let holdsLock: (@Sendable () async -> Bool)?
     var lockLost = false
+    /// The sleep of a `--pause` between batches: a halt (Ctrl-C, a lost lock) cancels it,
+    /// so the rollout acts at once rather than when the pause ends.
+    var pauseSleep: Task<Void, Never>?
 
     public init(client: AgentClient, request: RolloutRequest, clock: @escaping @Sendable () -> Date = { Date() },
                 holdsLock: (@Sendable () async -> Bool)? = nil,
@@ -152,7 +155,10 @@ public actor RolloutRunner {
             }
             if index < waves.count - 1, let pause = request.strategy.pause, pause.milliseconds > 0 {
                 event(.wave, wave: wave.name, message: "pausing \(pause) before the next batch")
-                try? await Task.sleep(for: pause.swiftDuration)
+                let sleep = Task { _ = try? await Task.sleep(for: pause.swiftDuration) }
+                pauseSleep = sleep
+                await sleep.value
+                pauseSleep = nil
             }
         }
 
@@ -291,6 +297,7 @@ public actor RolloutRunner {
         guard !halted else { return }
         halted = true
         haltReason = reason
+        pauseSleep?.cancel()
         event(.halted, message: "halted: \(reason)")
     }
 
