@@ -33,7 +33,7 @@ public enum FleetStatus {
     public static let certificateWarningDays = 30
 
     public static func query(
-        client: AgentClient, hosts: [Fleet.Host], app: String?, desired: @escaping @Sendable (String, String) -> String?,
+        client: any AgentClient, hosts: [Fleet.Host], app: String?, desired: @escaping @Sendable (String, String) -> String?,
         now: Date = Date()
     ) async -> [HostStatus] {
         let rows = await withTaskGroup(of: [HostStatus].self) { group in
@@ -54,7 +54,7 @@ public enum FleetStatus {
     /// One host's rows. A named function, not a task-group closure (see
     /// `AgentClient.appStatusResult`).
     static func queryHost(
-        _ host: Fleet.Host, client: AgentClient, app: String?, desired: @escaping @Sendable (String, String) -> String?, now: Date
+        _ host: Fleet.Host, client: any AgentClient, app: String?, desired: @escaping @Sendable (String, String) -> String?, now: Date
     ) async -> [HostStatus] {
         var base = HostStatus(
             host: host.id, address: host.address, reachable: false, drift: false, certificateWarning: false)

@@ -55,7 +55,7 @@ struct AuditCommand: AsyncParsableCommand {
         if rows.contains(where: { !["first", "consistent", "accepted"].contains($0.verdict) }) { throw ExitCode(1) }
     }
 
-    private func check(_ host: Fleet.Host, client: AgentClient, history: any HistoryStore) async -> Row {
+    private func check(_ host: Fleet.Host, client: any AgentClient, history: any HistoryStore) async -> Row {
         let previous: SeenAuditHead?
         do {
             previous = try history.lastAuditHead(host: host.id)

@@ -125,12 +125,12 @@ struct ControllerContext {
         }
     }
 
-    func client(for hosts: [Fleet.Host], retry: RetryPolicy = RetryPolicy()) throws(CLIError) -> AgentClient {
+    func client(for hosts: [Fleet.Host], retry: RetryPolicy = RetryPolicy()) throws(CLIError) -> HTTPAgentClient {
         do {
             let credentials = try configuration.requireCredentials()
             // Before any agent is contacted: the controller's own files are its own fault.
             _ = try credentials.check()
-            return try AgentClient(credentials: credentials, hosts: hosts, retry: retry)
+            return try HTTPAgentClient(credentials: credentials, hosts: hosts, retry: retry)
         } catch {
             throw cliError(error)
         }

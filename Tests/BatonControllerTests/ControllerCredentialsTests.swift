@@ -155,7 +155,7 @@ import Testing
         defer { files.dir.remove() }
         let hosts = [Fleet.Host(id: "web-1", address: "127.0.0.1:9", environment: "staging")]
         do {
-            let client = try AgentClient(credentials: files.credentials(key: files.agentKey), hosts: hosts)
+            let client = try HTTPAgentClient(credentials: files.credentials(key: files.agentKey), hosts: hosts)
             Issue.record("an AgentClient was built with the agent's key as the controller's")
             await client.shutdown()
         } catch {

@@ -29,13 +29,13 @@ public struct RetryPolicy: Sendable {
     public static let quick = RetryPolicy(attempts: 2, initialDelay: .milliseconds(150), connectTimeout: .seconds(2))
 }
 
-/// The controller's client for the agent API (Protocol/PROTOCOL.md §10): one HTTPS client
+/// The controller's HTTPS client for the agent API (Protocol/PROTOCOL.md §10): one HTTPS client
 /// for the fleet, TLS 1.3 with the fleet CA only and the controller's certificate.
 ///
 /// Every connection to a host is checked, right after the handshake and before any
 /// request, for the certificate identity `baton://agent/<host-id>` of the host we meant:
 /// a valid fleet certificate of another host is refused (`agent_identity_mismatch`).
-public final class AgentClient: Sendable {
+public final class HTTPAgentClient: AgentClient {
     /// One HTTPS client per host, each knowing the identity its agent must present.
     private let clients: [String: HTTPClient]
     /// The certificate each agent presented, as last seen (for `baton status`).

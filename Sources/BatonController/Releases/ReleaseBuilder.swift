@@ -75,7 +75,7 @@ public enum ReleaseBuilder {
 
     /// Asks every host for the app's last serial, in parallel. Hosts that do not answer
     /// are returned too: their serial is unknown, and the caller says so.
-    public static func agentSerials(client: AgentClient, hosts: [Fleet.Host], app: String) async
+    public static func agentSerials(client: any AgentClient, hosts: [Fleet.Host], app: String) async
         -> (serials: [UInt64], unreachable: [(String, ErrorInfo)])
     {
         await withTaskGroup(of: (String, Result<UInt64?, AgentCallError>).self) { group in

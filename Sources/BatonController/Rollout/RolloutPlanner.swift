@@ -22,7 +22,7 @@ public enum RolloutPlanner {
 
     public static func plan(
         envelope bytes: [UInt8], manifest: Manifest, hosts: [Fleet.Host], strategy: RolloutStrategy, policy: TrustPolicy?,
-        client: AgentClient, now: Date = Date()
+        client: any AgentClient, now: Date = Date()
     ) async -> [PlannedHost] {
         let envelope = try? Envelope.parse(bytes)
         let results = await withTaskGroup(of: PlannedHost.self) { group in
@@ -48,7 +48,7 @@ public enum RolloutPlanner {
     /// `AgentClient.appStatusResult` for the miscompilation that typed `do/catch` in
     /// `addTask` closures triggers at -O.
     static func planHost(
-        _ host: Fleet.Host, envelope: Envelope?, manifest: Manifest, policy: TrustPolicy?, client: AgentClient, now: Date
+        _ host: Fleet.Host, envelope: Envelope?, manifest: Manifest, policy: TrustPolicy?, client: any AgentClient, now: Date
     ) async -> PlannedHost {
         var planned = PlannedHost(host: host.id, current: nil, target: manifest.release, reachable: false, action: "refused")
         do throws(AgentCallError) {

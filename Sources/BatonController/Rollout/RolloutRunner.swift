@@ -47,7 +47,7 @@ public struct RolloutRequest: Sendable {
 /// reverting every host this rollout switched, all at once, with manifests signed by the
 /// controller's key. Reports every step through `emit`; returns the summary.
 public actor RolloutRunner {
-    let client: AgentClient
+    let client: any AgentClient
     let request: RolloutRequest
     let emit: @Sendable (RolloutEvent) -> Void
     let clock: @Sendable () -> Date
@@ -66,7 +66,7 @@ public actor RolloutRunner {
     /// so the rollout acts at once rather than when the pause ends.
     var pauseSleep: Task<Void, Never>?
 
-    public init(client: AgentClient, request: RolloutRequest, clock: @escaping @Sendable () -> Date = { Date() },
+    public init(client: any AgentClient, request: RolloutRequest, clock: @escaping @Sendable () -> Date = { Date() },
                 holdsLock: (@Sendable () async -> Bool)? = nil,
                 emit: @escaping @Sendable (RolloutEvent) -> Void) {
         self.client = client
