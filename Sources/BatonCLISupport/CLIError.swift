@@ -34,6 +34,13 @@ public struct CLIError: Error, CustomStringConvertible, Sendable {
     }
 
     public var description: String { "\(code): \(message)" }
+
+    /// Whether `text` starts with a stable code (`invalid_strategy: ...`).
+    static func hasCode(_ text: Substring) -> Bool {
+        guard let colon = text.firstIndex(of: ":"), colon > text.startIndex,
+              text[text.index(after: colon)...].hasPrefix(" ") else { return false }
+        return text[..<colon].allSatisfy { $0.isLowercase || $0.isNumber || $0 == "_" } && text.first!.isLowercase
+    }
 }
 
 /// Runs a root command as `main()`: parses, runs, and reports every error as one line
@@ -63,7 +70,13 @@ public enum CommandMain {
             }
             // One line, like every other error; `--help` has the rest.
             let first = text.split(separator: "\n").first.map(String.init) ?? text
-            Output.error(first.hasPrefix("Error: ") ? "error: usage: " + first.dropFirst(7) + " (see --help)" : first)
+            guard first.hasPrefix("Error: ") else {
+                Output.error(first)
+                exit(CLIError.Status.usage)
+            }
+            let message = first.dropFirst(7)
+            // A `validate()` that threw a CLIError (a cross-flag rule) keeps its stable code.
+            Output.error(CLIError.hasCode(message) ? "error: \(message)" : "error: usage: \(message) (see --help)")
             exit(CLIError.Status.usage)
         }
     }

@@ -12,6 +12,8 @@ public struct ControllerError: Error, Sendable, Equatable, CustomStringConvertib
         case configurationInvalid = "configuration_invalid"
         /// No host matches the selection.
         case noHosts = "no_hosts"
+        /// A rollout strategy that contradicts itself or could never deploy a host.
+        case invalidStrategy = "invalid_strategy"
         /// The envelope cannot be read, or fails the local trust policy check.
         case envelopeInvalid = "envelope_invalid"
         /// The envelope's environment is not the one asked for.

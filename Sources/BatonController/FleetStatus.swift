@@ -32,64 +32,66 @@ public struct HostStatus: Codable, Sendable, Equatable {
 public enum FleetStatus {
     public static let certificateWarningDays = 30
 
-    public static func query(
-        client: any AgentClient, hosts: [Fleet.Host], app: String?, desired: @escaping @Sendable (String, String) -> String?,
-        now: Date = Date()
-    ) async -> [HostStatus] {
-        let rows = await withTaskGroup(of: [HostStatus].self) { group in
-            for host in hosts {
-                group.addTask { await queryHost(host, client: client, app: app, desired: desired, now: now) }
-            }
-            var all: [HostStatus] = []
-            for await rows in group { all += rows }
-            return all
-        }
-        let order = Dictionary(uniqueKeysWithValues: hosts.enumerated().map { ($1.id, $0) })
-        return rows.sorted { a, b in
-            let left = order[a.host] ?? 0, right = order[b.host] ?? 0
-            return left != right ? left < right : (a.app ?? "") < (b.app ?? "")
-        }
+    /// What one host said: its health, its certificate as presented, and the app(s).
+    struct Answer: Sendable {
+        var health: AgentHealth
+        var certificate: PeerCertificate?
+        var apps: [AppStatus]
     }
 
-    /// One host's rows. A named function, not a task-group closure (see
-    /// `AgentClient.appStatusResult`).
-    static func queryHost(
-        _ host: Fleet.Host, client: any AgentClient, app: String?, desired: @escaping @Sendable (String, String) -> String?, now: Date
+    public static func query(
+        client: any AgentClient, hosts: [Fleet.Host], app: String?, desired: @escaping @Sendable (String, String) -> String?,
+        fanOut: FanOut = .quick, now: Date = Date()
     ) async -> [HostStatus] {
-        var base = HostStatus(
-            host: host.id, address: host.address, reachable: false, drift: false, certificateWarning: false)
-        do throws(AgentCallError) {
+        let answers = await fanOut.ask(hosts) { host throws(AgentCallError) in
             let health = try await client.health(host)
-            base.reachable = true
-            base.agentVersion = health.version
-            if let certificate = client.certificate(of: host) {
-                base.certificateExpiresAt = certificate.notValidAfter
-                base.certificateDaysLeft = certificate.daysUntilExpiry(now: now)
-                base.certificateWarning = certificate.daysUntilExpiry(now: now) < certificateWarningDays
-            }
             let apps: [AppStatus]
             if let app {
                 apps = try await client.appStatus(host, app: app).map { [$0] } ?? [AppStatus(app: app)]
             } else {
                 apps = try await client.apps(host)
             }
-            if apps.isEmpty { return [base] }
-            return apps.map { status in
-                var row = base
-                row.app = status.app
-                row.current = status.current
-                row.serial = status.lastSerial
-                row.lastPhase = status.lastPhase
-                row.lastError = status.lastError
-                row.stateError = status.stateError
-                row.desired = desired(status.app, host.environment)
-                row.drift = row.desired != nil && row.desired != status.current
-                return row
-            }
-        } catch {
+            return Answer(health: health, certificate: client.certificate(of: host), apps: apps)
+        }
+        var rows: [HostStatus] = []
+        for answer in answers {
+            rows += self.rows(answer, app: app, desired: desired, now: now)
+        }
+        return rows
+    }
+
+    /// One host's rows, apps sorted by name; an unreachable host is one row with its error.
+    static func rows(_ answer: HostAnswer<Answer>, app: String?, desired: (String, String) -> String?, now: Date) -> [HostStatus] {
+        let host = answer.host
+        var base = HostStatus(host: host.id, address: host.address, reachable: false, drift: false, certificateWarning: false)
+        let value: Answer
+        switch answer.result {
+        case .failure(let error):
             base.error = error.info
             base.app = app
             return [base]
+        case .success(let answered):
+            value = answered
+        }
+        base.reachable = true
+        base.agentVersion = value.health.version
+        if let certificate = value.certificate {
+            base.certificateExpiresAt = certificate.notValidAfter
+            base.certificateDaysLeft = certificate.daysUntilExpiry(now: now)
+            base.certificateWarning = certificate.daysUntilExpiry(now: now) < certificateWarningDays
+        }
+        if value.apps.isEmpty { return [base] }
+        return value.apps.sorted { $0.app < $1.app }.map { status in
+            var row = base
+            row.app = status.app
+            row.current = status.current
+            row.serial = status.lastSerial
+            row.lastPhase = status.lastPhase
+            row.lastError = status.lastError
+            row.stateError = status.stateError
+            row.desired = desired(status.app, host.environment)
+            row.drift = row.desired != nil && row.desired != status.current
+            return row
         }
     }
 }

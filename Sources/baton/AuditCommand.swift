@@ -25,63 +25,21 @@ struct AuditCommand: AsyncParsableCommand {
     @Flag(help: "JSON: one object per host.") var json = false
     @OptionGroup var controller: ControllerOptions
 
-    struct Row: Encodable {
-        var host: String
-        var verdict: String
-        var detail: String
-        var lines: Int?
-        var hash: String?
-    }
-
     func run() async throws {
         let context = try ControllerContext(controller)
-        let fleet = try context.fleet()
-        let hosts = try selection.hosts(in: fleet, environment: environment)
+        let hosts = try selection.hosts(in: try context.fleet(), environment: environment)
         let history = try context.history()
-        let client = try context.client(for: hosts, retry: .quick)
-        var rows: [Row] = []
-        for host in hosts {
-            rows.append(await check(host, client: client, history: history))
+        let rows = try await context.withAgentClient(for: hosts, retry: .quick) { client in
+            await AuditSweep.run(client: client, hosts: hosts, history: history, accept: accept)
         }
-        await client.shutdown()
         if json {
-            for row in rows { Output.line(String(decoding: (try? BatonJSON.encode(row)) ?? Data(), as: UTF8.self)) }
+            for row in rows { Output.json(row) }
         } else {
             Output.line("HOST         LINES  VERDICT          DETAIL")
             for row in rows {
                 Output.line("\(pad(row.host, 12)) \(pad(row.lines.map(String.init) ?? "-", 6)) \(pad(row.verdict, 16)) \(row.detail)")
             }
         }
-        if rows.contains(where: { !["first", "consistent", "accepted"].contains($0.verdict) }) { throw ExitCode(1) }
-    }
-
-    private func check(_ host: Fleet.Host, client: any AgentClient, history: any HistoryStore) async -> Row {
-        let previous: SeenAuditHead?
-        do {
-            previous = try history.lastAuditHead(host: host.id)
-        } catch {
-            return Row(host: host.id, verdict: error.code.rawValue, detail: error.message)
-        }
-        let head: SignedAuditHead
-        do {
-            head = try await client.auditHead(host, line: previous?.lines)
-        } catch {
-            return Row(host: host.id, verdict: "unreachable", detail: "\(error.info.code): \(error.info.message)")
-        }
-        let valid = client.certificate(of: host).map { AuditHeadCheck.signatureIsValid(head, certificate: $0.certificate) } ?? false
-        let verdict = AuditHeadCheck.judge(head, previous: previous, signatureValid: valid)
-        let recorded = accept && verdict.isProblem && valid ? "accepted" : verdict.code
-        if valid {
-            do {
-                try history.recordAuditHead(
-                    SeenAuditHead(
-                        host: host.id, lines: head.lines, hash: head.hash, time: head.time, signature: head.signature,
-                        seenAt: Date(), verdict: recorded))
-            } catch {
-                return Row(host: host.id, verdict: error.code.rawValue, detail: error.message, lines: head.lines, hash: head.hash)
-            }
-        }
-        let detail = verdict.explanation + (recorded == "accepted" ? " (accepted as the new baseline)" : "")
-        return Row(host: host.id, verdict: recorded, detail: detail, lines: head.lines, hash: head.hash)
+        if rows.contains(where: \.isProblem) { throw ExitCode(1) }
     }
 }

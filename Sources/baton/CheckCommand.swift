@@ -103,23 +103,20 @@ struct CheckCommand: AsyncParsableCommand {
         }
 
         if reach, let fleet, credentialsReady {
-            let client = try context.client(for: fleet.hosts, retry: .quick)
-            for host in fleet.hosts {
-                do throws(AgentCallError) {
-                    let health = try await client.health(host)
-                    let days = client.certificate(of: host).map { Int($0.notValidAfter.timeIntervalSinceNow / 86_400) }
-                    var problems: [String] = []
-                    if health.status != "ok" { problems.append("\(health.status): \(health.audit?.problem ?? "see /v1/health")") }
-                    if let days, days < FleetStatus.certificateWarningDays { problems.append("certificate expires in \(days) day(s)") }
-                    outcomes.append(
-                        problems.isEmpty
-                            ? Outcome(ok: true, line: "ok    host \(host.id): agent \(health.version), certificate valid \(days.map(String.init) ?? "?") more day(s)")
-                            : Outcome(ok: false, line: "FAIL  host \(host.id): \(problems.joined(separator: "; "))"))
-                } catch {
-                    outcomes.append(Outcome(ok: false, line: "FAIL  host \(host.id): \(error.info.code): \(error.info.message)"))
+            let reach = try await context.withAgentClient(for: fleet.hosts, retry: .quick) { client in
+                await FleetReach.check(client: client, hosts: fleet.hosts)
+            }
+            for host in reach {
+                if let error = host.error {
+                    outcomes.append(Outcome(ok: false, line: "FAIL  host \(host.host): \(error.code): \(error.message)"))
+                } else if !host.ok {
+                    outcomes.append(Outcome(ok: false, line: "FAIL  host \(host.host): \(host.problems.joined(separator: "; "))"))
+                } else {
+                    outcomes.append(Outcome(
+                        ok: true,
+                        line: "ok    host \(host.host): agent \(host.agentVersion ?? "?"), certificate valid \(host.certificateDaysLeft.map(String.init) ?? "?") more day(s)"))
                 }
             }
-            await client.shutdown()
         }
         if json {
             Output.line(String(decoding: (try? BatonJSON.encode(Report(ok: !outcomes.contains { !$0.ok }, checks: outcomes))) ?? Data(), as: UTF8.self))

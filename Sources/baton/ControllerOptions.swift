@@ -125,10 +125,29 @@ struct ControllerContext {
         }
     }
 
+    /// A client for `hosts`, shut down after `body` on every path. The controller's own
+    /// files are checked before any agent is contacted: their mistakes are its own fault.
+    func withAgentClient<Result>(
+        for hosts: [Fleet.Host], retry: RetryPolicy = RetryPolicy(), isolation: isolated (any Actor)? = #isolation,
+        _ body: (HTTPAgentClient) async throws -> Result
+    ) async throws -> Result {
+        let credentials: ControllerCredentials
+        do {
+            credentials = try configuration.requireCredentials()
+            _ = try credentials.check()
+        } catch {
+            throw cliError(error)
+        }
+        do {
+            return try await BatonController.withAgentClient(credentials: credentials, hosts: hosts, retry: retry, body)
+        } catch let error as ControllerError {
+            throw error.cli
+        }
+    }
+
     func client(for hosts: [Fleet.Host], retry: RetryPolicy = RetryPolicy()) throws(CLIError) -> HTTPAgentClient {
         do {
             let credentials = try configuration.requireCredentials()
-            // Before any agent is contacted: the controller's own files are its own fault.
             _ = try credentials.check()
             return try HTTPAgentClient(credentials: credentials, hosts: hosts, retry: retry)
         } catch {
@@ -173,63 +192,40 @@ struct SelectionOptions: ParsableArguments {
     }
 }
 
-/// How the rollout walks the fleet.
+/// How the rollout walks the fleet. Values are typed (counts, `n|p%`, durations); the
+/// rules between them are the library's (`RolloutStrategy.validate`), checked in `validate()`.
 struct StrategyOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Deploy this many hosts first, alone; any failure among them halts.", valueName: "n")) var canary: Int = 0
     @Flag(name: .customLong("pause-after-canary"), help: "Stop after a healthy canary until `baton rollout resume` or `abort`.")
     var pauseAfterCanary = false
-    @Option(help: ArgumentHelp("Hosts per batch after the canary (default: all the rest).", valueName: "n|p%")) var batch: String?
+    @Option(help: ArgumentHelp("Hosts per batch after the canary (default: all the rest).", valueName: "n|p%")) var batch: HostCount?
     @Option(help: ArgumentHelp("Hosts deploying at once within a batch (default: the whole batch).", valueName: "n")) var parallel: Int?
     @Option(name: .customLong("max-unavailable"), help: ArgumentHelp("Hosts that may be deploying or failed at once.", valueName: "n|p%"))
-    var maxUnavailable: String?
-    @Option(name: .customLong("failure-threshold"), help: ArgumentHelp("Failed hosts tolerated before halting (default 0); unreachable hosts count.", valueName: "n|p%"))
-    var failureThreshold: String = "0"
-    @Option(help: ArgumentHelp("Wait between batches, e.g. 30s or 2m.", valueName: "duration")) var pause: String?
+    var maxUnavailable: HostCount?
+    @Option(name: .customLong("failure-threshold"), help: ArgumentHelp("Failed hosts tolerated before halting; unreachable hosts count.", valueName: "n|p%"))
+    var failureThreshold: HostCount = .hosts(0)
+    @Option(help: ArgumentHelp("Wait between batches, e.g. 30s or 2m.", valueName: "duration")) var pause: BatonDuration?
     @Flag(name: .customLong("no-auto-revert"), help: "On a halt, leave switched hosts on the new release.") var noAutoRevert = false
     @Option(name: .customLong("upload-parallel"), help: ArgumentHelp("Artifact uploads at once (default: no bound); hosts still deploy --parallel wide.", valueName: "n"))
     var uploadParallel: Int?
 
-    func strategy() throws(CLIError) -> RolloutStrategy {
-        var strategy = RolloutStrategy()
-        guard canary >= 0 else { throw CLIError(code: "invalid_strategy", message: "--canary must be 0 or more") }
-        strategy.canary = canary
-        strategy.pauseAfterCanary = pauseAfterCanary
-        if pauseAfterCanary, canary == 0 {
-            throw CLIError(code: "invalid_strategy", message: "--pause-after-canary needs --canary N")
-        }
-        strategy.batch = try count(batch, "--batch")
-        if let parallel {
-            guard parallel >= 1 else { throw CLIError(code: "invalid_strategy", message: "--parallel must be at least 1") }
-            strategy.parallel = parallel
-        }
-        strategy.maxUnavailable = try count(maxUnavailable, "--max-unavailable")
-        if let maxUnavailable = strategy.maxUnavailable, maxUnavailable.resolve(total: 100) == 0 {
-            throw CLIError(code: "invalid_strategy", message: "--max-unavailable must allow at least one host")
-        }
-        strategy.failureThreshold = try count(failureThreshold, "--failure-threshold")!
-        if let pause {
-            guard let duration = BatonDuration(parsing: pause) else {
-                throw CLIError(code: "invalid_strategy", message: "--pause '\(pause)' is not a duration like 30s or 2m")
-            }
-            strategy.pause = duration
-        }
-        strategy.autoRevert = !noAutoRevert
-        if let uploadParallel {
-            guard uploadParallel >= 1 else { throw CLIError(code: "invalid_strategy", message: "--upload-parallel must be at least 1") }
-            strategy.uploadParallel = uploadParallel
-        }
-        return strategy
+    func validate() throws {
+        _ = try strategy()
     }
 
-    private func count(_ text: String?, _ flag: String) throws(CLIError) -> HostCount? {
-        guard let text else { return nil }
-        guard let value = HostCount(text) else {
-            throw CLIError(code: "invalid_strategy", message: "\(flag) '\(text)' is not a number of hosts or a percentage (e.g. 2 or 25%)")
-        }
-        if flag == "--batch", value.resolve(total: 100) == 0 {
-            throw CLIError(code: "invalid_strategy", message: "--batch must be at least one host")
-        }
-        return value
+    func strategy() throws(CLIError) -> RolloutStrategy {
+        var strategy = RolloutStrategy()
+        strategy.canary = canary
+        strategy.pauseAfterCanary = pauseAfterCanary
+        strategy.batch = batch
+        strategy.parallel = parallel
+        strategy.maxUnavailable = maxUnavailable
+        strategy.failureThreshold = failureThreshold
+        strategy.pause = pause
+        strategy.autoRevert = !noAutoRevert
+        strategy.uploadParallel = uploadParallel
+        do { try strategy.validate() } catch { throw error.cli }
+        return strategy
     }
 }
 

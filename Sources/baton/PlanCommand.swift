@@ -26,7 +26,7 @@ struct PlanCommand: AsyncParsableCommand {
     }
 
     static func plan(envelope path: String, artifact: String?, environment: String?, selection: SelectionOptions,
-                     strategy: RolloutStrategy, json: Bool, controller: ControllerOptions) async throws(CLIError) -> Int32 {
+                     strategy: RolloutStrategy, json: Bool, controller: ControllerOptions) async throws -> Int32 {
         let context = try ControllerContext(controller)
         let bytes = try OperatorFiles.read(path, what: "envelope")
         let policy = try context.policy()
@@ -41,12 +41,12 @@ struct PlanCommand: AsyncParsableCommand {
         } catch {
             throw cliError(error)
         }
-        let client = try context.client(for: checked.hosts, retry: .quick)
-        let planned = await RolloutPlanner.plan(
-            envelope: Array(bytes), manifest: checked.manifest, hosts: checked.hosts, strategy: strategy, policy: policy, client: client)
-        await client.shutdown()
+        let planned = try await context.withAgentClient(for: checked.hosts, retry: .quick) { client in
+            await RolloutPlanner.plan(
+                envelope: Array(bytes), manifest: checked.manifest, hosts: checked.hosts, strategy: strategy, policy: policy, client: client)
+        }
         if json {
-            for host in planned { Output.line(String(decoding: (try? BatonJSON.encode(host)) ?? Data(), as: UTF8.self)) }
+            for host in planned { Output.json(host) }
         } else {
             let m = checked.manifest
             Output.line("plan: \(m.app) \(m.release) (serial \(m.serial)) to \(planned.count) host(s) in \(m.environment); \(strategy.summary)\(policy == nil ? "; no trust policy configured, signatures not checked" : "")")

@@ -17,57 +17,24 @@ struct ReleasesCommand: AsyncParsableCommand {
     @Flag(help: "JSON: one object per host.") var json = false
     @OptionGroup var controller: ControllerOptions
 
-    struct Row: Encodable {
-        var host: String
-        var current: String?
-        var previous: String?
-        /// Held releases, newest live first, each with the serial it was approved at.
-        var held: [HeldRelease]
-        var liveHistory: [LiveRelease]
-        var error: ErrorInfo?
-
-        struct HeldRelease: Encodable {
-            var release: String
-            var approvedAtSerial: UInt64
-            var approvedBy: [String]
-        }
-    }
-
     func run() async throws {
         try checkNames((app, "app"), (environment, "environment"))
         let context = try ControllerContext(controller)
         let hosts = try selection.hosts(in: try context.fleet(), environment: environment)
-        let client = try context.client(for: hosts, retry: .quick)
-        var rows: [Row] = []
-        for host in hosts {
-            do {
-                let status = try await client.appStatus(host, app: app)
-                rows.append(
-                    Row(
-                        host: host.id, current: status?.current, previous: status?.previous,
-                        held: (status?.held ?? []).map {
-                            Row.HeldRelease(
-                                release: $0.release, approvedAtSerial: $0.approved.serial,
-                                approvedBy: $0.approvedBy.map { $0.names.first ?? $0.keyid })
-                        },
-                        liveHistory: status?.liveHistory ?? []))
-            } catch {
-                rows.append(Row(host: host.id, held: [], liveHistory: [], error: error.info))
-            }
+        let rows = try await context.withAgentClient(for: hosts, retry: .quick) { client in
+            await FleetReleases.query(client: client, hosts: hosts, app: app)
         }
-        await client.shutdown()
         if json {
-            for row in rows { Output.line(String(decoding: (try? BatonJSON.encode(row)) ?? Data(), as: UTF8.self)) }
+            for row in rows { Output.json(row) }
         } else {
             Output.line("HOST         CURRENT          PREVIOUS         ALSO HELD")
             for row in rows {
                 if let error = row.error {
                     Output.line("\(pad(row.host, 12)) UNREACHABLE: \(error.code): \(error.message)")
-                    continue
+                } else {
+                    let others = row.others.isEmpty ? "-" : row.others.joined(separator: ", ")
+                    Output.line("\(pad(row.host, 12)) \(pad(row.current ?? "-", 16)) \(pad(row.previous ?? "-", 16)) \(others)")
                 }
-                let others = row.held.map(\.release).filter { $0 != row.current && $0 != row.previous }
-                Output.line(
-                    "\(pad(row.host, 12)) \(pad(row.current ?? "-", 16)) \(pad(row.previous ?? "-", 16)) \(others.isEmpty ? "-" : others.joined(separator: ", "))")
             }
         }
         if rows.contains(where: { $0.error != nil }) { throw ExitCode(1) }
@@ -95,15 +62,13 @@ struct LogsCommand: AsyncParsableCommand {
         guard let target = fleet.hosts.first(where: { $0.id == host }) else {
             throw CLIError(code: "unknown_host", message: "the fleet has no host '\(host)'")
         }
-        let client = try context.client(for: [target], retry: .quick)
+        let deployment = self.deployment
         let record: DeploymentRecord?
-        do throws(AgentCallError) {
-            var id = deployment
-            if id == nil { id = try await client.appStatus(target, app: app)?.lastDeploymentID }
-            record = try await id.asyncMap { id throws(AgentCallError) in try await client.record(target, deploymentID: id) }
-            await client.shutdown()
-        } catch {
-            await client.shutdown()
+        do {
+            record = try await context.withAgentClient(for: [target], retry: .quick) { client in
+                try await DeploymentLog.record(client: client, host: target, app: app, deployment: deployment)
+            }
+        } catch let error as AgentCallError {
             throw CLIError(code: error.info.code, message: "\(host): \(error.info.message)", exitCode: CLIError.Status.failure)
         }
         guard let record else {
@@ -125,13 +90,5 @@ struct LogsCommand: AsyncParsableCommand {
             if !run.stdoutTail.isEmpty { Output.line("-- stdout\n" + run.stdoutTail.trimmingCharacters(in: .newlines)) }
             if !run.stderrTail.isEmpty { Output.line("-- stderr\n" + run.stderrTail.trimmingCharacters(in: .newlines)) }
         }
-    }
-}
-
-extension Optional {
-    /// `map` for an async transform that throws `E`.
-    fileprivate func asyncMap<T, E: Error>(_ transform: (Wrapped) async throws(E) -> T) async throws(E) -> T? {
-        guard let self else { return nil }
-        return try await transform(self)
     }
 }

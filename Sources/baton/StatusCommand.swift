@@ -23,13 +23,13 @@ struct StatusCommand: AsyncParsableCommand {
         let hosts = try selection.hosts(in: fleet, environment: environment)
         let history = try context.history()
         let lastGood = LastGoodReleases(history: history)
-        let client = try context.client(for: hosts, retry: .quick)
-        let rows = await FleetStatus.query(client: client, hosts: hosts, app: app) { app, environment in
-            lastGood.release(app: app, environment: environment)
+        let rows = try await context.withAgentClient(for: hosts, retry: .quick) { client in
+            await FleetStatus.query(client: client, hosts: hosts, app: app) { app, environment in
+                lastGood.release(app: app, environment: environment)
+            }
         }
-        await client.shutdown()
         if json {
-            for row in rows { Output.line(String(decoding: (try? BatonJSON.encode(row)) ?? Data(), as: UTF8.self)) }
+            for row in rows { Output.json(row) }
         } else {
             Output.line("HOST         APP        CURRENT          SERIAL  LAST             DRIFT            CERT      AGENT")
             for row in rows {
@@ -49,21 +49,4 @@ struct StatusCommand: AsyncParsableCommand {
         }
         if rows.contains(where: { !$0.reachable || $0.drift || $0.certificateWarning || $0.stateError != nil }) { throw ExitCode(1) }
     }
-}
-
-/// The release of each app's last successful rollout per environment, read once.
-final class LastGoodReleases: Sendable {
-    let releases: [String: String]
-
-    init(history: any HistoryStore) {
-        var releases: [String: String] = [:]
-        // Newest first: the first succeeded rollout per app and environment wins.
-        for rollout in (try? history.rollouts(app: nil, limit: 10_000)) ?? [] where rollout.outcome == .succeeded {
-            let key = "\(rollout.app)/\(rollout.environment)"
-            if releases[key] == nil { releases[key] = rollout.release }
-        }
-        self.releases = releases
-    }
-
-    func release(app: String, environment: String) -> String? { releases["\(app)/\(environment)"] }
 }

@@ -18,15 +18,12 @@ struct RunCommand: AsyncParsableCommand {
             """)
 
     @Option(help: "The agent configuration file.") var config: String = "/etc/baton/batond.yaml"
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String = "info"
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: Logger.Level = .info
     @Option(help: "Seconds running deployments get to end after SIGTERM.") var shutdownGrace: Int = 30
     @Option(help: "Seconds before an idle API connection is closed.") var idleTimeout: Int = 30
     @Option(help: "Seconds a connection has to complete its TLS handshake.") var handshakeTimeout: Int = 10
 
     func validate() throws {
-        guard Logger.Level(rawValue: logLevel) != nil else {
-            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
-        }
         guard shutdownGrace >= 0, idleTimeout > 0, handshakeTimeout > 0 else {
             throw ValidationError("--shutdown-grace must be 0 or more, --idle-timeout and --handshake-timeout more than 0")
         }
@@ -35,7 +32,7 @@ struct RunCommand: AsyncParsableCommand {
     func run() async throws {
         AgentService.limitEventLoopThreads()
         let configuration = try AgentSetup.loadConfiguration(config)
-        let level = Logger.Level(rawValue: logLevel) ?? .info
+        let level = logLevel
         LoggingSystem.bootstrap { label in
             var handler = LineLogHandler.standardError(label: label)
             handler.logLevel = level

@@ -305,11 +305,15 @@ public final class HTTPAgentClient: AgentClient {
         }
     }
 
+    /// A failed handshake, by the error's type: the TLS library's own errors, also when
+    /// they come wrapped in NIO's report of a failed connection attempt. Never by reading
+    /// the error's text, which no library promises to keep.
     static func isTLSFailure(_ error: any Error) -> Bool {
-        if error is NIOSSLError || error is NIOSSLExtraError || error is BoringSSLError { return true }
-        let text = String(describing: error)
-        return text.contains("handshakeFailed") || text.contains("CERTIFICATE_VERIFY_FAILED")
-            || text.contains("failedToValidateHostname")
+        switch error {
+        case is NIOSSLError, is NIOSSLExtraError, is BoringSSLError: true
+        case let error as NIOConnectionError: error.connectionErrors.contains { isTLSFailure($0.error) }
+        default: false
+        }
     }
 
     static func describe(_ error: any Error) -> String {

@@ -75,22 +75,10 @@ public enum ReleaseBuilder {
 
     /// Asks every host for the app's last serial, in parallel. Hosts that do not answer
     /// are returned too: their serial is unknown, and the caller says so.
-    public static func agentSerials(client: any AgentClient, hosts: [Fleet.Host], app: String) async
+    public static func agentSerials(client: any AgentClient, hosts: [Fleet.Host], app: String, fanOut: FanOut = .quick) async
         -> (serials: [UInt64], unreachable: [(String, ErrorInfo)])
     {
-        await withTaskGroup(of: (String, Result<UInt64?, AgentCallError>).self) { group in
-            for host in hosts {
-                group.addTask { (host.id, await client.appStatusResult(host, app: app).map { $0?.lastSerial }) }
-            }
-            var serials: [UInt64] = []
-            var unreachable: [(String, ErrorInfo)] = []
-            for await (id, result) in group {
-                switch result {
-                case .success(let serial): if let serial { serials.append(serial) }
-                case .failure(let error): unreachable.append((id, error.info))
-                }
-            }
-            return (serials, unreachable.sorted { $0.0 < $1.0 })
-        }
+        let answers = await fanOut.ask(hosts) { host throws(AgentCallError) in try await client.appStatus(host, app: app)?.lastSerial }
+        return (answers.compactMap { $0.value ?? nil }, answers.compactMap { answer in answer.error.map { (answer.host.id, $0.info) } })
     }
 }

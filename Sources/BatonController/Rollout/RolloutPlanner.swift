@@ -20,69 +20,76 @@ public enum RolloutPlanner {
         public var error: ErrorInfo?
     }
 
+    /// What a host reports that the plan needs.
+    struct Probe: Sendable {
+        var health: AgentHealth
+        var status: AppStatus?
+        /// The agent holds the artifact (in its cache or as an installed release).
+        var holdsArtifact: Bool
+    }
+
     public static func plan(
         envelope bytes: [UInt8], manifest: Manifest, hosts: [Fleet.Host], strategy: RolloutStrategy, policy: TrustPolicy?,
-        client: any AgentClient, now: Date = Date()
+        client: any AgentClient, fanOut: FanOut = .quick, now: Date = Date()
     ) async -> [PlannedHost] {
         let envelope = try? Envelope.parse(bytes)
-        let results = await withTaskGroup(of: PlannedHost.self) { group in
-            for host in hosts {
-                group.addTask {
-                    await planHost(host, envelope: envelope, manifest: manifest, policy: policy, client: client, now: now)
-                }
-            }
-            var all: [String: PlannedHost] = [:]
-            for await planned in group { all[planned.host] = planned }
-            return all
+        let answers = await fanOut.ask(hosts) { host throws(AgentCallError) in
+            let health = try await client.health(host)
+            let status = try await client.appStatus(host, app: manifest.app)
+            let installed = status?.releaseArtifacts?[manifest.release]?.sha256 == manifest.artifact.sha256
+            let holds = installed ? true : try await client.hasArtifact(host, sha256: manifest.artifact.sha256)
+            return Probe(health: health, status: status, holdsArtifact: holds)
+        }
+        var byHost: [String: PlannedHost] = [:]
+        for answer in answers {
+            byHost[answer.host.id] = planHost(answer, envelope: envelope, manifest: manifest, policy: policy, now: now)
         }
         // Waves over the hosts that would be deployed, as the rollout would make them.
-        let deployable = hosts.filter { results[$0.id]?.reachable == true }
-        var byHost = results
+        let deployable = hosts.filter { byHost[$0.id]?.reachable == true }
         for wave in strategy.waves(hostCount: deployable.count) {
             for index in wave.hosts { byHost[deployable[index].id]?.wave = wave.name }
         }
         return hosts.compactMap { byHost[$0.id] }
     }
 
-    /// One host's plan. A named function, not a task-group closure: see
-    /// `AgentClient.appStatusResult` for the miscompilation that typed `do/catch` in
-    /// `addTask` closures triggers at -O.
+    /// One host's plan from what it reported: the agent's own verifier, run here.
     static func planHost(
-        _ host: Fleet.Host, envelope: Envelope?, manifest: Manifest, policy: TrustPolicy?, client: any AgentClient, now: Date
-    ) async -> PlannedHost {
-        var planned = PlannedHost(host: host.id, current: nil, target: manifest.release, reachable: false, action: "refused")
-        do throws(AgentCallError) {
-            let health = try await client.health(host)
-            planned.reachable = true
-            let status = try await client.appStatus(host, app: manifest.app)
-            planned.current = status?.current
-            let installed = status?.releaseArtifacts?[manifest.release]?.sha256 == manifest.artifact.sha256
-            planned.upload = installed ? false : !(try await client.hasArtifact(host, sha256: manifest.artifact.sha256))
-            let identical = status?.lastSerial == manifest.serial && status?.current == manifest.release
-            let history = AppHistory(
-                lastSerial: status?.lastSerial, lastPayloadDigest: identical ? envelope?.payloadDigest : nil,
-                approvedReleases: Dictionary(
-                    (status?.held ?? []).map { ($0.release, $0.approved) }, uniquingKeysWith: { $1 }))
-            guard let policy, let envelope else {
-                planned.action = "deploy"
-                return planned
-            }
-            do throws(VerificationError) {
-                _ = try ManifestVerifier.verify(
-                    envelope: envelope, policy: policy, host: HostIdentity(hostID: host.id, environment: health.environment),
-                    history: { _ in history }, now: now)
-                planned.action = "deploy"
-            } catch {
-                if error.code == .duplicate {
-                    planned.action = "already"
-                    planned.upload = false
-                } else {
-                    planned.error = ErrorInfo(code: error.code.rawValue, message: error.message)
-                }
-            }
-        } catch {
+        _ answer: HostAnswer<Probe>, envelope: Envelope?, manifest: Manifest, policy: TrustPolicy?, now: Date
+    ) -> PlannedHost {
+        var planned = PlannedHost(host: answer.host.id, current: nil, target: manifest.release, reachable: false, action: "refused")
+        let probe: Probe
+        switch answer.result {
+        case .failure(let error):
             planned.error = error.info
             planned.action = error.kind == .unreachable ? "unreachable" : "refused"
+            return planned
+        case .success(let answered):
+            probe = answered
+        }
+        planned.reachable = true
+        let status = probe.status
+        planned.current = status?.current
+        planned.upload = !probe.holdsArtifact
+        let identical = status?.lastSerial == manifest.serial && status?.current == manifest.release
+        let history = AppHistory(
+            lastSerial: status?.lastSerial, lastPayloadDigest: identical ? envelope?.payloadDigest : nil,
+            approvedReleases: Dictionary((status?.held ?? []).map { ($0.release, $0.approved) }, uniquingKeysWith: { $1 }))
+        guard let policy, let envelope else {
+            planned.action = "deploy"
+            return planned
+        }
+        do throws(VerificationError) {
+            _ = try ManifestVerifier.verify(
+                envelope: envelope, policy: policy, host: HostIdentity(hostID: answer.host.id, environment: probe.health.environment),
+                history: { _ in history }, now: now)
+            planned.action = "deploy"
+        } catch {
+            if error.code == .duplicate {
+                planned.action = "already"
+                planned.upload = false
+            } else {
+                planned.error = ErrorInfo(code: error.code.rawValue, message: error.message)
+            }
         }
         return planned
     }
