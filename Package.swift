@@ -136,10 +136,17 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // `baton demo`'s fleet: files, agents and a small HTTP service on loopback.
+        .target(
+            name: "BatonDemo",
+            dependencies: ["BatonCLISupport"],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "baton",
             dependencies: [
                 "BatonController",
+                "BatonDemo",
                 "BatonPKI",
                 "BatonProtocol",
                 "BatonCLISupport",

@@ -1,13 +1,12 @@
-import ArgumentParser
 import BatonCLISupport
 import Foundation
 
 /// The demo's app: a real (tiny) HTTP service, restarted by the release's `activate` hook
 /// and checked over HTTP by its health check. Hidden subcommands of `baton demo`, so the
 /// demo needs nothing but this binary on a fresh machine.
-enum DemoApp {
+public enum DemoApp {
     /// `<host-id> <port>` lines in the demo directory: where each host's service listens.
-    static func port(for host: String, in directory: String) -> Int? {
+    public static func port(for host: String, in directory: String) -> Int? {
         guard let text = try? String(contentsOfFile: "\(directory)/service-ports", encoding: .utf8) else { return nil }
         for line in text.split(separator: "\n") {
             let parts = line.split(separator: " ")
@@ -34,7 +33,7 @@ enum DemoApp {
     }
 
     /// GET /health: 200 `ok <release>` for a good release, 503 for one with a BROKEN file.
-    static func serve(port: Int, releaseDirectory: String, pidFile: String) -> Never {
+    public static func serve(port: Int, releaseDirectory: String, pidFile: String) -> Never {
         // Whatever mask and dispositions it inherited, SIGTERM must stop it.
         var none = sigset_t()
         sigemptyset(&none)
@@ -71,7 +70,7 @@ enum DemoApp {
     }
 
     /// The status line and body of GET /health on 127.0.0.1:port.
-    static func get(port: Int) -> (Int, String)? {
+    public static func get(port: Int) -> (Int, String)? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
@@ -98,22 +97,10 @@ enum DemoApp {
         guard let first = text.split(separator: "\r\n").first, let code = Int(first.split(separator: " ").dropFirst().first ?? "") else { return nil }
         return (code, text.components(separatedBy: "\r\n\r\n").dropFirst().joined())
     }
-}
 
-struct DemoServe: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "serve", shouldDisplay: false)
-    @Option var port: Int
-    @Option var releaseDir: String
-    @Option var pidFile: String
-    func run() throws { DemoApp.serve(port: port, releaseDirectory: releaseDir, pidFile: pidFile) }
-}
-
-/// The `activate` hook: stop the host's service, start it from the release now live.
-struct DemoActivate: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "activate", shouldDisplay: false)
-    @Option var demoDir: String
-
-    func run() throws {
+    /// The `activate` hook: stop the host's service, start it from the release now live
+    /// (`baton` is the binary to start it with: `baton demo serve`).
+    public static func activate(demoDir: String, baton: String) throws {
         let environment = ProcessInfo.processInfo.environment
         guard let host = environment["BATON_HOST"], let release = environment["BATON_RELEASE_DIR"],
             let port = DemoApp.port(for: host, in: demoDir)
@@ -129,7 +116,7 @@ struct DemoActivate: ParsableCommand {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/setsid")
         try? FileManager.default.removeItem(atPath: pidFile)
-        process.arguments = [CommandLine.arguments[0], "demo", "serve", "--port", "\(port)", "--release-dir", release, "--pid-file", pidFile]
+        process.arguments = [baton, "demo", "serve", "--port", "\(port)", "--release-dir", release, "--pid-file", pidFile]
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         process.standardInput = FileHandle.nullDevice
@@ -138,23 +125,5 @@ struct DemoActivate: ParsableCommand {
             if FileManager.default.fileExists(atPath: pidFile) { return }
             usleep(20_000)
         }
-    }
-}
-
-/// The health check: GET /health on the host's service, over HTTP.
-struct DemoProbe: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "probe", shouldDisplay: false)
-    @Option var demoDir: String
-
-    func run() throws {
-        guard let host = ProcessInfo.processInfo.environment["BATON_HOST"], let port = DemoApp.port(for: host, in: demoDir) else {
-            throw CLIError(code: "demo", message: "probe needs BATON_HOST and the ports file", exitCode: 1)
-        }
-        guard let (status, body) = DemoApp.get(port: port) else {
-            Output.line("no answer on 127.0.0.1:\(port)")
-            throw ExitCode(1)
-        }
-        Output.line("GET http://127.0.0.1:\(port)/health: \(status) \(body.trimmingCharacters(in: .whitespacesAndNewlines))")
-        if status != 200 { throw ExitCode(1) }
     }
 }
