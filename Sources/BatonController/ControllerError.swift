@@ -24,6 +24,8 @@ public struct ControllerError: Error, Sendable, Equatable, CustomStringConvertib
         case artifactMissing = "artifact_missing"
         /// Reading or writing the controller's state directory failed.
         case stateError = "state_error"
+        /// A file the controller would make exists already (it never overwrites).
+        case fileExists = "file_exists"
         /// The app file for the app cannot be found.
         case appUnknown = "app_unknown"
         /// An app, release or environment name that breaks the one naming rule
