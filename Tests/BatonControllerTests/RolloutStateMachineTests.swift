@@ -327,6 +327,51 @@ struct RolloutStateMachineTests {
         #expect(drive.revertPlan?.hosts == ["host-1"])
     }
 
+    @Test("a canary is judged by its own hosts: a host unreachable within the threshold does not fail it")
+    func canaryJudgedByItsHosts() throws {
+        let hosts = Fixture.hostIDs(3)
+        var drive = RolloutMachineDriver(Fixture.request(hosts: 3) {
+            $0.canary = 1
+            $0.failureThreshold = .hosts(1)
+        })
+        drive.start(hosts, statuses: ["host-3": AppStatus?.none])
+        drive.finish("host-1")
+        #expect(!drive.messages.contains("halted: the canary failed"))
+        #expect(drive.deployed == ["host-1", "host-2"])
+    }
+
+    @Test("a halt while the lock is checked before a wave: the wave does not start")
+    func haltWhileCheckingLock() throws {
+        let hosts = Fixture.hostIDs(2)
+        var drive = RolloutMachineDriver(Fixture.request(hosts: 2))
+        drive.send { .start(now: $0) }
+        drive.answerQuery(hosts, statuses: [:], status: Fixture.status())
+        #expect(drive.last.last == .checkLock)
+        drive.send { .interrupt(reason: "stop", now: $0) }
+        drive.send { .lockChecked(holds: true, now: $0) }
+        #expect(drive.deployed.isEmpty)
+        #expect(drive.last.last == .checkLock, "the lock is checked again before the revert")
+        drive.send { .lockChecked(holds: true, now: $0) }
+        let summary = try #require(drive.summary)
+        #expect(summary.skipped == hosts)
+        #expect(summary.outcome == .failed)
+    }
+
+    @Test("the artifact is uploaded only to hosts that do not hold it, and only when the controller has its bytes")
+    func uploads() {
+        var request = Fixture.request(hosts: 2)
+        request.artifactFile = "/tmp/web-v2.tar.gz"
+        var holding = Fixture.status()
+        holding.releaseArtifacts = ["v2": Fixture.v2.artifact]
+        var drive = RolloutMachineDriver(request)
+        drive.start(Fixture.hostIDs(2), statuses: ["host-2": holding])
+        #expect(drive.actions.contains(.deploy(host: "host-1", upload: true)))
+        #expect(drive.actions.contains(.deploy(host: "host-2", upload: false)))
+        var noFile = RolloutMachineDriver(Fixture.request(hosts: 1))
+        noFile.start(["host-1"])
+        #expect(noFile.actions.contains(.deploy(host: "host-1", upload: false)))
+    }
+
     @Test("time comes with the events: the summary and every event carry the clock they were given")
     func injectedClock() throws {
         var drive = RolloutMachineDriver(Fixture.request(hosts: 1))
