@@ -63,7 +63,6 @@ public struct RolloutStateMachine: Sendable {
     }
 
     var total: Int { hostIDs.count }
-    var isFinished: Bool { stage == .finished }
 
     /// The host's state as the machine sees it.
     public func result(_ host: String) -> HostResult? { results[host] }
@@ -279,19 +278,19 @@ public struct RolloutStateMachine: Sendable {
         checkLockBeforeRevert(now: now)
     }
 
+    /// A lock known to be lost needs no asking: the answer is no.
     mutating func checkLockBeforeRevert(now: Date) {
-        if lockLost { return lockChecked(holds: false, now: now, stageOverride: .checkingLockBeforeRevert) }
         stage = .checkingLockBeforeRevert
+        if lockLost { return lockChecked(holds: false, now: now) }
         actions.append(.checkLock)
     }
 
-    mutating func lockChecked(holds: Bool, now: Date, stageOverride: Stage? = nil) {
-        let current = stageOverride ?? stage
+    mutating func lockChecked(holds: Bool, now: Date) {
         if !holds {
             lockLost = true
             halt("the rollout lock was broken or taken over", now: now)
         }
-        switch current {
+        switch stage {
         case .checkingLockBeforeWave(let index):
             if halted { return enterHalting(now: now) }
             startWave(index, now: now)
