@@ -42,382 +42,148 @@ public struct RolloutRequest: Sendable {
     }
 }
 
-/// Runs one rollout against real agents: query every host, then the canary and the
-/// batches with bounded parallelism, halting past the failure threshold, and on a halt
-/// reverting every host this rollout switched, all at once, with manifests signed by the
-/// controller's key. Reports every step through `emit`; returns the summary.
+/// Runs one rollout against real agents by performing what ``RolloutStateMachine``
+/// decides: queries, deployments with bounded parallelism, pauses, lock checks, and on a
+/// halt the reverts, signed here with the controller's key. Every answer goes back to the
+/// machine as an event, one at a time, through an inbox; so do `interrupt` and `lostLock`,
+/// which therefore act at once even during a `--pause`. Reports every step through
+/// `emit`; returns the summary.
 public actor RolloutRunner {
-    let client: any AgentClient
+    typealias Event = RolloutStateMachine.Event
+
     let request: RolloutRequest
     let emit: @Sendable (RolloutEvent) -> Void
     let clock: @Sendable () -> Date
-
-    var results: [String: HostResult] = [:]
-    var priorStatus: [String: AppStatus] = [:]
-    var halted = false
-    var haltReason: String?
-    var failures = 0
-    var revertSerial: UInt64?
-    let uploadSlots: UploadSlots
     /// Renews and so checks the lock's term; asked before each wave and each revert.
     let holdsLock: (@Sendable () async -> Bool)?
-    var lockLost = false
-    /// The sleep of a `--pause` between batches: a halt (Ctrl-C, a lost lock) cancels it,
-    /// so the rollout acts at once rather than when the pause ends.
-    var pauseSleep: Task<Void, Never>?
+    let calls: RolloutHostCalls
+    let hosts: [String: Fleet.Host]
+    var machine: RolloutStateMachine
+    let inbox: AsyncStream<Event>
+    let post: AsyncStream<Event>.Continuation
+    /// The sleep of a `--pause` between batches, cancelled when the machine says so.
+    var pauseWait: Task<Void, Never>?
+    var summary: RolloutSummary?
 
     public init(client: any AgentClient, request: RolloutRequest, clock: @escaping @Sendable () -> Date = { Date() },
                 holdsLock: (@Sendable () async -> Bool)? = nil,
                 emit: @escaping @Sendable (RolloutEvent) -> Void) {
-        self.client = client
         self.request = request
         self.emit = emit
         self.clock = clock
         self.holdsLock = holdsLock
-        uploadSlots = UploadSlots(request.strategy.uploadParallel ?? max(1, request.hosts.count))
-        for host in request.hosts { results[host.id] = HostResult(host: host.id) }
+        let (inbox, post) = AsyncStream.makeStream(of: Event.self)
+        self.inbox = inbox
+        self.post = post
+        calls = RolloutHostCalls(
+            client: client, app: request.manifest.app, envelope: request.envelope, artifact: request.manifest.artifact,
+            artifactFile: request.artifactFile,
+            uploadSlots: UploadSlots(request.strategy.uploadParallel ?? max(1, request.hosts.count)),
+            clock: clock, post: { post.yield($0) })
+        hosts = Dictionary(request.hosts.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        machine = RolloutStateMachine(request: request)
     }
-
-    var manifest: Manifest { request.manifest }
-    var total: Int { request.hosts.count }
 
     /// Stops the rollout as a halt would (no new hosts; deployments under way finish;
     /// switched hosts are reverted unless --no-auto-revert): what Ctrl-C does.
     public func interrupt(_ reason: String) {
-        halt(reason)
+        post.yield(.interrupt(reason: reason, now: clock()))
     }
 
     /// The lock is someone else's now: deploy nothing more and revert nothing, since the
     /// new holder (a resume, an abort, another rollout) acts on these hosts.
     public func lostLock(_ reason: String) {
-        lockLost = true
-        halt(reason)
+        post.yield(.lockLost(reason: reason, now: clock()))
     }
 
-    /// False, and the rollout stops, once the lock was broken or taken over.
-    func stillHoldsLock() async -> Bool {
-        if lockLost { return false }
-        guard let holdsLock else { return true }
-        if await holdsLock() { return true }
-        lostLock("the rollout lock was broken or taken over")
-        return false
+    public func run() async -> RolloutSummary {
+        await drive(.start(now: clock()))
     }
 
     /// `baton rollout abort`: every host now on the release goes back at once; nothing
     /// else is deployed.
     public func abort(reason: String) async -> RolloutSummary {
-        let startedAt = clock()
-        event(.started, message: "aborting rollout \(request.rolloutID): hosts on \(manifest.release) go back to their previous release")
-        await queryAll()
-        for host in request.hosts where results[host.id]!.phase == .querying {
-            if priorStatus[host.id]?.current == manifest.release {
-                results[host.id]!.phase = .succeeded
-            } else {
-                results[host.id]!.phase = .skipped
-            }
-        }
-        halt(reason)
-        if await stillHoldsLock() { await revertSwitchedHosts() }
-        markAttention()
-        var outcome = decideOutcome(paused: false)
-        if outcome == .failed || outcome == .succeeded { outcome = .aborted }
-        var summary = RolloutSummary(
-            rolloutID: request.rolloutID, app: manifest.app, release: manifest.release, serial: manifest.serial,
-            environment: manifest.environment, strategy: request.strategy.summary, outcome: outcome, halted: true,
-            haltReason: haltReason, startedAt: startedAt, finishedAt: clock(), hosts: request.hosts.map { results[$0.id]! })
-        summary.revertSerial = revertSerial
-        event(.finished, message: "abort \(summary.outcome.rawValue): \(summary.reverted.count) reverted, \(summary.failed.count) failed")
-        return summary
+        await drive(.abort(reason: reason, now: clock()))
     }
 
-    public func run() async -> RolloutSummary {
-        let startedAt = clock()
-        event(.started, message: "rollout \(request.rolloutID): \(manifest.app) \(manifest.release) (serial \(manifest.serial)) to \(total) host(s) in \(manifest.environment); \(request.strategy.summary)")
-        await queryAll()
-        let reachable = request.hosts.filter { results[$0.id]!.phase == .querying }
-        for host in reachable { results[host.id]!.phase = .pending }
-        if request.strategy.exceedsThreshold(failed: failures, total: total) {
-            halt("\(failures) host(s) unreachable before anything was deployed, over the failure threshold of \(request.strategy.failureThreshold)")
-        }
-
-        let waves = request.strategy.waves(hostCount: reachable.count)
-        var paused = false
-        for (index, wave) in waves.enumerated() where !halted {
-            guard await stillHoldsLock() else { break }
-            let hosts = wave.hosts.map { reachable[$0] }
-            for host in hosts { results[host.id]!.wave = wave.name }
-            event(.wave, wave: wave.name, message: "\(wave.name): \(hosts.map(\.id).joined(separator: ", "))")
-            await runWave(hosts, isCanary: wave.isCanary, name: wave.name)
-            if halted { break }
-            if wave.isCanary, request.strategy.pauseAfterCanary, index < waves.count - 1 {
-                paused = true
-                break
-            }
-            if index < waves.count - 1, let pause = request.strategy.pause, pause.milliseconds > 0 {
-                event(.wave, wave: wave.name, message: "pausing \(pause) before the next batch")
-                let sleep = Task { _ = try? await Task.sleep(for: pause.swiftDuration) }
-                pauseSleep = sleep
-                await sleep.value
-                pauseSleep = nil
-            }
-        }
-
-        if halted {
-            for (id, result) in results where result.phase == .pending { results[id]!.phase = .skipped }
-            if await !stillHoldsLock() {
-                event(.revert, message: "not reverting: the rollout lock is no longer this controller's, so its new holder decides")
-            } else if request.strategy.autoRevert {
-                await revertSwitchedHosts()
-            } else {
-                event(.revert, message: "not reverting (--no-auto-revert): switched hosts stay on \(manifest.release)")
-            }
-        } else if paused {
-            for (id, result) in results where result.phase == .pending { results[id]!.phase = .skipped }
-            event(.paused, message: "paused after a healthy canary: `baton rollout resume \(request.rolloutID)` continues, `baton rollout abort \(request.rolloutID)` reverts the canary")
-        }
-        markAttention()
-        let outcome = decideOutcome(paused: paused)
-        var summary = RolloutSummary(
-            rolloutID: request.rolloutID, app: manifest.app, release: manifest.release, serial: manifest.serial,
-            environment: manifest.environment, strategy: request.strategy.summary, outcome: outcome, halted: halted,
-            haltReason: haltReason, startedAt: startedAt, finishedAt: clock(),
-            hosts: request.hosts.map { results[$0.id]! })
-        summary.revertSerial = revertSerial
-        event(.finished, message: "rollout \(outcome.rawValue): \(summary.succeeded.count) succeeded, \(summary.failed.count) failed, \(summary.reverted.count) reverted, \(summary.unreachable.count) unreachable, \(summary.skipped.count) not deployed")
-        return summary
-    }
-
-    /// What the agents know before anything changes: current release, last serial, and
-    /// the artifacts of releases on disk (for reverts).
-    func queryAll() async {
-        for host in request.hosts { set(host.id, .querying, message: "asking for the current state of \(manifest.app)") }
-        let app = manifest.app
-        let client = self.client
-        await withTaskGroup(of: (String, Result<AppStatus?, AgentCallError>).self) { group in
-            for host in request.hosts {
-                group.addTask { (host.id, await client.appStatusResult(host, app: app)) }
-            }
-            for await (id, result) in group {
-                switch result {
-                case .success(let status):
-                    if let status {
-                        priorStatus[id] = status
-                        // A host already on the release (a resumed rollout) goes back to
-                        // what it ran before, not to the release itself.
-                        results[id]!.previousRelease = status.current == manifest.release
-                            ? (request.knownPrevious[id] ?? status.previous) : status.current
-                    }
-                case .failure(let error):
-                    finish(id, error.kind == .unreachable ? .unreachable : .failed, error: error.info)
-                }
-            }
-        }
-    }
-
-    /// One wave, at most `width` hosts at a time; stops starting hosts once halted.
-    func runWave(_ hosts: [Fleet.Host], isCanary: Bool, name: String) async {
-        var queue = hosts[...]
+    /// Feeds the machine `first`, then every event from the inbox, performing its actions,
+    /// until it finishes. The calls run as child tasks, so none outlives the rollout.
+    func drive(_ first: Event) async -> RolloutSummary {
         await withTaskGroup(of: Void.self) { group in
-            var running = 0
-            while true {
-                let width = request.strategy.width(waveSize: hosts.count, total: total, failedSoFar: failures)
-                while !halted, running < width, let host = queue.first {
-                    queue = queue.dropFirst()
-                    running += 1
-                    group.addTask { await self.deploy(host) }
-                }
-                if running == 0 {
-                    if !halted, !queue.isEmpty {
-                        halt("\(failures) host(s) out of service reached --max-unavailable \(request.strategy.maxUnavailable?.description ?? "")")
-                    }
-                    break
-                }
-                await group.next()
-                running -= 1
-                if isCanary, failures > 0, !halted {
-                    halt("the canary failed")
-                } else if !halted, request.strategy.exceedsThreshold(failed: failures, total: total) {
-                    halt("\(failures) failed host(s) exceed the failure threshold of \(request.strategy.failureThreshold) in \(name)")
+            perform(machine.handle(first), in: &group)
+            if summary == nil {
+                for await event in inbox {
+                    perform(machine.handle(event), in: &group)
+                    if summary != nil { break }
                 }
             }
         }
-        for host in queue where results[host.id]!.phase == .pending {
-            finish(host.id, .skipped, message: "not deployed: the rollout halted")
-        }
+        pauseWait?.cancel()
+        post.finish()
+        // The inbox ends only once finished, and the machine finishes with a summary.
+        return summary!
     }
 
-    /// One host: upload where missing, post the envelope, follow its events to the end.
-    func deploy(_ host: Fleet.Host) async {
-        results[host.id]!.startedAt = clock()
-        let artifact = manifest.artifact
-        do {
-            let installed = priorStatus[host.id]?.releaseArtifacts?[manifest.release]?.sha256 == artifact.sha256
-            if let file = request.artifactFile, !installed {
-                try await upload(host, file: file, artifact: artifact)
-            }
-            let accepted = try await client.submit(host, envelope: request.envelope)
-            results[host.id]!.deploymentID = accepted.id
-            set(host.id, .accepted, deploymentID: accepted.id,
-                message: accepted.existing ? "the agent already has this deployment (\(accepted.id))" : "accepted as \(accepted.id)")
-            let record = try await client.follow(host, deploymentID: accepted.id) { [weak self] agentEvent in
-                await self?.agentEvent(host.id, agentEvent)
-            }
-            finish(host.id, HostPhase(record.phase), error: record.error, deploymentID: record.id,
-                   message: record.phase == .succeeded ? "\(manifest.release) is live and healthy" : (record.error?.message ?? record.phase.rawValue))
-        } catch {
-            finish(host.id, error.kind == .unreachable ? .unreachable : .failed, error: error.info)
-        }
-    }
-
-    /// HEAD, and PUT where missing, within the rollout's bound on concurrent uploads; the
-    /// events between "checking" and "uploaded" are the time the host holds a slot.
-    func upload(_ host: Fleet.Host, file: String, artifact: ArtifactReference) async throws(AgentCallError) {
-        if !(await uploadSlots.tryAcquire()) {
-            set(host.id, .uploading, message: "waiting for an upload slot (\(uploadSlots.count) at a time)")
-            await uploadSlots.acquire()
-        }
-        set(host.id, .uploading, message: "checking for artifact sha256:\(artifact.sha256.prefix(12))")
-        let result = await client.uploadArtifactResult(host, file: file, sha256: artifact.sha256, size: artifact.size)
-        if case .success(let sent) = result {
-            set(host.id, .uploading, message: sent ? "uploaded \(artifact.size) bytes" : "the agent already holds the artifact")
-        }
-        await uploadSlots.release()
-        _ = try result.get()
-    }
-
-    func agentEvent(_ host: String, _ agentEvent: DeploymentEvent) {
-        // Terminal phases are reported by `finish`, once, with the record's error.
-        guard !agentEvent.phase.isTerminal else { return }
-        set(host, HostPhase(agentEvent.phase), deploymentID: agentEvent.deploymentID, message: agentEvent.message, error: agentEvent.error)
-    }
-
-    // MARK: Halting and reverting
-
-    func halt(_ reason: String) {
-        guard !halted else { return }
-        halted = true
-        haltReason = reason
-        pauseSleep?.cancel()
-        event(.halted, message: "halted: \(reason)")
-    }
-
-    /// Hosts this rollout moved to the new release go back to the release that was live
-    /// before, all at once (no canary, no batches): the revert must be fast. Each revert is
-    /// the manifest that release was approved with (the agent serves it), with a new
-    /// serial, signed by the controller's key alone (`rollbackThreshold`), and
-    /// health-checked by the agent with the approved hooks and checks.
-    func revertSwitchedHosts() async {
-        let switched = request.hosts.filter { results[$0.id]!.phase == .succeeded }
-        guard !switched.isEmpty else {
-            event(.revert, message: "nothing to revert: no host was switched to \(manifest.release)")
-            return
-        }
-        guard let key = request.revertKey else {
-            for host in switched {
-                results[host.id]!.error = ErrorInfo(
-                    code: "revert_unsigned", message: "no controller signing key is configured, so the revert could not be signed")
-                results[host.id]!.needsAttention = true
-            }
-            event(.revert, message: "cannot revert \(switched.count) host(s): no controller signing key (signingKey in the controller configuration)")
-            return
-        }
-        let serial = max(manifest.serial, priorStatus.values.compactMap(\.lastSerial).max() ?? 0) + 1
-        revertSerial = serial
-        var envelopes: [String: [UInt8]] = [:]
-        var plans: [(Fleet.Host, String)] = []
-        for host in switched {
-            let target = ReturnTarget.resolve(
-                host: host.id, app: manifest.app, release: results[host.id]!.previousRelease, status: priorStatus[host.id])
-            guard case .success(let held) = target else {
-                if case .failure(let error) = target { results[host.id]!.error = error }
-                results[host.id]!.needsAttention = true
-                set(host.id, .succeeded, message: "cannot revert: \(results[host.id]!.error?.message ?? "no earlier release")")
-                continue
-            }
-            // One envelope per approved manifest: the revert is that manifest with a new
-            // serial, validity and reason, so the agent runs exactly what was approved.
-            let groupKey = held.approvedPayloadDigest
-            if envelopes[groupKey] == nil {
-                let now = clock()
-                let revert = Manifest.returning(
-                    to: held.approved, serial: serial, issuedAt: now, expiresAt: now.addingTimeInterval(ReturnTarget.validity.seconds),
-                    notes: "revert of \(manifest.release) by rollout \(request.rolloutID): \(haltReason ?? "halted")")
-                guard let payload = try? BatonJSON.encode(revert) else { continue }
-                var envelope = Envelope(payloadType: Manifest.payloadType, payload: Array(payload))
-                envelope.sign(with: key)
-                envelopes[groupKey] = Array(envelope.serialized(pretty: false))
-            }
-            plans.append((host, groupKey))
-        }
-        event(.revert, message: "reverting \(plans.count) host(s) to their previous release at once (serial \(serial), signed by keyid \(key.keyid.prefix(12)))")
-        await withTaskGroup(of: Void.self) { group in
-            for (host, groupKey) in plans {
-                let envelope = envelopes[groupKey]!
-                group.addTask { await self.revert(host, envelope: envelope) }
+    func perform(_ actions: [RolloutStateMachine.Action], in group: inout TaskGroup<Void>) {
+        let calls = self.calls
+        let post = self.post
+        let clock = self.clock
+        for action in actions {
+            switch action {
+            case .emit(let event):
+                emit(event)
+            case .query(let ids):
+                for host in ids.compactMap({ hosts[$0] }) {
+                    group.addTask { await calls.query(host) }
+                }
+            case .deploy(let id, let upload):
+                guard let host = hosts[id] else { continue }
+                group.addTask { await calls.deploy(host, upload: upload) }
+            case .checkLock:
+                let holdsLock = self.holdsLock
+                group.addTask {
+                    let holds = await holdsLock?() ?? true
+                    post.yield(.lockChecked(holds: holds, now: clock()))
+                }
+            case .waitUntil(let date):
+                let delay = max(0, date.timeIntervalSince(clock()))
+                pauseWait?.cancel()
+                pauseWait = Task {
+                    _ = try? await Task.sleep(for: .milliseconds(Int64(delay * 1000)))
+                    if !Task.isCancelled { post.yield(.pauseElapsed(now: clock())) }
+                }
+            case .cancelWait:
+                pauseWait?.cancel()
+                pauseWait = nil
+            case .revert(let plan):
+                revert(plan, in: &group)
+            case .finish(let summary):
+                self.summary = summary
             }
         }
     }
 
-    func revert(_ host: Fleet.Host, envelope: [UInt8]) async {
-        let previous = results[host.id]!.previousRelease ?? "?"
-        set(host.id, .reverting, message: "reverting to \(previous)")
-        do {
-            let accepted = try await client.submit(host, envelope: envelope)
-            results[host.id]!.revertDeploymentID = accepted.id
-            let record = try await client.follow(host, deploymentID: accepted.id) { [weak self] agentEvent in
-                guard !agentEvent.phase.isTerminal else { return }
-                await self?.set(host.id, .reverting, deploymentID: agentEvent.deploymentID, message: "revert: \(agentEvent.phase.rawValue): \(agentEvent.message)")
+    /// Signs each group's return manifest with the controller's key (`rollbackThreshold`)
+    /// and sends every host its group's envelope, all at once.
+    func revert(_ plan: RolloutStateMachine.RevertPlan, in group: inout TaskGroup<Void>) {
+        let calls = self.calls
+        for revertGroup in plan.groups {
+            let envelope = signed(revertGroup.manifest)
+            for host in revertGroup.hosts.compactMap({ hosts[$0] }) {
+                guard let envelope else {
+                    post.yield(.revertFinished(host: host.id, end: .callFailed(ErrorInfo(
+                        code: "revert_unsigned", message: "the revert manifest could not be signed")), now: clock()))
+                    continue
+                }
+                group.addTask { await calls.revert(host, envelope: envelope) }
             }
-            if record.phase == .succeeded {
-                finish(host.id, .reverted, deploymentID: record.id, message: "back on \(previous), healthy")
-            } else {
-                results[host.id]!.needsAttention = true
-                finish(host.id, .revertFailed, error: record.error, deploymentID: record.id,
-                       message: "revert to \(previous) ended \(record.phase.rawValue)")
-            }
-        } catch {
-            results[host.id]!.needsAttention = true
-            finish(host.id, .revertFailed, error: error.info, message: "revert to \(previous) failed: \(error.info.message)")
         }
     }
 
-    // MARK: Outcome
-
-    func markAttention() {
-        for (id, result) in results where [.unreachable, .rollbackFailed, .revertFailed].contains(result.phase)
-            || ["agent_tls_failed", "agent_identity_mismatch"].contains(result.error?.code ?? "")
-        {
-            results[id]!.needsAttention = true
-        }
-    }
-
-    func decideOutcome(paused: Bool) -> RolloutOutcome {
-        if lockLost { return .abandoned }
-        if results.values.contains(where: \.needsAttention) { return .needsAttention }
-        if paused { return .paused }
-        if results.values.allSatisfy({ $0.phase == .succeeded }) { return .succeeded }
-        return .failed
-    }
-
-    // MARK: Reporting
-
-    func set(_ host: String, _ phase: HostPhase, deploymentID: String? = nil, message: String = "", error: ErrorInfo? = nil) {
-        results[host]!.phase = phase
-        event(.host, host: host, phase: phase, deploymentID: deploymentID, message: message.isEmpty ? phase.rawValue : message, error: error)
-    }
-
-    func finish(_ host: String, _ phase: HostPhase, error: ErrorInfo? = nil, deploymentID: String? = nil, message: String? = nil) {
-        results[host]!.phase = phase
-        results[host]!.finishedAt = clock()
-        if let error { results[host]!.error = error }
-        if phase.isFailure { failures += 1 }
-        event(.host, host: host, phase: phase, deploymentID: deploymentID, message: message ?? error?.message ?? phase.rawValue, error: error)
-    }
-
-    func event(_ type: RolloutEvent.Kind, host: String? = nil, phase: HostPhase? = nil, wave: String? = nil,
-               deploymentID: String? = nil, message: String, error: ErrorInfo? = nil) {
-        emit(RolloutEvent(
-            type: type, time: clock(), rolloutID: request.rolloutID, host: host, phase: phase,
-            wave: wave ?? host.flatMap { results[$0]?.wave }, deploymentID: deploymentID, message: message, error: error))
+    func signed(_ manifest: Manifest) -> [UInt8]? {
+        guard let key = request.revertKey, let payload = try? BatonJSON.encode(manifest) else { return nil }
+        var envelope = Envelope(payloadType: Manifest.payloadType, payload: Array(payload))
+        envelope.sign(with: key)
+        return Array(envelope.serialized(pretty: false))
     }
 }
