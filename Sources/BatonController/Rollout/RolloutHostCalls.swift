@@ -17,12 +17,17 @@ struct RolloutHostCalls: Sendable {
     let clock: @Sendable () -> Date
     let post: @Sendable (Event) -> Void
 
-    /// What the agent knows before anything changes: current release, last serial, and
-    /// the artifacts and approved manifests of the releases it holds (for reverts).
-    func query(_ host: Fleet.Host) async {
-        switch await client.appStatusResult(host, app: app) {
-        case .success(let status): post(.statusAnswered(host: host.id, status: status, now: clock()))
-        case .failure(let error): post(.statusFailed(host: host.id, error: error, now: clock()))
+    /// What the agents know before anything changes: current release, last serial, and
+    /// the artifacts and approved manifests of the releases they hold (for reverts). Asked
+    /// through the one fan-out: bounded width, a deadline per host.
+    func query(_ hosts: [Fleet.Host], fanOut: FanOut = FanOut()) async {
+        let client = self.client
+        let app = self.app
+        for answer in await fanOut.ask(hosts, { host throws(AgentCallError) in try await client.appStatus(host, app: app) }) {
+            switch answer.result {
+            case .success(let status): post(.statusAnswered(host: answer.host.id, status: status, now: clock()))
+            case .failure(let error): post(.statusFailed(host: answer.host.id, error: error, now: clock()))
+            }
         }
     }
 

@@ -133,9 +133,8 @@ public actor RolloutRunner {
             case .emit(let event):
                 emit(event)
             case .query(let ids):
-                for host in ids.compactMap({ hosts[$0] }) {
-                    group.addTask { await calls.query(host) }
-                }
+                let asked = ids.compactMap { hosts[$0] }
+                group.addTask { await calls.query(asked) }
             case .deploy(let id, let upload):
                 guard let host = hosts[id] else { continue }
                 group.addTask { await calls.deploy(host, upload: upload) }
