@@ -22,11 +22,11 @@ struct RolloutSessionTests {
     }
 
     static func session(_ history: any HistoryStore, _ dir: TemporaryDirectory, agent: SessionTestAgent,
-                        progress: Progress = Progress()) -> RolloutSession {
+                        progress: Progress = Progress(), notices: Notices = Notices()) -> RolloutSession {
         var session = RolloutSession(
             history: history, state: ControllerState(root: dir.child("state")),
             makeClient: { _, _ in agent },
-            progress: progress, notify: { _ in })
+            progress: progress, notify: { notices.add($0) })
         session.catchesInterrupts = false
         return session
     }
@@ -100,6 +100,28 @@ struct RolloutSessionTests {
         #expect(try store.locks().isEmpty)
     }
 
+    @Test("a lock whose lease ran out is taken over with a warning to the operator, and its dead rollout is recorded abandoned")
+    func expiredLockIsTakenOver() async throws {
+        let dir = try TemporaryDirectory(prefix: "baton-session")
+        defer { dir.remove() }
+        let store = try SQLiteHistoryStore(path: dir.child("history.sqlite"))
+        // A controller that died two minutes ago, mid-rollout, without recording its end.
+        let dead = Self.request("r-dead")
+        try store.rolloutStarted(RolloutRecord(
+            id: "r-dead", app: "web", release: "v2", serial: 2, environment: "staging", strategy: "", actor: "ci@gone", signers: [],
+            owner: nil, notes: nil, source: nil, startedAt: Date().addingTimeInterval(-180), hosts: dead.hosts.map { HostResult(host: $0.id) }))
+        let deadLock = LockRequest(app: "web", environment: "staging", rolloutID: "r-dead", owner: "ci@gone", pid: 1, lease: 60)
+        #expect(try store.acquireLock(deadLock, now: Date().addingTimeInterval(-120)) == .acquired(term: 1))
+
+        let notices = Notices()
+        let summary = try await Self.session(store, dir, agent: SessionTestAgent(), notices: notices).run(Self.request("r-new"), signers: ["ci"])
+        #expect(summary.outcome == .succeeded)
+        #expect(notices.all.count == 1 && notices.all.first?.hasPrefix("warning: took over the lock of web in staging from rollout r-dead (ci@gone, pid 1)") == true,
+                "\(notices.all)")
+        #expect(try store.rollout(id: "r-dead")?.outcome == .abandoned)
+        #expect(try store.lockEvents(app: "web").map(\.action) == ["acquired", "taken_over", "released"])
+    }
+
     @Test("a session whose lock is broken and taken over stops before its next wave and is recorded abandoned")
     func takenOverLockAbandons() async throws {
         let dir = try TemporaryDirectory(prefix: "baton-session")
@@ -126,6 +148,13 @@ struct RolloutSessionTests {
         #expect(try store.locks().map(\.rolloutID) == ["r-other"])
         #expect(agent.shutdowns == 1)
     }
+}
+
+/// What the session told the operator besides progress.
+final class Notices: Sendable {
+    private let lines = Mutex<[String]>([])
+    var all: [String] { lines.withLock { $0 } }
+    func add(_ line: String) { lines.withLock { $0.append(line) } }
 }
 
 /// What the session showed: the events and the final summary.
