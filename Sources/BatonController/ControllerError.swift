@@ -43,6 +43,15 @@ public struct ControllerError: Error, Sendable, Equatable, CustomStringConvertib
         case rolloutUnknown = "rollout_unknown"
         /// A release asked to be valid for longer than its environment's `maxValidity`.
         case validityTooLong = "validity_too_long"
+        /// `resume` or `abort` of a rollout that already ended.
+        case rolloutFinished = "rollout_finished"
+        /// The controller's signing key is not trusted for the environment, so agents
+        /// would refuse what it signs.
+        case untrustedKey = "untrusted_key"
+        /// The environment needs more signatures than the controller's key alone.
+        case thresholdNotMet = "threshold_not_met"
+        /// A rollback found no host that can go back.
+        case nothingToRollBack = "nothing_to_roll_back"
     }
 
     public var code: Code

@@ -128,31 +128,13 @@ struct ControllerContext {
     /// A client for `hosts`, shut down after `body` on every path. The controller's own
     /// files are checked before any agent is contacted: their mistakes are its own fault.
     func withAgentClient<Result>(
-        for hosts: [Fleet.Host], retry: RetryPolicy = RetryPolicy(), isolation: isolated (any Actor)? = #isolation,
-        _ body: (HTTPAgentClient) async throws -> Result
+        for hosts: [Fleet.Host], retry: RetryPolicy = RetryPolicy(), _ body: (HTTPAgentClient) async throws -> Result
     ) async throws -> Result {
-        let credentials: ControllerCredentials
-        do {
-            credentials = try configuration.requireCredentials()
-            _ = try credentials.check()
-        } catch {
-            throw cliError(error)
-        }
-        do {
-            return try await BatonController.withAgentClient(credentials: credentials, hosts: hosts, retry: retry, body)
-        } catch let error as ControllerError {
-            throw error.cli
-        }
+        try await BatonController.withAgentClient(try client(for: hosts, retry: retry), body)
     }
 
     func client(for hosts: [Fleet.Host], retry: RetryPolicy = RetryPolicy()) throws(CLIError) -> HTTPAgentClient {
-        do {
-            let credentials = try configuration.requireCredentials()
-            _ = try credentials.check()
-            return try HTTPAgentClient(credentials: credentials, hosts: hosts, retry: retry)
-        } catch {
-            throw cliError(error)
-        }
+        do { return try configuration.agentClient(for: hosts, retry: retry) } catch { throw error.cli }
     }
 }
 

@@ -33,7 +33,7 @@ import Testing
         let closed = Fleet.Host(id: "host-3", address: "127.0.0.1:1", environment: "staging")
         let quick = RetryPolicy(attempts: 1, connectTimeout: .seconds(2))
 
-        try await withAgentClient(credentials: Self.credentials(fleet), hosts: [right, impostor, closed], retry: quick) { client in
+        try await withAgentClient(try HTTPAgentClient(credentials: Self.credentials(fleet), hosts: [right, impostor, closed], retry: quick)) { client in
             #expect(await Self.call(client, right) == nil)
             let mismatch = await Self.call(client, impostor)
             #expect(mismatch?.kind == .tls)
@@ -49,7 +49,7 @@ import Testing
         let ca = try FleetCA.create(in: other.child("ca"), name: "other")
         let controller = try ca.issueController(name: "ci").write(to: other.path)
         let foreign = ControllerCredentials(certificatePath: controller.certificate, keyPath: controller.key, caPath: ca.certificatePath)
-        try await withAgentClient(credentials: foreign, hosts: [right], retry: quick) { client in
+        try await withAgentClient(try HTTPAgentClient(credentials: foreign, hosts: [right], retry: quick)) { client in
             let refused = await Self.call(client, right)
             #expect(refused?.kind == .tls)
             #expect(refused?.info.code == "agent_tls_failed", "\(String(describing: refused))")

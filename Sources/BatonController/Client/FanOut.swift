@@ -63,8 +63,10 @@ public struct FanOut: Sendable {
 
     /// One host's answer, or `agent_unreachable` once `timeout` has passed (the call is
     /// cancelled then). A named function rather than a task-group closure: Swift 6.3.1
-    /// miscompiles typed `do/catch` written directly in an `addTask` closure at -O (see
-    /// `AgentClient.appStatusResult`).
+    /// miscompiles, at -O, a typed `do/catch` written directly inside an `addTask` closure
+    /// that returns a `Result<_, AgentCallError>` (the group reads a corrupt value and the
+    /// release build crashes or hangs; debug builds are fine). Keep typed `do/catch` in
+    /// named functions like `call` below, never in task-group closures.
     static func answer<Answer: Sendable>(
         _ host: Fleet.Host, within timeout: Duration,
         _ question: @escaping @Sendable (Fleet.Host) async throws(AgentCallError) -> Answer

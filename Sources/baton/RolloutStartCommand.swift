@@ -1,0 +1,70 @@
+import ArgumentParser
+import BatonCLISupport
+import BatonController
+import BatonProtocol
+import Foundation
+
+/// `baton rollout ENVELOPE ...`: checks the request, then runs it in a rollout session.
+struct RolloutStartCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "start",
+        abstract: "Roll a signed release out to the fleet: canary, batches, failure threshold, revert on halt.",
+        discussion: """
+            Checks everything it can before contacting any agent (envelope and trust policy, \
+            environment, hosts, artifact digest), then asks every host for its state, uploads the \
+            artifact where missing and deploys wave by wave. When the failure threshold is exceeded \
+            (or the canary fails) the rollout halts and every host it switched is reverted at once \
+            with a manifest signed by the controller's key.
+
+            Exit status: 0 all hosts succeeded; 1 the rollout failed and every host is on a known \
+            healthy release (reverted, rolled back or untouched); 3 hosts need attention (revert or \
+            rollback failed, unreachable); 4 the app's rollout lock is held by another live rollout, or this \
+            one lost its lock and stopped (abandoned); 5 paused after the canary; 2 usage or configuration errors.
+            """)
+
+    @Argument(help: "The signed envelope (from `baton manifest sign`).") var envelope: String
+    @Option(help: ArgumentHelp("The artifact file, checked against the manifest's digest (default: the controller's store).", valueName: "file"))
+    var artifact: String?
+    @Option(help: ArgumentHelp("The environment expected (default: the manifest's).", valueName: "env")) var environment: String?
+    @OptionGroup var selection: SelectionOptions
+    @OptionGroup var strategy: StrategyOptions
+    @OptionGroup var output: OutputOptions
+    @Flag(name: .customLong("dry-run"), help: "Only plan: what would happen per host (`baton plan`); nothing changes.") var dryRun = false
+    @Option(name: .customLong("lock-wait"), help: ArgumentHelp("Wait this long for the app's rollout lock (default: do not wait; exit 4).", valueName: "duration"))
+    var lockWait: String?
+    @OptionGroup var controller: ControllerOptions
+
+    func lockWaitSeconds() throws(CLIError) -> TimeInterval {
+        guard let lockWait else { return 0 }
+        guard let duration = BatonDuration(parsing: lockWait) else {
+            throw CLIError(code: "invalid_value", message: "--lock-wait '\(lockWait)' is not a duration like 30s or 5m")
+        }
+        return duration.seconds
+    }
+
+    func run() async throws {
+        if dryRun {
+            throw ExitCode(try await PlanCommand.plan(
+                envelope: envelope, artifact: artifact, environment: environment, selection: selection,
+                strategy: try strategy.strategy(), json: output.json, controller: controller))
+        }
+        let context = try ControllerContext(controller)
+        let bytes = try OperatorFiles.read(envelope, what: "envelope")
+        let strategy = try strategy.strategy()
+        let checked: RolloutPreflight.Checked
+        do {
+            checked = try RolloutPreflight.check(
+                .init(envelope: Array(bytes), envelopeFile: envelope, fleet: try context.fleet(),
+                      environment: environment, hostIDs: selection.hostIDs, selector: try selection.labels(),
+                      artifactFile: artifact, policy: try context.policy()),
+                state: context.state)
+        } catch {
+            throw cliError(error)
+        }
+        let request = RolloutRequest(
+            rolloutID: RolloutRequest.newID(app: checked.manifest.app), envelope: Array(bytes), manifest: checked.manifest,
+            hosts: checked.hosts, strategy: strategy, artifactFile: checked.artifactFile, revertKey: try context.revertKey())
+        throw ExitCode(try await context.runRollout(
+            request, signers: checked.signers.map { $0.names.first ?? $0.keyid }, output: output, lockWait: try lockWaitSeconds()))
+    }
+}
