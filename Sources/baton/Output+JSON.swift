@@ -8,3 +8,7 @@ extension Output {
         line(String(decoding: (try? BatonJSON.encode(value)) ?? Data("{}".utf8), as: UTF8.self))
     }
 }
+
+func pad(_ text: String, _ width: Int) -> String {
+    text.count >= width ? text : text + String(repeating: " ", count: width - text.count)
+}
