@@ -1,15 +1,24 @@
+import Dispatch
 import NIOPosix
 
-/// Runs blocking work (extraction, copying, fsync, rename) on NIO's blocking thread pool
-/// (sized by `AgentService.limitEventLoopThreads`), off Swift's cooperative pool: that
-/// one has only as many threads as cores, and a long syscall there would stall the API
-/// and every other deployment.
+/// Runs blocking work off Swift's cooperative thread pool, which has only as many
+/// threads as cores: a long syscall there would stall the API and every other
+/// deployment.
 enum Blocking {
+    /// Bulk work that can take seconds or minutes (extraction, copying and hashing an
+    /// artifact) goes to Dispatch's global queue, which adds threads when its threads
+    /// block: on NIO's small pool it would hold up every record write behind it.
     static func run<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-        try await NIOThreadPool.singleton.runIfActive(work)
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(with: Result { try work() })
+            }
+        }
     }
 
-    /// `run` for the agent's own file operations, which fail only with `AgentError`.
+    /// The agent's own short file operations (fsync, rename, a durable rewrite, an
+    /// append) run on NIO's blocking thread pool (sized by
+    /// `AgentService.limitEventLoopThreads`). They fail only with `AgentError`.
     static func files<T: Sendable>(_ work: @escaping @Sendable () throws(AgentError) -> T) async throws(AgentError) -> T {
         do {
             return try await NIOThreadPool.singleton.runIfActive { () throws -> T in try work() }
