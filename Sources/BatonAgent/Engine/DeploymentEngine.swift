@@ -452,6 +452,10 @@ public actor DeploymentEngine {
     private func change(
         _ id: String, summary: Bool = false, _ make: (DeploymentRecord, Date) -> RecordChange
     ) async {
+        // A record read back from disk (a deployment settled at start) gets a summary
+        // first: after a power loss its log may hold fewer lines than its summary counts,
+        // and an append there would be skipped by every reader.
+        let summary = summary || live[id] == nil
         guard var entry = live[id] ?? (try? store.loadStoredRecord(id)) else {
             logger.error("deployment record missing", metadata: ["baton.deployment.id": "\(id)"])
             return

@@ -26,9 +26,9 @@ enum EventLogFile {
     }
 
     /// Appends `line` and its newline with one write(2), after cutting off a torn last
-    /// line. `sync` fsyncs the file (and, when the append created it, its directory).
-    static func append(_ line: Data, to path: String, sync: Bool) throws(AgentError) {
-        let existed = DurableFiles.exists(path)
+    /// line. Not fsynced: what needs to survive power loss is never only in such a file
+    /// (docs/durability.md).
+    static func append(_ line: Data, to path: String) throws(AgentError) {
         let fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, DurableFiles.privateFileMode)
         guard fd >= 0 else { throw AgentError.io("open \(path)") }
         defer { close(fd) }
@@ -36,9 +36,6 @@ enum EventLogFile {
         var bytes = line
         bytes.append(0x0A)
         guard bytes.withUnsafeBytes({ DurableFiles.writeAll(fd, $0) }) else { throw AgentError.io("append to \(path)") }
-        guard sync else { return }
-        guard fsync(fd) == 0 else { throw AgentError.io("fsync \(path)") }
-        if !existed { try DurableFiles.syncDirectory(PathName.directory(of: path)) }
     }
 
     /// Truncates the file after its last newline when it does not end with one.

@@ -177,7 +177,7 @@ struct StateStore: Sendable {
         } catch {
             throw AgentError(.ioError, "cannot encode a record change: \(error)")
         }
-        try EventLogFile.append(line, to: layout.deploymentEvents(id), sync: false)
+        try EventLogFile.append(line, to: layout.deploymentEvents(id))
     }
 
     // MARK: Approved manifests
