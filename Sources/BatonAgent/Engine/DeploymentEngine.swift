@@ -28,8 +28,10 @@ public struct RequestError: Error, Sendable, Equatable, CustomStringConvertible 
 
 /// The heart of the agent: takes a signed envelope, verifies it, and drives one
 /// deployment per app through the phases of `DeploymentStateMachine`, recording every
-/// transition durably before the next step starts. Used by `batond apply` (no network)
-/// and by the daemon's API alike.
+/// transition before the next step starts (durably where recovery depends on it:
+/// docs/durability.md). Accepted deployments run under whoever owns the engine's work:
+/// `EngineService` in `batond run`, the caller of `wait(for:)` in `batond apply`. Used
+/// by `batond apply` (no network) and by the daemon's API alike.
 public actor DeploymentEngine {
     public nonisolated let configuration: AgentConfiguration
     public nonisolated let layout: DataLayout
