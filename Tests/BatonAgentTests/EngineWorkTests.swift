@@ -64,11 +64,25 @@ import Testing
         return (fixture, id)
     }
 
+    /// The next start: a new engine on the same data directory. The first one's lock
+    /// goes with the engine itself, once the last task that held it has let go, which
+    /// may be a moment after its service returned.
+    func restart(_ fixture: AgentFixture) async throws -> DeploymentEngine {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while true {
+            do {
+                return try fixture.engine()
+            } catch let error as AgentError where error.code == .agentBusy && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
+    }
+
     @Test func aShutdownCutsOffADeploymentBeforeTheSwitchAndTheNextStartFailsIt() async throws {
         let (fixture, id) = try await cutOff(in: .preparing, hooks: Hooks(prepare: Hook(command: .shell("sleep 30"))))
         defer { fixture.remove() }
         #expect(fixture.current() == "v1")
-        let engine = try fixture.engine()
+        let engine = try await restart(fixture)
         await engine.reconcile()
         let record = try #require(await engine.record(id))
         #expect(record.phase == .failed)
@@ -84,7 +98,7 @@ import Testing
         // Cut off after the switch: `current` names the whole new release, not a mix.
         #expect(fixture.current() == "v2")
         #expect(fixture.currentVersion() == "v2\n")
-        let engine = try fixture.engine()
+        let engine = try await restart(fixture)
         await engine.reconcile()
         let record = try #require(await engine.record(id))
         #expect(record.phase == .rolledBack, "\(record.events.map(\.message))")
