@@ -183,6 +183,7 @@ let package = Package(
             dependencies: [
                 "BatonAgent", "BatonProtocol", "BatonArchive", "BatonTestSupport",
                 .product(name: "PropertyBased", package: "swift-property-based"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),

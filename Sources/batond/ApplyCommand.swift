@@ -55,6 +55,9 @@ struct ApplyCommand: AsyncParsableCommand {
             }
             Output.line(line)
         }
+        // No daemon runs the engine's work loop here: this command's own task runs the
+        // deployment (`wait`), beside the one that prints its events.
+        async let ended = engine.wait(for: accepted.id)
         if let events = await engine.events(accepted.id) {
             for await event in events {
                 let phase = event.phase.rawValue
@@ -62,7 +65,7 @@ struct ApplyCommand: AsyncParsableCommand {
                 Output.line("\(RFC3339.format(event.time))  \(column) \(event.message)")
             }
         }
-        guard let record = await engine.wait(for: accepted.id) else {
+        guard let record = await ended else {
             throw CLIError(code: "not_found", message: "deployment \(accepted.id) has no record", exitCode: CLIError.Status.failure)
         }
         switch record.phase {

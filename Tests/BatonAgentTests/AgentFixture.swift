@@ -155,7 +155,7 @@ final class AgentFixture: @unchecked Sendable {
 extension DeploymentEngine {
     /// Submits and waits for the end.
     func deploy(_ envelope: (path: String, bytes: [UInt8]), artifact: String?) async throws -> DeploymentRecord {
-        let accepted = try submit(envelope: envelope.bytes, artifactFile: artifact)
+        let accepted = try await submit(envelope: envelope.bytes, artifactFile: artifact)
         guard let record = await wait(for: accepted.id) else { throw TestSupportError("no record for \(accepted.id)") }
         return record
     }

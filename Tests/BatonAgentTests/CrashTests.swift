@@ -79,13 +79,11 @@ import Testing
             if i % 2 == 1 {
                 try await Task.sleep(for: .seconds(Double.random(in: 0...(window * 1.1), using: &generator)))
             } else {
-                let record = fixture.layout.deployment("web-\(fixture.serial)")
+                // The record as the agent serves it: most phases are only in its event log.
+                let reader = StateReader(dataDirectory: fixture.dataDirectory)
                 let deadline = ContinuousClock.now + .seconds(window * 3)
                 while ContinuousClock.now < deadline {
-                    if let data = FileManager.default.contents(atPath: record),
-                        let phase = try? BatonJSON.decode(DeploymentRecord.self, from: data).phase,
-                        phase == target || phase.isTerminal
-                    {
+                    if let phase = (try? reader.record("web-\(fixture.serial)"))?.phase, phase == target || phase.isTerminal {
                         break
                     }
                     try await Task.sleep(for: .microseconds(300))
@@ -131,10 +129,8 @@ import Testing
 
             // The record says what happened.
             let id = "web-\(fixture.serial)"
-            let recordData = FileManager.default.contents(atPath: fixture.layout.deployment(id))
             var truthful = true
-            if let recordData {
-                let record = try BatonJSON.decode(DeploymentRecord.self, from: recordData)
+            if let record = try StateReader(dataDirectory: fixture.dataDirectory).record(id) {
                 #expect(record.phase.isTerminal, "iteration \(i): record left in \(record.phase)")
                 truthful = record.phase.isTerminal
                 if record.phase == .succeeded {

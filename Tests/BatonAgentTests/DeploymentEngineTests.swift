@@ -183,9 +183,10 @@ import Testing
             // cannot outlive a failed test). The times stay generous: machines are busy.
             let patient = HealthPolicy(
                 checks: fast.checks, timeout: .seconds(2), interval: BatonDuration(milliseconds: 200), deadline: .seconds(10))
-            let recordPath = fixture.layout.deployment("$BATON_DEPLOYMENT_ID")
+            // The transition to baking is appended to the record's event log.
+            let eventLog = fixture.layout.deploymentEvents("$BATON_DEPLOYMENT_ID")
             let watcher = """
-                (for i in $(seq 400); do grep -Eq '"phase" *: *"baking"' "\(recordPath)" 2>/dev/null && break; sleep 0.05; done; \
+                (for i in $(seq 400); do grep -Eq '"phase" *: *"baking"' "\(eventLog)" 2>/dev/null && break; sleep 0.05; done; \
                 rm -f "$BATON_RELEASE_DIR/HEALTHY") >/dev/null 2>&1 &
                 """
             let record = try await engine.deploy(

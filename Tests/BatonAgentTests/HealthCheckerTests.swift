@@ -182,42 +182,63 @@ import Testing
         #expect(attempts.dropLast().allSatisfy { !$0.passed })
     }
 
+    /// A checker whose intervals, deadline and bake run on `clock`.
+    private func checker(on clock: VirtualClock) -> HealthChecker {
+        HealthChecker(
+            hookRunner: HookRunner(logger: Logger(label: "test.health"), killGrace: .milliseconds(200)),
+            logger: Logger(label: "test.health"), clock: clock)
+    }
+
     @Test func waitUntilHealthyFailsAtTheDeadline() async throws {
         let port = try LoopbackServer.closedPort()
+        let clock = VirtualClock()
         let log = AttemptLog()
-        let started = ContinuousClock.now
-        let healthy = await checker.waitUntilHealthy(
+        let healthy = await checker(on: clock).waitUntilHealthy(
             policy([.tcp(host: "127.0.0.1", port: port)], interval: BatonDuration(milliseconds: 150), deadline: BatonDuration(milliseconds: 700)),
             stage: "checking", release: "r1", workingDirectory: "/tmp", environment: [:],
             onAttempt: { await log.add($0) })
-        let elapsed = ContinuousClock.now - started
         #expect(!healthy)
-        #expect(elapsed >= .milliseconds(700))
-        #expect(elapsed < .milliseconds(1500))
+        #expect(clock.elapsed == .milliseconds(700))
+        // At 0, 150, 300, 450 and 600 ms, and a last one at the deadline, not after it.
+        #expect(clock.sleeps.map(\.offset) == [150, 300, 450, 600, 700].map { .milliseconds($0) })
         let attempts = await log.attempts
-        // At 0, 150, ..., 600 ms, and a last one at the deadline (fewer on a loaded machine).
-        #expect((3...7).contains(attempts.count), "\(attempts.count) attempts")
+        #expect(attempts.count == 6)
         #expect(attempts.allSatisfy { !$0.passed && $0.detail == "connection refused" })
+    }
+
+    @Test func aLongDeadlineIsKeptWithoutWaitingItOut() async throws {
+        let port = try LoopbackServer.closedPort()
+        let clock = VirtualClock()
+        let log = AttemptLog()
+        let started = ContinuousClock.now
+        let healthy = await checker(on: clock).waitUntilHealthy(
+            policy([.tcp(host: "127.0.0.1", port: port)], interval: .seconds(5), deadline: .seconds(300)),
+            stage: "checking", release: "r1", workingDirectory: "/tmp", environment: [:],
+            onAttempt: { await log.add($0) })
+        #expect(!healthy)
+        #expect(clock.elapsed == .seconds(300))
+        // Every 5 s from 0 to 300 s inclusive.
+        #expect(await log.attempts.count == 61)
+        #expect(ContinuousClock.now - started < .seconds(30))
     }
 
     @Test func watchFailsWhenTheServerStartsFailingMidBake() async throws {
         let server = try LoopbackServer(behavior: .respond(status: 200, body: "ok"))
         defer { server.stop() }
-        let breaker = Task {
-            try await Task.sleep(for: .milliseconds(400))
-            server.behavior = .respond(status: 503, body: "overloaded")
-        }
-        defer { breaker.cancel() }
+        let clock = VirtualClock()
         let log = AttemptLog()
-        let started = ContinuousClock.now
-        let baked = await checker.watch(
+        let baked = await checker(on: clock).watch(
             policy([.http(url: "http://127.0.0.1:\(server.port)/", expectStatus: .success, bodyContains: nil)]),
-            for: .seconds(10), stage: "baking", release: "r1", workingDirectory: "/tmp", environment: [:],
-            onAttempt: { await log.add($0) })
+            for: .seconds(600), stage: "baking", release: "r1", workingDirectory: "/tmp", environment: [:],
+            onAttempt: { attempts in
+                // The service starts failing after its third attempt.
+                if await log.add(attempts) == 3 { server.behavior = .respond(status: 503, body: "overloaded") }
+            })
         #expect(!baked)
-        #expect(ContinuousClock.now - started < .seconds(2))
+        // The bake ends at the first failed attempt (the fourth, at 400 ms), not after ten minutes.
+        #expect(clock.elapsed == .milliseconds(400))
         let attempts = await log.attempts
-        #expect(attempts.count >= 2)
+        #expect(attempts.count == 4)
         #expect(attempts.dropLast().allSatisfy { $0.passed })
         #expect(attempts.last?.detail == "status 503 (expected 200-299)")
         #expect(attempts.allSatisfy { $0.stage == "baking" })
@@ -226,17 +247,32 @@ import Testing
     @Test func watchSucceedsWhenEveryAttemptPassesForTheDuration() async throws {
         let server = try LoopbackServer()
         defer { server.stop() }
+        let clock = VirtualClock()
+        let log = AttemptLog()
+        let baked = await checker(on: clock).watch(
+            policy([.tcp(host: "127.0.0.1", port: server.port)]), for: BatonDuration(milliseconds: 500), stage: "baking", release: "r1",
+            workingDirectory: "/tmp", environment: [:], onAttempt: { await log.add($0) })
+        #expect(baked)
+        #expect(clock.elapsed == .milliseconds(500))
+        // At 100, 200, 300, 400 and 500 ms: none at the start (a passing attempt precedes baking).
+        #expect(clock.sleeps.map(\.offset) == [100, 200, 300, 400, 500].map { .milliseconds($0) })
+        #expect(await log.attempts.count == 5)
+    }
+
+    /// The real clock: a bake that passes takes its time, no less.
+    @Test func watchOnTheRealClockTakesTheWholeDuration() async throws {
+        let server = try LoopbackServer()
+        defer { server.stop() }
         let log = AttemptLog()
         let started = ContinuousClock.now
         let baked = await checker.watch(
-            policy([.tcp(host: "127.0.0.1", port: server.port)]), for: BatonDuration(milliseconds: 500), stage: "baking", release: "r1",
+            policy([.tcp(host: "127.0.0.1", port: server.port)]), for: BatonDuration(milliseconds: 300), stage: "baking", release: "r1",
             workingDirectory: "/tmp", environment: [:], onAttempt: { await log.add($0) })
         let elapsed = ContinuousClock.now - started
         #expect(baked)
-        #expect(elapsed >= .milliseconds(500))
+        #expect(elapsed >= .milliseconds(300))
         #expect(elapsed < .milliseconds(1500))
-        // At 100, 200, 300, 400 and 500 ms.
-        #expect(await log.attempts.count == 5)
+        #expect(await log.attempts.count == 3)
     }
 
     @Test func watchStopsWhenCancelled() async throws {
@@ -260,5 +296,13 @@ import Testing
 /// Collects what `onAttempt` reports.
 private actor AttemptLog {
     private(set) var attempts: [HealthAttempt] = []
-    func add(_ batch: [HealthAttempt]) { attempts += batch }
+    private(set) var batches = 0
+
+    /// Returns how many batches were reported, this one included.
+    @discardableResult
+    func add(_ batch: [HealthAttempt]) -> Int {
+        attempts += batch
+        batches += 1
+        return batches
+    }
 }

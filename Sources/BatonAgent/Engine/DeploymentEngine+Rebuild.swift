@@ -34,7 +34,7 @@ extension DeploymentEngine {
     /// is the highest any file mentions, unreadable records included, so nothing already
     /// accepted can be replayed. A release directory with no record or approval naming
     /// its artifact stops the rebuild: the next start would delete it.
-    public func rebuildState(_ app: String) throws(AgentError) -> StateRebuild {
+    public func rebuildState(_ app: String) async throws(AgentError) -> StateRebuild {
         guard Name.isValid(app) else { throw AgentError(.notFound, "'\(app)' is not an app name") }
         let time = now()
         let live = store.currentRelease(app)
@@ -100,16 +100,23 @@ extension DeploymentEngine {
         }
         state.updatedAt = time
 
-        var aside: [(from: String, to: String)] = []
         let stamp = RFC3339.format(time)
-        let statePath = layout.appState(app)
-        if FileManager.default.fileExists(atPath: statePath) {
-            aside.append((statePath, try keepAside(statePath, in: layout.appStateDirectory, stamp: stamp)))
+        let paths = self.layout, store = self.store, rebuilt = state, unreadableIDs = unreadable
+        let aside = try await Blocking.files { () throws(AgentError) -> [(from: String, to: String)] in
+            var aside: [(from: String, to: String)] = []
+            let statePath = paths.appState(app)
+            if FileManager.default.fileExists(atPath: statePath) {
+                aside.append((statePath, try Self.keepAside(statePath, in: paths.appStateDirectory, stamp: stamp)))
+            }
+            for id in unreadableIDs {
+                // The record's event log goes with its summary: either may be what does not read.
+                for path in [paths.deployment(id), paths.deploymentEvents(id)] where DurableFiles.exists(path) {
+                    aside.append((path, try Self.keepAside(path, in: paths.deploymentsDirectory, stamp: stamp)))
+                }
+            }
+            try store.writeApp(rebuilt)
+            return aside
         }
-        for id in unreadable {
-            aside.append((layout.deployment(id), try keepAside(layout.deployment(id), in: layout.deploymentsDirectory, stamp: stamp)))
-        }
-        try store.saveApp(state)
         logger.notice(
             "app state rebuilt",
             metadata: [
@@ -123,7 +130,7 @@ extension DeploymentEngine {
 
     /// Renames `path` to `<path>.corrupt-<time>` (a free name), durably. No listing of
     /// state reads such a name, so the file stays as evidence without being read again.
-    private func keepAside(_ path: String, in directory: String, stamp: String) throws(AgentError) -> String {
+    private nonisolated static func keepAside(_ path: String, in directory: String, stamp: String) throws(AgentError) -> String {
         var target = "\(path).corrupt-\(stamp)"
         var n = 1
         while FileManager.default.fileExists(atPath: target) {

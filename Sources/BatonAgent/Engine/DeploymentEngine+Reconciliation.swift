@@ -23,9 +23,12 @@ extension DeploymentEngine {
     /// deployment record. Returns what was reported.
     @discardableResult
     public func reconcile() async -> [AgentError] {
-        cache.removeTemporaryFiles()
-        DurableFiles.removeTree(layout.hookScratchDirectory)
-        try? DurableFiles.makeDirectory(layout.hookScratchDirectory)
+        let cache = self.cache, layout = self.layout
+        _ = try? await Blocking.files { () throws(AgentError) in
+            cache.removeTemporaryFiles()
+            DurableFiles.removeTree(layout.hookScratchDirectory)
+            try DurableFiles.makeDirectory(layout.hookScratchDirectory)
+        }
         let problems = StateReader(layout: layout).problems()
         for problem in problems {
             logger.critical(
@@ -34,38 +37,40 @@ extension DeploymentEngine {
         }
         for app in store.apps() {
             guard Name.isValid(app), var state = try? store.loadApp(app), store.recordProblem(state) == nil else { continue }
-            DurableFiles.removeTree(layout.stagingRoot(app))
+            let stagingRoot = layout.stagingRoot(app)
+            _ = try? await Blocking.files { () throws(AgentError) in DurableFiles.removeTree(stagingRoot) }
 
             if let id = state.activeDeploymentID {
                 if let record = try? store.loadRecord(id) {
                     if record.phase.isTerminal {
                         // It ended, but the agent died before the app's state caught up.
-                        settleState(after: record)
+                        await settleState(after: record)
                     } else {
                         await settle(record)
                     }
                 } else {
                     // The agent died between consuming the serial and writing the record.
                     state.activeDeploymentID = nil
-                    try? store.saveApp(state)
+                    try? await store.saveApp(state)
                 }
             }
 
             // Release directories that no state names (a crash between moving one into
             // place and recording it) are never live: remove them.
             guard var state = try? store.loadApp(app) else { continue }
-            carryOverLegacyApprovals(state)
+            await carryOverLegacyApprovals(state)
             let live = currentRelease(app)
             let known = Set(state.releases.map(\.name))
             let onDisk = (try? FileManager.default.contentsOfDirectory(atPath: layout.releasesDirectory(app))) ?? []
             for name in onDisk where !known.contains(name) && name != live {
                 logger.warning("removing unrecorded release directory", metadata: ["baton.app": "\(app)", "baton.release": "\(name)"])
-                DurableFiles.removeTree(layout.releaseDirectory(app, name))
+                let directory = layout.releaseDirectory(app, name)
+                _ = try? await Blocking.files { () throws(AgentError) in DurableFiles.removeTree(directory) }
             }
             if state.current != live {
                 state.current = live
                 state.previous = state.previousLive(current: live)
-                try? store.saveApp(state)
+                try? await store.saveApp(state)
             }
         }
         return problems
@@ -76,7 +81,7 @@ extension DeploymentEngine {
     /// deployment record proves it was accepted under the full threshold (not as a
     /// return) and succeeded with exactly those bytes; anything else is left unapproved,
     /// so a return to that release needs the full threshold.
-    func carryOverLegacyApprovals(_ state: AppState) {
+    func carryOverLegacyApprovals(_ state: AppState) async {
         let app = state.app
         let legacy = state.releases.filter {
             $0.succeededAt != nil && store.loadApproved(app: app, release: $0.name) == nil
@@ -101,7 +106,7 @@ extension DeploymentEngine {
                 app: app, release: release.name, payload: Base64.encode(payload), payloadDigest: digest, signers: record.signers,
                 requiredSignatures: policy.environments[record.environment]?.threshold ?? record.signers.count,
                 serial: record.serial, deploymentID: record.id, approvedAt: record.createdAt)
-            try? store.saveApproved(approval)
+            try? await store.saveApproved(approval)
         }
     }
 
@@ -116,15 +121,9 @@ extension DeploymentEngine {
 
         contexts[id] = RunContext(
             id: id, app: record.app, release: record.release, manifest: nil, approval: nil, artifactFile: nil)
-        recordReconciliation(id, message)
+        await recordReconciliation(id, message)
         var (machine, step) = DeploymentStateMachine.reconcile(record.phase, error: error)
         await drive(id, machine: &machine, step: step)
-        contexts[id] = nil
-    }
-
-    private func recordReconciliation(_ id: String, _ message: String) {
-        guard var record = try? store.loadRecord(id) else { return }
-        record.reconciliation = message
-        try? store.saveRecord(record)
+        ended(id)
     }
 }

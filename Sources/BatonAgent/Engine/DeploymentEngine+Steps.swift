@@ -33,7 +33,7 @@ extension DeploymentEngine {
                         ).info)
                 }
                 contexts[id]?.reuseInstalled = true
-                note(id, "release \(context.release) is already on disk; nothing to fetch or unpack")
+                await note(id, "release \(context.release) is already on disk; nothing to fetch or unpack")
                 return .succeeded
             }
             if cache.contains(artifact.sha256) {
@@ -43,7 +43,7 @@ extension DeploymentEngine {
                         AgentError(.sizeMismatch, "the cached artifact's size differs from the manifest's \(artifact.size) bytes").info)
                 }
                 cache.touch(artifact.sha256)
-                note(id, "artifact found in the cache")
+                await note(id, "artifact found in the cache")
                 return .succeeded
             }
             guard let file = context.artifactFile else {
@@ -55,7 +55,7 @@ extension DeploymentEngine {
             }
             let cache = self.cache
             try await Blocking.run { try cache.ingest(file: file, digest: artifact.sha256, size: artifact.size) }
-            note(id, "artifact received and verified (\(artifact.size) bytes)")
+            await note(id, "artifact received and verified (\(artifact.size) bytes)")
             return .succeeded
         } catch let error as AgentError {
             return .failed(error.info)
@@ -76,18 +76,19 @@ extension DeploymentEngine {
             return limits
         }()
         let format: ArchiveFormat = manifest.artifact.format == .tar ? .tar : .tarGz
+        let stagingRoot = layout.stagingRoot(context.app)
         do {
-            DurableFiles.removeTree(staging)
-            try DurableFiles.makeDirectory(layout.stagingRoot(context.app), mode: DataLayout.releaseDirectoryMode)
-            try DurableFiles.makeDirectory(staging, mode: DataLayout.releaseDirectoryMode)
             let summary = try await Blocking.run { () throws -> ExtractionSummary in
+                DurableFiles.removeTree(staging)
+                try DurableFiles.makeDirectory(stagingRoot, mode: DataLayout.releaseDirectoryMode)
+                try DurableFiles.makeDirectory(staging, mode: DataLayout.releaseDirectoryMode)
                 let summary = try ArchiveExtractor.extract(archiveAt: archive, format: format, into: staging, limits: limits)
                 // One syncfs for the whole tree instead of an fsync per file: the release
                 // must be on disk before `current` can name it.
                 try ArchiveExtractor.syncTree(staging)
                 return summary
             }
-            note(id, "unpacked " + [(UInt64(summary.files), "file"), (UInt64(summary.directories), "directory"), (UInt64(summary.bytes), "byte")]
+            await note(id, "unpacked " + [(UInt64(summary.files), "file"), (UInt64(summary.directories), "directory"), (UInt64(summary.bytes), "byte")]
                 .map { count, noun in "\(count) \(count == 1 ? noun : noun == "directory" ? "directories" : noun + "s")" }
                 .joined(separator: ", "))
             return .succeeded
@@ -108,7 +109,7 @@ extension DeploymentEngine {
         guard let context = contexts[id], let manifest = context.manifest else { return .failed(missingContext(id)) }
         if context.reuseInstalled { return .succeeded }
         guard let hook = manifest.hooks?.prepare else {
-            note(id, "no prepare hook")
+            await note(id, "no prepare hook")
             return .succeeded
         }
         let staging = layout.stagingDirectory(context.app, id)
@@ -116,9 +117,9 @@ extension DeploymentEngine {
             invocation(
                 "prepare", hook, context: context, releaseDirectory: staging,
                 previous: currentRelease(context.app)))
-        recordHook(id, run)
+        await recordHook(id, run)
         if run.succeeded {
-            note(id, "prepare hook succeeded")
+            await note(id, "prepare hook succeeded")
             return .succeeded
         }
         return .failed(AgentError(.prepareFailed, "prepare hook \(Self.describe(run))").info)
@@ -128,40 +129,44 @@ extension DeploymentEngine {
         guard let context = contexts[id] else { return .failed(missingContext(id)) }
         let app = context.app, release = context.release
         let releaseDirectory = layout.releaseDirectory(app, release)
+        let layout = self.layout, store = self.store, now = self.now
         do {
-            var state = try store.loadApp(app)
-            if !context.reuseInstalled {
-                let staging = layout.stagingDirectory(app, id)
-                try DurableFiles.makeDirectory(layout.releasesDirectory(app), mode: DataLayout.releaseDirectoryMode)
-                // A directory of this name that no state mentions was left by a crash.
-                DurableFiles.removeTree(releaseDirectory)
-                guard rename(staging, releaseDirectory) == 0 else { throw AgentError.io("move the staged release into place") }
-                try DurableFiles.syncDirectory(layout.releasesDirectory(app))
-                try DurableFiles.syncDirectory(layout.stagingRoot(app))
-                if let approval = context.approval { try store.saveApproved(approval) }
-                state.releases.removeAll { $0.name == release }
-                state.releases.append(
-                    AppState.InstalledRelease(name: release, artifactSHA256: context.manifest!.artifact.sha256, installedAt: now()))
-                try store.saveApp(state)
+            // One hop to the blocking pool for the whole switch: renames, fsyncs and the
+            // state writes, in the order a crash must see them.
+            let before = try await Blocking.files { () throws(AgentError) -> String? in
+                var state = try store.loadApp(app)
+                if !context.reuseInstalled {
+                    let staging = layout.stagingDirectory(app, id)
+                    try DurableFiles.makeDirectory(layout.releasesDirectory(app), mode: DataLayout.releaseDirectoryMode)
+                    // A directory of this name that no state mentions was left by a crash.
+                    DurableFiles.removeTree(releaseDirectory)
+                    guard rename(staging, releaseDirectory) == 0 else { throw AgentError.io("move the staged release into place") }
+                    try DurableFiles.syncDirectory(layout.releasesDirectory(app))
+                    try DurableFiles.syncDirectory(layout.stagingRoot(app))
+                    if let approval = context.approval { try store.writeApproved(approval) }
+                    state.releases.removeAll { $0.name == release }
+                    state.releases.append(
+                        AppState.InstalledRelease(name: release, artifactSHA256: context.manifest!.artifact.sha256, installedAt: now()))
+                    try store.writeApp(state)
+                }
+                let before = store.currentRelease(app)
+                try DurableFiles.replaceSymlink(layout.currentLink(app), target: "releases/\(release)")
+                state.current = release
+                state.updatedAt = now()
+                try store.writeApp(state)
+                return before
             }
-            let before = currentRelease(app)
-            try DurableFiles.replaceSymlink(layout.currentLink(app), target: "releases/\(release)")
-            state.current = release
-            state.updatedAt = now()
-            try store.saveApp(state)
-            note(id, "current → \(release)" + (before.map { " (was \($0))" } ?? ""))
+            await note(id, "current → \(release)" + (before.map { " (was \($0))" } ?? ""))
             return .succeeded
-        } catch let error as AgentError {
-            return .failed(error.info)
         } catch {
-            return .failed(ErrorInfo(code: AgentError.Code.ioError.rawValue, message: "\(error)"))
+            return .failed(error.info)
         }
     }
 
     func activate(_ id: String) async -> Outcome {
         guard let context = contexts[id], let manifest = context.manifest else { return .failed(missingContext(id)) }
         guard let hook = manifest.hooks?.activate else {
-            note(id, "no activate hook")
+            await note(id, "no activate hook")
             return .succeeded
         }
         let previous = (try? store.loadRecord(id))?.previousRelease
@@ -169,9 +174,9 @@ extension DeploymentEngine {
             invocation(
                 "activate", hook, context: context, releaseDirectory: layout.releaseDirectory(context.app, context.release),
                 previous: previous))
-        recordHook(id, run)
+        await recordHook(id, run)
         if run.succeeded {
-            note(id, "activate hook succeeded")
+            await note(id, "activate hook succeeded")
             return .succeeded
         }
         return .failed(AgentError(.activateFailed, "activate hook \(Self.describe(run))").info)
@@ -180,7 +185,7 @@ extension DeploymentEngine {
     func check(_ id: String) async -> Outcome {
         guard let context = contexts[id], let manifest = context.manifest else { return .failed(missingContext(id)) }
         guard let policy = manifest.health else {
-            note(id, "no health checks declared")
+            await note(id, "no health checks declared")
             return .succeeded
         }
         let directory = layout.releaseDirectory(context.app, context.release)
@@ -189,7 +194,7 @@ extension DeploymentEngine {
             policy, stage: "checking", release: context.release, workingDirectory: directory, environment: environment,
             onAttempt: { attempts in await self.recordAttempts(id, attempts) })
         if healthy {
-            note(id, "healthy")
+            await note(id, "healthy")
             return .succeeded
         }
         let last = (try? store.loadRecord(id))?.healthAttempts.last { !$0.passed }
@@ -210,7 +215,7 @@ extension DeploymentEngine {
             policy, for: manifest.effectiveBake, stage: "baking", release: context.release, workingDirectory: directory,
             environment: environment, onAttempt: { attempts in await self.recordAttempts(id, attempts) })
         if healthy {
-            note(id, "baked for \(manifest.effectiveBake) without a failed check")
+            await note(id, "baked for \(manifest.effectiveBake) without a failed check")
             return .succeeded
         }
         let last = (try? store.loadRecord(id))?.healthAttempts.last { !$0.passed }
@@ -224,36 +229,46 @@ extension DeploymentEngine {
     // after it: a kill in between leaves a terminal record whose bookkeeping the next
     // start finishes (`settleState`), never a live deployment that no state points at.
 
-    func complete(_ id: String) {
+    func complete(_ id: String) async {
         guard let context = contexts[id] else { return }
-        transition(id, to: .succeeded, "succeeded: \(context.release) is live and healthy")
+        await transition(id, to: .succeeded, "succeeded: \(context.release) is live and healthy")
         if context.reuseInstalled, let approval = context.approval {
             // A held release approved again under the full threshold (it ran with this
             // manifest now): later returns carry this approval.
             do {
-                try store.saveApproved(approval)
+                try await store.saveApproved(approval)
             } catch {
                 logger.error("cannot store the approved manifest", metadata: ["baton.deployment.id": "\(id)", "error": "\(error)"])
             }
         }
-        if let record = try? store.loadRecord(id) { settleState(after: record) }
-        auditFinished(id)
+        if let record = try? store.loadRecord(id) { await settleState(after: record) }
+        await auditFinished(id)
     }
 
-    func fail(_ id: String, _ error: ErrorInfo) {
+    func fail(_ id: String, _ error: ErrorInfo) async {
         guard let context = contexts[id] else { return }
         let app = context.app
-        DurableFiles.removeTree(layout.stagingDirectory(app, id))
-        transition(
+        let staging = layout.stagingDirectory(app, id)
+        try? await Blocking.files { () throws(AgentError) in DurableFiles.removeTree(staging) }
+        await transition(
             id, to: .failed, "failed: \(error.message); \(currentRelease(app).map { "\($0) stays live" } ?? "nothing was live")",
             error: error)
-        if let record = try? store.loadRecord(id) { settleState(after: record) }
-        auditFinished(id)
+        if let record = try? store.loadRecord(id) { await settleState(after: record) }
+        await auditFinished(id)
     }
 
     /// Brings the app's state in line with a deployment that reached a terminal phase.
     /// Idempotent: run again after a crash, it finds nothing left to do.
-    func settleState(after record: DeploymentRecord) {
+    func settleState(after record: DeploymentRecord) async {
+        do {
+            try await Blocking.files { () throws(AgentError) in try self.settleStateNow(after: record) }
+        } catch {
+            logger.error("cannot settle app state", metadata: ["baton.deployment.id": "\(record.id)", "error": "\(error)"])
+        }
+    }
+
+    /// `settleState` on the blocking pool.
+    nonisolated func settleStateNow(after record: DeploymentRecord) throws(AgentError) {
         let app = record.app
         DurableFiles.removeTree(layout.stagingDirectory(app, record.id))
         do {
@@ -271,7 +286,7 @@ extension DeploymentEngine {
             {
                 // A release that never succeeded here and is not live is not kept.
                 state.releases.removeAll { $0.name == record.release }
-                try store.saveApp(state)
+                try store.writeApp(state)
                 store.removeApproved(app: app, release: record.release)
                 DurableFiles.removeTree(layout.releaseDirectory(app, record.release))
             }
@@ -284,7 +299,7 @@ extension DeploymentEngine {
                 let keep = live.flatMap { store.approvedManifest(app: app, release: $0) }?.effectiveKeep ?? Manifest.defaultKeep
                 state = try applyRetention(state, keep: keep)
             }
-            try store.saveApp(state)
+            try store.writeApp(state)
             cache.evict(protecting: Set(state.releases.map(\.artifactSHA256)))
         } catch {
             logger.error("cannot settle app state", metadata: ["baton.deployment.id": "\(record.id)", "error": "\(error)"])
@@ -296,8 +311,9 @@ extension DeploymentEngine {
     func rollBack(_ id: String, cause: ErrorInfo) async -> Outcome {
         guard let record = try? store.loadRecord(id) else { return .failed(missingContext(id)) }
         let app = record.app
+        let layout = self.layout, store = self.store
         do {
-            var state = try store.loadApp(app)
+            let state = try store.loadApp(app)
             guard let previous = record.previousRelease, previous != record.release,
                 DurableFiles.isDirectory(layout.releaseDirectory(app, previous))
             else {
@@ -307,21 +323,27 @@ extension DeploymentEngine {
                 }
                 if record.previousRelease == nil {
                     // First deployment of the app: there is nothing to go back to, so nothing stays live.
-                    try DurableFiles.removeSymlink(layout.currentLink(app))
-                    state.current = nil
-                    state.previous = nil
-                    try store.saveApp(state)
-                    note(id, "no previous release: \(app) has no current release now")
+                    try await Blocking.files { () throws(AgentError) in
+                        try DurableFiles.removeSymlink(layout.currentLink(app))
+                        var next = state
+                        next.current = nil
+                        next.previous = nil
+                        try store.writeApp(next)
+                    }
+                    await note(id, "no previous release: \(app) has no current release now")
                     return .succeeded
                 }
-                note(id, "\(record.release) was already the live release before; re-activating it")
+                await note(id, "\(record.release) was already the live release before; re-activating it")
                 return await reactivate(id, app: app, release: record.release)
             }
-            try DurableFiles.replaceSymlink(layout.currentLink(app), target: "releases/\(previous)")
-            state.current = previous
-            state.previous = state.previousLive(current: previous)
-            try store.saveApp(state)
-            note(id, "current → \(previous) (restored)")
+            try await Blocking.files { () throws(AgentError) in
+                try DurableFiles.replaceSymlink(layout.currentLink(app), target: "releases/\(previous)")
+                var next = state
+                next.current = previous
+                next.previous = next.previousLive(current: previous)
+                try store.writeApp(next)
+            }
+            await note(id, "current → \(previous) (restored)")
             return await reactivate(id, app: app, release: previous)
         } catch {
             return .failed(error.info)
@@ -333,14 +355,14 @@ extension DeploymentEngine {
     private func reactivate(_ id: String, app: String, release: String) async -> Outcome {
         let directory = layout.releaseDirectory(app, release)
         guard let manifest = store.approvedManifest(app: app, release: release) else {
-            note(id, "no approved manifest is held for \(release) (installed by an older agent): it is live again, but no activate hook or health check was run for it")
+            await note(id, "no approved manifest is held for \(release) (installed by an older agent): it is live again, but no activate hook or health check was run for it")
             return .succeeded
         }
         let context = RunContext(
             id: id, app: app, release: release, manifest: manifest, approval: nil, artifactFile: nil)
         if let hook = manifest.hooks?.activate {
             let run = await hooks.run(invocation("rollback-activate", hook, context: context, releaseDirectory: directory, previous: nil))
-            recordHook(id, run)
+            await recordHook(id, run)
             guard run.succeeded else {
                 return .failed(AgentError(.rollbackFailed, "re-activating \(release) failed: \(Self.describe(run))").info)
             }
@@ -357,12 +379,12 @@ extension DeploymentEngine {
         return .succeeded
     }
 
-    func finishRollback(_ id: String, cause: ErrorInfo, outcome: Outcome, phase: DeploymentPhase) {
+    func finishRollback(_ id: String, cause: ErrorInfo, outcome: Outcome, phase: DeploymentPhase) async {
         guard let record = try? store.loadRecord(id) else { return }
         let app = record.app
         switch outcome {
         case .succeeded:
-            transition(
+            await transition(
                 id, to: .rolledBack,
                 "rolled back: \(cause.message); \(currentRelease(app).map { "\($0) is live again" } ?? "no release is live")",
                 error: cause)
@@ -370,21 +392,21 @@ extension DeploymentEngine {
             logger.critical(
                 "rollback failed: the host needs attention",
                 metadata: ["baton.app": "\(app)", "baton.deployment.id": "\(id)", "error": "\(error.message)"])
-            transition(
+            await transition(
                 id, to: .rollbackFailed, "ROLLBACK FAILED: \(error.message) (after: \(cause.message))",
                 error: ErrorInfo(code: AgentError.Code.rollbackFailed.rawValue, message: "\(error.message) (after: \(cause.code): \(cause.message))"))
         }
-        if let record = try? store.loadRecord(id) { settleState(after: record) }
-        auditFinished(id)
+        if let record = try? store.loadRecord(id) { await settleState(after: record) }
+        await auditFinished(id)
     }
 
     // MARK: Helpers
 
-    func auditFinished(_ id: String) {
+    func auditFinished(_ id: String) async {
         guard let record = try? store.loadRecord(id) else { return }
-        writeCoalescedRefusals(at: now())
+        await writeCoalescedRefusals(at: now())
         do {
-            try audit.append(
+            try await audit.appendOffPool(
                 AuditEntry(
                     event: "finished", time: now(), hostID: configuration.hostID, app: record.app, release: record.release,
                     serial: record.serial, deploymentID: id, payloadDigest: record.payloadDigest,
@@ -399,7 +421,7 @@ extension DeploymentEngine {
     /// `keep` in all. A release is dropped whole: the state that forgets it is written
     /// first, then its approved manifest and its directory go, so no list can claim a
     /// release the host can no longer prove. The switch away from it is already durable.
-    func applyRetention(_ state: AppState, keep: Int) throws(AgentError) -> AppState {
+    nonisolated func applyRetention(_ state: AppState, keep: Int) throws(AgentError) -> AppState {
         var state = state
         let live = currentRelease(state.app)
         var kept = Set([live, state.previousLive(current: live)].compactMap { $0 })
@@ -408,7 +430,7 @@ extension DeploymentEngine {
         let dropped = state.releases.filter { !kept.contains($0.name) }
         guard !dropped.isEmpty else { return state }
         state.releases.removeAll { !kept.contains($0.name) }
-        try store.saveApp(state)
+        try store.writeApp(state)
         for release in dropped {
             store.removeApproved(app: state.app, release: release.name)
             DurableFiles.removeTree(layout.releaseDirectory(state.app, release.name))

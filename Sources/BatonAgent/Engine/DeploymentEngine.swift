@@ -28,8 +28,10 @@ public struct RequestError: Error, Sendable, Equatable, CustomStringConvertible 
 
 /// The heart of the agent: takes a signed envelope, verifies it, and drives one
 /// deployment per app through the phases of `DeploymentStateMachine`, recording every
-/// transition durably before the next step starts. Used by `batond apply` (no network)
-/// and by the daemon's API alike.
+/// transition before the next step starts (durably where recovery depends on it:
+/// docs/durability.md). Accepted deployments run under whoever owns the engine's work:
+/// `EngineService` in `batond run`, the caller of `wait(for:)` in `batond apply`. Used
+/// by `batond apply` (no network) and by the daemon's API alike.
 public actor DeploymentEngine {
     public nonisolated let configuration: AgentConfiguration
     public nonisolated let layout: DataLayout
@@ -43,9 +45,21 @@ public actor DeploymentEngine {
     let now: @Sendable () -> Date
     private(set) var policy: TrustPolicy
     private var lockDescriptor: Int32 = -1
-    private var subscribers: [String: [Int: AsyncStream<DeploymentEvent>.Continuation]] = [:]
-    private var nextSubscriber = 0
-    private var running: [String: Task<Void, Never>] = [:]
+    nonisolated let subscribers = EventSubscribers()
+    /// Accepted deployments, in order, for the work loop (`runDeployments`).
+    private nonisolated let work: AsyncStream<String>
+    private nonisolated let workContinuation: AsyncStream<String>.Continuation
+    /// Accepted and not started: the work loop or a waiter (`wait(for:)`) claims each once.
+    private var pending: Set<String> = []
+    private var running: Set<String> = []
+    private var endWaiters: [String: [CheckedContinuation<Void, Never>]] = [:]
+    /// The records of deployments in flight, as the engine changes them, and how many
+    /// lines each one's event log holds.
+    var live: [String: (record: DeploymentRecord, eventLogLines: Int)] = [:]
+    /// Work that suspends and must not interleave: submissions (a second one would verify
+    /// against the state the first is writing) and record writes (they reach the event
+    /// log in the order they were made).
+    private var turns: [Turn: TurnQueue] = [:]
     var contexts: [String: RunContext] = [:]
     let uploads = UploadReservations()
     /// Refusals of one code from one peer are written once a minute, with a count.
@@ -73,6 +87,7 @@ public actor DeploymentEngine {
         hooks = HookRunner(logger: logger, outputDirectory: layout.hookScratchDirectory)
         health = HealthChecker(hookRunner: hooks, logger: logger)
         startedAt = now()
+        (work, workContinuation) = AsyncStream.makeStream(of: String.self, bufferingPolicy: .unbounded)
         lockDescriptor = try Self.lock(layout)
     }
 
@@ -103,7 +118,9 @@ public actor DeploymentEngine {
     /// consumed; otherwise the artifact must already be in the cache.
     /// `peer` names who sent it (the controller's certificate name; `local` for `batond
     /// apply`), for the audit log.
-    public func submit(envelope bytes: [UInt8], artifactFile: String? = nil, peer: String = "local") throws(RequestError) -> DeploymentAccepted {
+    public func submit(envelope bytes: [UInt8], artifactFile: String? = nil, peer: String = "local") async throws(RequestError) -> DeploymentAccepted {
+        await takeTurn(.submit)
+        defer { passTurn(.submit) }
         var queriedApp: String?
         var queriedState: AppState?
         var loadFailure: AgentError?
@@ -123,17 +140,17 @@ public actor DeploymentEngine {
                     return queriedState.map { store.verificationHistory($0) } ?? .none
                 }, now: now())
         } catch {
-            if let loadFailure { throw refuseCorrupt(bytes, app: queriedApp, loadFailure, peer: peer) }
+            if let loadFailure { throw await refuseCorrupt(bytes, app: queriedApp, loadFailure, peer: peer) }
             if error.code == .duplicate, let app = queriedApp, let state = queriedState, let serial = state.lastSerial {
                 let id = DeploymentID.make(app: app, serial: serial)
                 let phase = (try? store.loadRecord(id))?.phase ?? .accepted
-                auditRefusal(bytes, app: app, code: "duplicate", message: "identical resend of \(id)", peer: peer)
+                await auditRefusal(bytes, app: app, code: "duplicate", message: "identical resend of \(id)", peer: peer)
                 return DeploymentAccepted(id: id, phase: phase, existing: true)
             }
-            auditRefusal(bytes, app: queriedApp, code: error.code.rawValue, message: error.message, peer: peer)
+            await auditRefusal(bytes, app: queriedApp, code: error.code.rawValue, message: error.message, peer: peer)
             throw RequestError(status: error.code.httpStatus, code: error.code.rawValue, message: error.message)
         }
-        if let loadFailure { throw refuseCorrupt(bytes, app: queriedApp, loadFailure, peer: peer) }
+        if let loadFailure { throw await refuseCorrupt(bytes, app: queriedApp, loadFailure, peer: peer) }
 
         var manifest = verified.manifest
         if verified.isRollback, let approved = verified.approved {
@@ -147,7 +164,7 @@ public actor DeploymentEngine {
         var state = queriedState ?? AppState(app: manifest.app)
         if let active = state.activeDeploymentID {
             let message = "deployment \(active) of '\(manifest.app)' is still running; wait for it to end"
-            auditRefusal(bytes, app: manifest.app, code: AgentError.Code.deploymentInProgress.rawValue, message: message, peer: peer)
+            await auditRefusal(bytes, app: manifest.app, code: AgentError.Code.deploymentInProgress.rawValue, message: message, peer: peer)
             throw RequestError(status: 409, code: AgentError.Code.deploymentInProgress.rawValue, message: message)
         }
 
@@ -165,6 +182,7 @@ public actor DeploymentEngine {
 
         let id = DeploymentID.make(app: manifest.app, serial: manifest.serial)
         let time = now()
+        let written: DeploymentRecord
         do {
             // The serial is consumed first: from here on, a replay of anything older is refused
             // even if the agent dies in the next instant.
@@ -172,7 +190,7 @@ public actor DeploymentEngine {
             state.lastPayloadDigest = verified.payloadDigest
             state.activeDeploymentID = id
             state.updatedAt = time
-            try store.saveApp(state)
+            try await store.saveApp(state)
 
             var record = DeploymentRecord(
                 id: id, hostID: configuration.hostID, app: manifest.app, release: manifest.release,
@@ -193,9 +211,10 @@ public actor DeploymentEngine {
                     sequence: 1, time: time, deploymentID: id, app: manifest.app, release: manifest.release,
                     phase: .accepted, message: message)
             ]
-            try store.saveRecord(record)
-            writeCoalescedRefusals(at: time)
-            try audit.append(
+            written = record
+            try await Blocking.files { () throws(AgentError) in try store.writeNewRecord(written) }
+            await writeCoalescedRefusals(at: time)
+            try await audit.appendOffPool(
                 AuditEntry(
                     event: "accepted", time: time, hostID: configuration.hostID, app: manifest.app,
                     release: manifest.release, serial: manifest.serial, deploymentID: id,
@@ -218,28 +237,30 @@ public actor DeploymentEngine {
         contexts[id] = RunContext(
             id: id, app: manifest.app, release: manifest.release, manifest: manifest, approval: approval,
             artifactFile: artifactFile)
-        running[id] = Task { await self.execute(id) }
+        live[id] = (written, 0)
+        pending.insert(id)
+        workContinuation.yield(id)
         return DeploymentAccepted(id: id, phase: .accepted, existing: false)
     }
 
     /// An app whose state or records cannot be read takes no deployment, whatever the
     /// envelope says: writing its state now would replace the evidence a person needs,
     /// and verifying against a history that could not be read would forget its serials.
-    private func refuseCorrupt(_ bytes: [UInt8], app: String?, _ error: AgentError, peer: String) -> RequestError {
-        auditRefusal(bytes, app: app, code: error.reportedCode, message: error.message, peer: peer)
+    private func refuseCorrupt(_ bytes: [UInt8], app: String?, _ error: AgentError, peer: String) async -> RequestError {
+        await auditRefusal(bytes, app: app, code: error.reportedCode, message: error.message, peer: peer)
         logger.error(
             "deployment refused: the app's state is unreadable",
             metadata: ["baton.app": "\(app ?? "-")", "baton.code": "\(error.reportedCode)", "error": "\(error.message)"])
         return RequestError(status: 409, code: error.reportedCode, message: error.message)
     }
 
-    private func auditRefusal(_ bytes: [UInt8], app: String?, code: String, message: String, peer: String) {
+    private func auditRefusal(_ bytes: [UInt8], app: String?, code: String, message: String, peer: String) async {
         let time = now()
-        writeCoalescedRefusals(at: time)
+        await writeCoalescedRefusals(at: time)
         guard refusals.admit(code: code, peer: peer, app: app, message: message, at: time) else { return }
         let envelope = try? Envelope.parse(bytes)
         do {
-            try audit.append(
+            try await audit.appendOffPool(
                 AuditEntry(
                     event: code == "duplicate" ? "duplicate" : "refused", time: time, hostID: configuration.hostID,
                     app: app, payloadDigest: envelope?.payloadDigest, signers: envelope?.signatures.compactMap(\.keyid),
@@ -251,10 +272,10 @@ public actor DeploymentEngine {
 
     /// Writes the counts of refusals coalesced in intervals that are over (all of them
     /// when `everything`: the agent is stopping).
-    func writeCoalescedRefusals(at time: Date, everything: Bool = false) {
+    func writeCoalescedRefusals(at time: Date, everything: Bool = false) async {
         for (key, window) in refusals.due(at: time, everything: everything) {
             do {
-                try audit.append(
+                try await audit.appendOffPool(
                     AuditEntry(
                         event: "refusals", time: time, hostID: configuration.hostID, app: window.app, result: key.code,
                         message: "\(window.suppressed) more '\(key.code)' refusals from \(key.peer) since \(RFC3339.format(window.start)), the last: \(window.lastMessage)",
@@ -285,22 +306,63 @@ public actor DeploymentEngine {
     }
 
     /// Called when the agent stops: no count of refusals is left unwritten.
-    public func flushAudit() { writeCoalescedRefusals(at: now(), everything: true) }
+    public func flushAudit() async { await writeCoalescedRefusals(at: now(), everything: true) }
 
     // MARK: Waiting and reading
 
-    /// Waits until a deployment started by this engine has ended, and returns its record.
+    /// Runs the deployments accepted from now on, each in a child task of the caller,
+    /// until that task is cancelled (`EngineService` runs it). A deployment cut off by the
+    /// cancellation stops between steps, its record left as it is for the reconciliation
+    /// at the next start. Call it once: the queue of accepted work has one reader.
+    public nonisolated func runDeployments() async {
+        await withDiscardingTaskGroup { group in
+            for await id in work {
+                group.addTask { await self.start(id) }
+            }
+        }
+        await leavePending()
+    }
+
+    /// After the work loop stopped: deployments accepted but never started stay as their
+    /// records say (accepted), for the reconciliation at the next start.
+    private func leavePending() {
+        for id in pending.sorted() where !running.contains(id) {
+            pending.remove(id)
+            ended(id)
+            for waiter in endWaiters.removeValue(forKey: id) ?? [] { waiter.resume() }
+        }
+    }
+
+    /// Runs `id` if nobody has started it yet.
+    private func start(_ id: String) async {
+        guard pending.remove(id) != nil else { return }
+        await execute(id)
+    }
+
+    /// Waits until a deployment accepted by this engine has ended, and returns its record.
+    /// A deployment nothing has started yet runs here, in the caller's task: without the
+    /// work loop (`batond apply`, tests), the waiter is what runs it.
     public func wait(for id: String) async -> DeploymentRecord? {
-        if let task = running[id] { await task.value }
+        if pending.contains(id) {
+            await start(id)
+        } else if running.contains(id) {
+            await withCheckedContinuation { endWaiters[id, default: []].append($0) }
+        }
         return try? store.loadRecord(id)
     }
 
-    /// Waits for every running deployment (graceful shutdown, tests).
+    /// Waits for every accepted deployment, running those nothing has started (tests).
     public func waitForAll() async {
-        while let (_, task) = running.first {
-            await task.value
+        while let id = pending.first ?? running.first {
+            _ = await wait(for: id)
         }
     }
+
+    /// Whether a deployment is accepted or running.
+    public var hasWork: Bool { !pending.isEmpty || !running.isEmpty }
+
+    /// The deployments accepted or running.
+    public var inFlight: [String] { (pending.union(running)).sorted() }
 
     public func record(_ id: String) -> DeploymentRecord? { try? store.loadRecord(id) }
 
@@ -308,23 +370,21 @@ public actor DeploymentEngine {
     /// answer "no such deployment" for evidence it holds).
     public func readRecord(_ id: String) throws(AgentError) -> DeploymentRecord? { try store.loadRecord(id) }
 
-    /// Every event of a deployment from the first, then live ones until a terminal phase.
+    /// Every event of a deployment from the first, then live ones until it has ended: its
+    /// terminal phase recorded and its app's state settled (or until it is cut off by a
+    /// shutdown).
     public func events(_ id: String) -> AsyncStream<DeploymentEvent>? {
-        guard let record = try? store.loadRecord(id) else { return nil }
         let (stream, continuation) = AsyncStream<DeploymentEvent>.makeStream(bufferingPolicy: .unbounded)
-        for event in record.events { continuation.yield(event) }
-        if record.phase.isTerminal || running[id] == nil {
-            continuation.finish()
-        } else {
-            let key = nextSubscriber
-            nextSubscriber += 1
-            subscribers[id, default: [:]][key] = continuation
-            continuation.onTermination = { _ in Task { await self.unsubscribe(id, key) } }
+        if let entry = live[id] {
+            for event in entry.record.events { continuation.yield(event) }
+            subscribers.add(id, continuation, delivered: entry.record.events.count)
+            return stream
         }
+        guard let record = try? store.loadRecord(id) else { return nil }
+        for event in record.events { continuation.yield(event) }
+        continuation.finish()
         return stream
     }
-
-    private func unsubscribe(_ id: String, _ key: Int) { subscribers[id]?[key] = nil }
 
     public func appStatus(_ app: String) -> AppStatus? { StateReader(layout: layout).appStatus(app) }
 
@@ -348,71 +408,82 @@ public actor DeploymentEngine {
 
     // MARK: Recording
 
-    /// Moves the record to `phase` and appends an event, durably, before anything else
-    /// happens in that phase.
-    func transition(_ id: String, to phase: DeploymentPhase, _ message: String, error: ErrorInfo? = nil) {
-        update(id) { record in
-            let time = now()
-            if record.phase != phase {
-                if let last = record.timings.indices.last, record.timings[last].endedAt == nil {
-                    record.timings[last].endedAt = time
-                }
-                if !phase.isTerminal { record.timings.append(PhaseTiming(phase: phase, startedAt: time)) }
-                record.phase = phase
-            }
-            if phase.isTerminal { record.finishedAt = time }
-            if let error { record.error = error }
-            record.events.append(
-                DeploymentEvent(
+    /// Moves the record to `phase` and appends an event, before anything else happens in
+    /// that phase. The phases crash recovery decides on (`switching`: the switch may have
+    /// happened; a terminal one: nothing is left to do) rewrite the record's summary
+    /// durably; the others are appended to its event log.
+    func transition(_ id: String, to phase: DeploymentPhase, _ message: String, error: ErrorInfo? = nil) async {
+        await change(id, summary: phase == .switching || phase.isTerminal) { record, time in
+            RecordChange(
+                time: time, phase: phase,
+                event: DeploymentEvent(
                     sequence: record.events.count + 1, time: time, deploymentID: id, app: record.app,
-                    release: record.release, phase: record.phase, message: message, error: error))
+                    release: record.release, phase: phase, message: message, error: error),
+                error: error)
         }
     }
 
     /// Appends an event without changing the phase.
-    func note(_ id: String, _ message: String) {
-        update(id) { record in
-            record.events.append(
-                DeploymentEvent(
-                    sequence: record.events.count + 1, time: now(), deploymentID: id, app: record.app,
+    func note(_ id: String, _ message: String) async {
+        await change(id) { record, time in
+            RecordChange(
+                time: time,
+                event: DeploymentEvent(
+                    sequence: record.events.count + 1, time: time, deploymentID: id, app: record.app,
                     release: record.release, phase: record.phase, message: message))
         }
     }
 
-    func recordHook(_ id: String, _ run: HookRun) {
-        update(id) { $0.hooks.append(run) }
+    func recordHook(_ id: String, _ run: HookRun) async {
+        await change(id) { _, time in RecordChange(time: time, hook: run) }
     }
 
-    func recordAttempts(_ id: String, _ attempts: [HealthAttempt]) {
-        update(id) { record in
-            record.healthAttempts.append(contentsOf: attempts)
-            // Keep records bounded during a long bake: the first attempts and the latest ones.
-            if record.healthAttempts.count > 600 {
-                record.healthAttempts.removeSubrange(100..<(record.healthAttempts.count - 500))
-            }
-        }
+    func recordAttempts(_ id: String, _ attempts: [HealthAttempt]) async {
+        await change(id) { _, time in RecordChange(time: time, attempts: attempts) }
     }
 
-    private func update(_ id: String, _ change: (inout DeploymentRecord) -> Void) {
-        guard var record = try? store.loadRecord(id) else {
+    /// Marks a deployment found interrupted at start (a summary: it is what the settling
+    /// that follows is about).
+    func recordReconciliation(_ id: String, _ message: String) async {
+        await change(id, summary: true) { _, time in RecordChange(time: time, reconciliation: message) }
+    }
+
+    /// Applies a change to the record in memory at once (the next change builds on it),
+    /// then writes it on the blocking pool in turn: appended to the event log, or as a new
+    /// summary when `summary`. Subscribers get the new events once it is written.
+    private func change(
+        _ id: String, summary: Bool = false, _ make: (DeploymentRecord, Date) -> RecordChange
+    ) async {
+        // A record read back from disk (a deployment settled at start) gets a summary
+        // first: after a power loss its log may hold fewer lines than its summary counts,
+        // and an append there would be skipped by every reader.
+        let summary = summary || live[id] == nil
+        guard var entry = live[id] ?? (try? store.loadStoredRecord(id)) else {
             logger.error("deployment record missing", metadata: ["baton.deployment.id": "\(id)"])
             return
         }
-        let before = record.events.count
-        change(&record)
-        record.updatedAt = now()
+        let before = entry.record.events.count
+        let change = make(entry.record, now())
+        change.apply(to: &entry.record)
+        let record = entry.record, lines = entry.eventLogLines
+        if !summary { entry.eventLogLines += 1 }
+        live[id] = entry
+
+        await takeTurn(.records)
+        let store = self.store
         do {
-            try store.saveRecord(record)
+            if summary {
+                try await Blocking.files { () throws(AgentError) in try store.writeSummary(record, eventLogLines: lines) }
+            } else {
+                try await Blocking.files { () throws(AgentError) in try store.appendChange(change, to: id) }
+            }
         } catch {
             logger.error("cannot write deployment record", metadata: ["baton.deployment.id": "\(id)", "error": "\(error)"])
         }
-        let fresh = record.events.dropFirst(before)
-        for continuation in subscribers[id]?.values ?? [:].values {
-            for event in fresh { continuation.yield(event) }
-            if record.phase.isTerminal { continuation.finish() }
-        }
-        if record.phase.isTerminal { subscribers[id] = nil }
-        for event in fresh {
+        passTurn(.records)
+
+        subscribers.publish(id, events: record.events, end: false)
+        for event in record.events.dropFirst(before) {
             logger.info(
                 "\(event.message)",
                 metadata: [
@@ -422,24 +493,58 @@ public actor DeploymentEngine {
         }
     }
 
+    // MARK: Turns
+
+    enum Turn: Hashable { case submit, records }
+
+    /// Waits for `turn`, first come first served.
+    private func takeTurn(_ turn: Turn) async {
+        if turns[turn, default: TurnQueue()].take() { return }
+        await withCheckedContinuation { turns[turn, default: TurnQueue()].wait($0) }
+    }
+
+    private func passTurn(_ turn: Turn) { turns[turn]?.pass() }
+
     // MARK: Running
 
     private func execute(_ id: String) async {
-        guard let context = contexts[id] else { return }
-        let manifest = context.manifest!
-        var machine = DeploymentStateMachine(
-            hasBake: manifest.effectiveBake > .zero && manifest.health != nil)
-        let step = machine.start()
-        transition(id, to: machine.phase, "fetching artifact sha256:\(manifest.artifact.sha256)")
-        await drive(id, machine: &machine, step: step)
+        running.insert(id)
+        if let manifest = contexts[id]?.manifest {
+            var machine = DeploymentStateMachine(
+                hasBake: manifest.effectiveBake > .zero && manifest.health != nil)
+            let step = machine.start()
+            await transition(id, to: machine.phase, "fetching artifact sha256:\(manifest.artifact.sha256)")
+            await drive(id, machine: &machine, step: step)
+        }
+        ended(id)
+        running.remove(id)
+        for waiter in endWaiters.removeValue(forKey: id) ?? [] { waiter.resume() }
+    }
+
+    /// Forgets a deployment that stopped running and ends its event streams: after its
+    /// app's state is settled and its end audited, so a reader that saw a stream end
+    /// finds the host as the deployment left it. One cut off by a shutdown ends them
+    /// without a terminal event and stays as its record says.
+    func ended(_ id: String) {
+        if let record = live[id]?.record {
+            if !record.phase.isTerminal {
+                logger.warning(
+                    "deployment left for reconciliation at the next start",
+                    metadata: ["baton.app": "\(record.app)", "baton.deployment.id": "\(id)", "baton.phase": "\(record.phase.rawValue)"])
+            }
+            subscribers.publish(id, events: record.events, end: true)
+        }
         contexts[id] = nil
-        running[id] = nil
+        live[id] = nil
     }
 
     /// Performs steps until the machine is done, recording each transition first.
     func drive(_ id: String, machine: inout DeploymentStateMachine, step first: DeploymentStateMachine.Step) async {
         var step = first
         while true {
+            // Cancelled (a shutdown past its grace): stop between steps. The record says
+            // where the deployment got to, and reconciliation settles it at the next start.
+            if Task.isCancelled { return }
             let outcome: DeploymentStateMachine.Outcome
             switch step {
             case .fetch: outcome = await fetch(id)
@@ -450,24 +555,27 @@ public actor DeploymentEngine {
             case .check: outcome = await check(id)
             case .bake: outcome = await bake(id)
             case .complete:
-                complete(id)
+                await complete(id)
                 return
             case .fail(let error):
-                fail(id, error)
+                await fail(id, error)
                 return
             case .rollBack(let error):
-                note(id, "rolling back: \(error.message)")
+                await note(id, "rolling back: \(error.message)")
                 let result = await rollBack(id, cause: error)
+                if Task.isCancelled { return }
                 _ = machine.advance(result)
-                finishRollback(id, cause: error, outcome: result, phase: machine.phase)
+                await finishRollback(id, cause: error, outcome: result, phase: machine.phase)
                 return
             case .done:
                 return
             }
+            // A step cut short by the cancellation failed because of it, not on its merits.
+            if Task.isCancelled { return }
             let before = machine.phase
             step = machine.advance(outcome)
             if machine.phase != before, !machine.phase.isTerminal {
-                transition(id, to: machine.phase, Self.startMessage(machine.phase))
+                await transition(id, to: machine.phase, Self.startMessage(machine.phase))
             }
         }
     }
@@ -500,4 +608,29 @@ struct RunContext: Sendable {
     /// The release was already installed (a return to an earlier release): no fetch,
     /// unpack or prepare.
     var reuseInstalled = false
+}
+
+/// A first-come first-served turn for actor code that suspends in the middle.
+struct TurnQueue {
+    private var busy = false
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    /// Takes the turn if it is free.
+    mutating func take() -> Bool {
+        guard !busy else { return false }
+        busy = true
+        return true
+    }
+
+    /// Queues for the turn; `continuation` is resumed when it is handed over.
+    mutating func wait(_ continuation: CheckedContinuation<Void, Never>) { waiting.append(continuation) }
+
+    /// Hands the turn to the next in line, or frees it.
+    mutating func pass() {
+        if waiting.isEmpty {
+            busy = false
+        } else {
+            waiting.removeFirst().resume()
+        }
+    }
 }

@@ -15,6 +15,10 @@ public struct HealthChecker: Sendable {
     let probe: NetworkProbe
     let hookRunner: HookRunner
     let logger: Logger
+    /// What the intervals between attempts, the deadline and the bake are measured on.
+    /// A single check's own timeout is its probe's (real time: it bounds a real socket
+    /// or process).
+    let clock: HealthClock
 
     /// - Parameters:
     ///   - eventLoopGroup: where the HTTP and TCP probes run.
@@ -23,9 +27,20 @@ public struct HealthChecker: Sendable {
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, hookRunner: HookRunner,
         logger: Logger
     ) {
+        self.init(eventLoopGroup: eventLoopGroup, hookRunner: hookRunner, logger: logger, clock: ContinuousClock())
+    }
+
+    /// - Parameter clock: what intervals, deadlines and bakes are measured and slept on
+    ///   (the monotonic clock in the agent; tests pass one that does not make them wait
+    ///   out every interval).
+    public init<C: Clock<Duration>>(
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, hookRunner: HookRunner,
+        logger: Logger, clock: C
+    ) {
         probe = NetworkProbe(group: eventLoopGroup)
         self.hookRunner = hookRunner
         self.logger = logger
+        self.clock = HealthClock(clock)
     }
 
     /// One attempt of every check in the policy, run concurrently, each bounded by the
@@ -55,13 +70,12 @@ public struct HealthChecker: Sendable {
         _ policy: HealthPolicy, stage: String, release: String, workingDirectory: String,
         environment: [String: String], onAttempt: @Sendable ([HealthAttempt]) async -> Void
     ) async -> Bool {
-        let clock = ContinuousClock()
-        let deadline = clock.now + policy.effectiveDeadline.swiftDuration
+        let deadline = clock.now() + policy.effectiveDeadline.swiftDuration
         let interval = policy.effectiveInterval.swiftDuration
         let metadata: Logger.Metadata = ["baton.release": "\(release)", "baton.health.stage": "\(stage)"]
         var count = 0
         while true {
-            let started = clock.now
+            let started = clock.now()
             let attempts = await attempt(
                 policy, stage: stage, release: release, workingDirectory: workingDirectory, environment: environment)
             count += 1
@@ -71,9 +85,9 @@ public struct HealthChecker: Sendable {
                 return true
             }
             logger.debug("health attempt failed", metadata: metadata.merging(["baton.health.detail": "\(Self.failures(attempts))"]) { $1 })
-            if Task.isCancelled || clock.now >= deadline { break }
+            if Task.isCancelled || clock.now() >= deadline { break }
             do {
-                try await Task.sleep(until: min(started + interval, deadline), clock: clock)
+                try await clock.sleep(until: min(started + interval, deadline))
             } catch {
                 break
             }
@@ -95,15 +109,14 @@ public struct HealthChecker: Sendable {
         onAttempt: @Sendable ([HealthAttempt]) async -> Void
     ) async -> Bool {
         guard duration > .zero, !policy.checks.isEmpty else { return true }
-        let clock = ContinuousClock()
-        let end = clock.now + duration.swiftDuration
+        let end = clock.now() + duration.swiftDuration
         let interval = policy.effectiveInterval.swiftDuration
         let metadata: Logger.Metadata = ["baton.release": "\(release)", "baton.health.stage": "\(stage)"]
-        var next = clock.now + interval
+        var next = clock.now() + interval
         while true {
             let at = min(next, end)
             do {
-                try await Task.sleep(until: at, clock: clock)
+                try await clock.sleep(until: at)
             } catch {
                 return false
             }
@@ -128,4 +141,21 @@ public struct HealthChecker: Sendable {
     private static func failures(_ attempts: [HealthAttempt]) -> String {
         attempts.filter { !$0.passed }.map { "\($0.check): \($0.detail)" }.joined(separator: "; ")
     }
+}
+
+/// A clock as the health checker uses it: time as the distance from the moment the
+/// checker was made, so that any `Clock` measured in `Duration` fits one stored type.
+struct HealthClock: Sendable {
+    /// Time since the checker was made.
+    let now: @Sendable () -> Duration
+    /// Sleeps until `now()` reaches the given time; throws when the task is cancelled.
+    let sleeper: @Sendable (_ until: Duration) async throws -> Void
+
+    init<C: Clock<Duration>>(_ clock: C) {
+        let origin = clock.now
+        now = { origin.duration(to: clock.now) }
+        sleeper = { until in try await clock.sleep(until: origin.advanced(by: until), tolerance: nil) }
+    }
+
+    func sleep(until time: Duration) async throws { try await sleeper(time) }
 }

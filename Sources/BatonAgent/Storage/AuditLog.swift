@@ -111,6 +111,11 @@ public final class AuditLog: @unchecked Sendable {
     /// Lines in the chain and the hash of the last one.
     public var head: (lines: Int, hash: String) { lock.withLock { (count, lastHash) } }
 
+    /// `append` on the blocking pool: it fsyncs the log and rewrites the head.
+    func appendOffPool(_ entry: AuditEntry) async throws(AgentError) {
+        try await Blocking.files { () throws(AgentError) in try self.append(entry) }
+    }
+
     /// Appends an entry durably, chained to the previous one. When the file is no longer
     /// what this process last wrote, the break is recorded first.
     func append(_ entry: AuditEntry) throws(AgentError) {

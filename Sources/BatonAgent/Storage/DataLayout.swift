@@ -20,7 +20,9 @@ import Musl
 ///                                        (payload, signers, threshold): `ApprovedRelease`
 /// state/manifests/<app>/<release>.json   agents before 0.2: the last payload a release ran
 ///                                        with (read once, to carry approvals over)
-/// state/deployments/<id>.json      deployment records
+/// state/deployments/<id>.json      deployment records (the summary, rewritten on the
+///                                  phase changes crash recovery reads)
+/// state/deployments/<id>.events    each record's changes since, one JSON line each
 /// state/audit.log, state/audit.head
 /// ```
 /// Names used in paths are checked against `Name.pattern` before they get here.
@@ -50,6 +52,9 @@ public struct DataLayout: Sendable {
     public func approved(_ app: String, _ release: String) -> String { "\(approvedDirectory(app))/\(release).json" }
     public var deploymentsDirectory: String { "\(root)/state/deployments" }
     public func deployment(_ id: String) -> String { "\(deploymentsDirectory)/\(id).json" }
+    /// The append-only event log of a deployment: the changes to its record since the
+    /// summary in `deployment(id)` was written.
+    public func deploymentEvents(_ id: String) -> String { "\(deploymentsDirectory)/\(id).events" }
     public var auditLog: String { "\(root)/state/audit.log" }
     public var auditHead: String { "\(root)/state/audit.head" }
     public var lockFile: String { "\(root)/state/agent.lock" }

@@ -64,6 +64,10 @@ public struct StateReader: Sendable {
             stateError: stateError)
     }
 
+    /// A deployment record as the agent serves it (its summary and the rest of its event
+    /// log); nil when there is none, `state_corrupt` when it is there but does not read.
+    public func record(_ id: String) throws(AgentError) -> DeploymentRecord? { try store.loadRecord(id) }
+
     /// Every file of the state that cannot be read: app states, then deployment records
     /// (all of them, not only those an app's status depends on).
     public func problems() -> [AgentError] {

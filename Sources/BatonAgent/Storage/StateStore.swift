@@ -40,7 +40,13 @@ struct StateStore: Sendable {
         return state
     }
 
-    func saveApp(_ state: AppState) throws(AgentError) {
+    /// Writes the app's state durably, on the blocking pool.
+    func saveApp(_ state: AppState) async throws(AgentError) {
+        try await Blocking.files { () throws(AgentError) in try writeApp(state) }
+    }
+
+    /// `saveApp` for code already running on the blocking pool.
+    func writeApp(_ state: AppState) throws(AgentError) {
         try DurableFiles.write(encode(state), to: layout.appState(state.app))
     }
 
@@ -65,17 +71,37 @@ struct StateStore: Sendable {
     /// A deployment record; nil when there is none. A record that is there but unreadable
     /// is `state_corrupt`, never "no such deployment".
     func loadRecord(_ id: String) throws(AgentError) -> DeploymentRecord? {
+        try loadStoredRecord(id)?.record
+    }
+
+    /// A record as its summary and the rest of its event log make it, and how many
+    /// complete lines the log holds (where the engine's next change goes). A torn last
+    /// line (a crash in the middle of an append) is ignored; a complete line that does
+    /// not read is `state_corrupt`, like a summary that does not.
+    func loadStoredRecord(_ id: String) throws(AgentError) -> (record: DeploymentRecord, eventLogLines: Int)? {
         guard DeploymentID.isValid(id) else { return nil }
         let path = layout.deployment(id)
         guard let data = FileManager.default.contents(atPath: path) else { return nil }
-        let record: DeploymentRecord
+        let summary: RecordSummary
         do {
-            record = try BatonJSON.decode(DeploymentRecord.self, from: data)
+            summary = try BatonJSON.decode(RecordSummary.self, from: data)
         } catch {
             throw Self.corruptRecord(id, path: path, reason: Self.reason(data, error))
         }
+        var record = summary.record
         guard record.id == id else { throw Self.corruptRecord(id, path: path, reason: "it records deployment '\(record.id)'") }
-        return record
+        let logPath = layout.deploymentEvents(id)
+        guard let log = FileManager.default.contents(atPath: logPath) else { return (record, 0) }
+        let lines = EventLogFile.lines(log).lines
+        for (index, line) in lines.enumerated() where index >= summary.eventLogLines {
+            do {
+                try BatonJSON.decode(RecordChange.self, from: line).apply(to: &record)
+            } catch {
+                throw Self.corruptRecord(
+                    id, path: logPath, reason: "line \(index + 1) of its event log: \(Self.reason(line, error))")
+            }
+        }
+        return (record, lines.count)
     }
 
     /// Every deployment record that cannot be read (all apps), by file name order.
@@ -127,15 +153,42 @@ struct StateStore: Sendable {
                 + "\(DeploymentID.app(of: id) ?? "APP")` (it keeps the unreadable record aside), start batond again")
     }
 
-    func saveRecord(_ record: DeploymentRecord) throws(AgentError) {
-        try DurableFiles.write(encode(record), to: layout.deployment(record.id))
+    /// Rewrites a record's summary durably: the whole record, which already includes
+    /// the first `eventLogLines` lines of its event log.
+    func writeSummary(_ record: DeploymentRecord, eventLogLines: Int) throws(AgentError) {
+        try DurableFiles.write(encode(RecordSummary(record: record, eventLogLines: eventLogLines)), to: layout.deployment(record.id))
+    }
+
+    /// The first summary of a new record. A log left under the same id (it cannot be
+    /// there unless a person put it there) would otherwise be read as this record's.
+    func writeNewRecord(_ record: DeploymentRecord) throws(AgentError) {
+        if unlink(layout.deploymentEvents(record.id)) != 0 && errno != ENOENT {
+            throw AgentError.io("remove \(layout.deploymentEvents(record.id))")
+        }
+        try writeSummary(record, eventLogLines: 0)
+    }
+
+    /// Appends one change to a record's event log: one write(2), no fsync (see
+    /// docs/durability.md: nothing recovery decides on is only in the log).
+    func appendChange(_ change: RecordChange, to id: String) throws(AgentError) {
+        let line: Data
+        do {
+            line = try BatonJSON.encode(change)
+        } catch {
+            throw AgentError(.ioError, "cannot encode a record change: \(error)")
+        }
+        try EventLogFile.append(line, to: layout.deploymentEvents(id))
     }
 
     // MARK: Approved manifests
 
     /// Stores the evidence that `approval.release` was approved under the full threshold.
     /// Written when the release is installed (or re-approved), never by a return.
-    func saveApproved(_ approval: ApprovedRelease) throws(AgentError) {
+    func saveApproved(_ approval: ApprovedRelease) async throws(AgentError) {
+        try await Blocking.files { () throws(AgentError) in try writeApproved(approval) }
+    }
+
+    func writeApproved(_ approval: ApprovedRelease) throws(AgentError) {
         try DurableFiles.makeDirectory(layout.approvedDirectory(approval.app))
         try DurableFiles.write(encode(approval), to: layout.approved(approval.app, approval.release))
     }
