@@ -223,7 +223,7 @@ enum AgentSetup {
         do {
             return try AgentConfiguration.load(path)
         } catch {
-            throw CLIError(code: error.code.rawValue, message: error.description.dropPrefix(error.code.rawValue + ": "))
+            throw error.cli
         }
     }
 
@@ -233,7 +233,7 @@ enum AgentSetup {
         do {
             policy = try configuration.loadTrustPolicy()
         } catch {
-            throw CLIError(code: error.code.rawValue, message: error.description.dropPrefix(error.code.rawValue + ": "))
+            throw error.cli
         }
         var logger = Logger(label: "batond") { StreamLogHandler.standardError(label: $0) }
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .warning
@@ -241,7 +241,7 @@ enum AgentSetup {
         do {
             return try DeploymentEngine(configuration: configuration, policy: policy, logger: logger)
         } catch {
-            throw CLIError(code: error.reportedCode, message: error.message)
+            throw error.cli
         }
     }
 }
@@ -250,6 +250,4 @@ extension String {
     func padding(_ width: Int) -> String {
         count >= width ? self + " " : self + String(repeating: " ", count: width - count)
     }
-
-    func dropPrefix(_ prefix: String) -> String { hasPrefix(prefix) ? String(dropFirst(prefix.count)) : self }
 }
