@@ -177,6 +177,9 @@ let package = Package(
             dependencies: [
                 "BatonAgent", "BatonProtocol", "BatonArchive", "BatonTestSupport",
                 .product(name: "PropertyBased", package: "swift-property-based"),
+                // In-process API tests: requests straight into the agent's router.
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings
         ),
