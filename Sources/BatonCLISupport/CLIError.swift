@@ -104,8 +104,9 @@ public enum CommandMain {
             }
             exit(0)
         } catch let error as any CodedError {
-            // A command that did not say otherwise failed in its operation, not its usage.
-            let reported = CLIError(error, exitCode: CLIError.Status.failure)
+            // A library error no command converted keeps the exit status such errors
+            // always had (usage), and is now reported with its own code.
+            let reported = CLIError(error)
             Output.error(reported.line)
             exit(reported.exitCode)
         } catch let error as ExitCode {
