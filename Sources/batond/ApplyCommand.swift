@@ -38,7 +38,7 @@ struct ApplyCommand: AsyncParsableCommand {
         let engine = try await AgentSetup.openEngine(config: config, logLevel: logLevel)
         let bytes = try OperatorFiles.read(envelope, what: "envelope")
         guard FileManager.default.fileExists(atPath: artifact) else {
-            throw CLIError(code: "file_not_found", message: "artifact '\(artifact)' does not exist")
+            throw CLIError(.fileNotFound, "artifact '\(artifact)' does not exist")
         }
         await engine.reconcile()
         let accepted: DeploymentAccepted
@@ -63,13 +63,13 @@ struct ApplyCommand: AsyncParsableCommand {
             }
         }
         guard let record = await engine.wait(for: accepted.id) else {
-            throw CLIError(code: "not_found", message: "deployment \(accepted.id) has no record", exitCode: CLIError.Status.failure)
+            throw CLIError(AgentError(.notFound, "deployment \(accepted.id) has no record"), exitCode: CLIError.Status.failure)
         }
         switch record.phase {
         case .succeeded:
             return
         case .rollbackFailed:
-            let error = record.error ?? ErrorInfo(code: "rollback_failed", message: "rollback failed")
+            let error = record.error ?? AgentError(.rollbackFailed, "rollback failed").info
             throw CLIError(code: error.code, message: error.message, exitCode: 3)
         default:
             let error = record.error ?? ErrorInfo(code: record.phase.rawValue, message: "deployment ended \(record.phase.rawValue)")
@@ -210,7 +210,7 @@ struct AuditCommand: AsyncParsableCommand {
                 Output.line("audit log intact: \(lines) line(s) in \(root)/state/audit.log")
             case .broken(let line, let reason):
                 throw CLIError(
-                    code: "audit_broken", message: "line \(line) of \(root)/state/audit.log: \(reason)",
+                    AgentError(.auditBroken, "line \(line) of \(root)/state/audit.log: \(reason)"),
                     exitCode: CLIError.Status.failure)
             }
         }
