@@ -146,6 +146,10 @@ struct InProcessAPITests {
             try expectError(response, 403, "untrusted_key")
             #expect(await engine.apps().isEmpty)
             #expect(fixture.current() == nil)
+            // The refusal is audited under the controller the certificate named.
+            let audit = try String(contentsOfFile: fixture.layout.auditLog, encoding: .utf8)
+            #expect(audit.contains(#""peer":"ci""#), "\(audit)")
+            #expect(audit.contains("untrusted_key"))
         }
     }
 
