@@ -69,7 +69,7 @@ let package = Package(
         // Streaming, policy-checked tar / tar.gz extraction relative to directory descriptors.
         .target(
             name: "BatonArchive",
-            dependencies: ["CZlib"],
+            dependencies: ["BatonProtocol", "CZlib"],
             swiftSettings: swiftSettings
         ),
         // The agent as a library: config, artifact cache, deployment engine, state, audit log.
@@ -121,6 +121,7 @@ let package = Package(
         .target(
             name: "BatonCLISupport",
             dependencies: [
+                "BatonProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -184,12 +185,21 @@ let package = Package(
                 "BatonAgent", "BatonProtocol", "BatonArchive", "BatonTestSupport",
                 .product(name: "PropertyBased", package: "swift-property-based"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                // In-process API tests: requests straight into the agent's router.
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "BatonControllerTests",
             dependencies: ["BatonController", "BatonProtocol", "BatonPKI", "BatonTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        // The command-line edge in-process: how errors become lines and exit statuses.
+        .testTarget(
+            name: "BatonCLISupportTests",
+            dependencies: ["BatonCLISupport", "BatonProtocol", "BatonPKI"],
             swiftSettings: swiftSettings
         ),
         // Runs the built `baton` and `batond` executables as an operator would.

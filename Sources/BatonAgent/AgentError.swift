@@ -12,8 +12,8 @@ import Musl
 
 /// Why the agent refused a request or ended a deployment. The codes are stable: the API,
 /// deployment records, the audit log and `batond apply` all carry them.
-public struct AgentError: Error, Sendable, Equatable, CustomStringConvertible {
-    public enum Code: String, Sendable, Codable {
+public struct AgentError: CodedError, Equatable {
+    public enum Code: String, Sendable, Codable, CaseIterable {
         // Requests
         case deploymentInProgress = "deployment_in_progress"
         case notFound = "not_found"

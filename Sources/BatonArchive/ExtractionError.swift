@@ -1,3 +1,4 @@
+import BatonProtocol
 import Glibc
 
 /// Why an archive was refused or could not be unpacked.
@@ -5,7 +6,7 @@ import Glibc
 /// Compare by `code`: codes are stable and are what the agent reports to operators.
 /// `entry` names the archive member that was refused (as the archive spells it, after
 /// pax and GNU long names are applied) when the failure concerns one member.
-public struct ExtractionError: Error, Sendable, Equatable, CustomStringConvertible {
+public struct ExtractionError: CodedError, Equatable {
     /// A stable identifier per refusal or failure.
     public enum Code: String, Sendable, Hashable, CaseIterable {
         /// A member name starts with `/`.
@@ -68,6 +69,8 @@ public struct ExtractionError: Error, Sendable, Equatable, CustomStringConvertib
         self.entry = entry
         self.message = message
     }
+
+    public var reportedCode: String { code.rawValue }
 
     /// `"<code>: <message>"`.
     public var description: String { "\(code.rawValue): \(message)" }

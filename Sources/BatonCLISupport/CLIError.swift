@@ -1,4 +1,5 @@
 import ArgumentParser
+import BatonProtocol
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -12,7 +13,7 @@ import Musl
 
 /// An error a command reports to the operator: one line, `error: <code>: <message>`,
 /// and an exit status. Library errors are turned into this at the command's edge.
-public struct CLIError: Error, CustomStringConvertible, Sendable {
+public struct CLIError: CodedError {
     public let code: String
     public let message: String
     public let exitCode: Int32
@@ -33,6 +34,29 @@ public struct CLIError: Error, CustomStringConvertible, Sendable {
         self.exitCode = exitCode
     }
 
+    /// The codes of the command line itself: problems with what an operator typed or
+    /// named that no library reports. Library errors keep their own codes.
+    public enum Code: String, Sendable, CaseIterable {
+        case fileNotFound = "file_not_found"
+        case fileUnreadable = "file_unreadable"
+        case fileExists = "file_exists"
+        case writeFailed = "write_failed"
+        /// A host selection (`--hosts`, `--selector`) that cannot be applied.
+        case invalidSelection = "invalid_selection"
+        /// A `--selector` that is not `key=value[,key=value...]`.
+        case invalidSelector = "invalid_selector"
+        /// Rollout strategy flags that contradict each other or are out of range.
+        case invalidStrategy = "invalid_strategy"
+        /// An error no library gave a code to: a bug.
+        case internalError = "internal_error"
+    }
+
+    public init(_ code: Code, _ message: String, exitCode: Int32 = Status.usage) {
+        self.init(code: code.rawValue, message: message, exitCode: exitCode)
+    }
+
+    public var reportedCode: String { code }
+
     public var description: String { "\(code): \(message)" }
 
     /// Whether `text` starts with a stable code (`invalid_strategy: ...`).
@@ -41,6 +65,37 @@ public struct CLIError: Error, CustomStringConvertible, Sendable {
               text[text.index(after: colon)...].hasPrefix(" ") else { return false }
         return text[..<colon].allSatisfy { $0.isLowercase || $0.isNumber || $0 == "_" } && text.first!.isLowercase
     }
+}
+
+/// The one mapping from the errors of the libraries to what a command reports: the
+/// error's stable code and its operator message, with an exit status from `Status`.
+extension CLIError {
+    /// `error` as the command reports it. Usage and configuration problems are the
+    /// common case at a command's edge, hence the default.
+    public init(_ error: any CodedError, exitCode: Int32 = Status.usage) {
+        if let error = error as? CLIError {
+            self = error
+        } else {
+            self.init(code: error.reportedCode, message: error.operatorMessage, exitCode: exitCode)
+        }
+    }
+
+    /// Any error out of a mixed `do` block: a coded one by the mapping above, anything
+    /// else as `internal_error` (a bug: the libraries throw coded errors only).
+    public static func reporting(_ error: any Error, exitCode: Int32 = Status.usage) -> CLIError {
+        switch error {
+        case let error as any CodedError: CLIError(error, exitCode: exitCode)
+        default: CLIError(.internalError, "\(error)", exitCode: Status.failure)
+        }
+    }
+
+    /// The line a command prints on its way out.
+    public var line: String { "error: \(code): \(message)" }
+}
+
+extension CodedError {
+    /// This error as a command reports it, with the usage exit status.
+    public var cli: CLIError { CLIError(self) }
 }
 
 /// Runs a root command as `main()`: parses, runs, and reports every error as one line
@@ -55,9 +110,12 @@ public enum CommandMain {
                 try command.run()
             }
             exit(0)
-        } catch let error as CLIError {
-            Output.error("error: \(error.code): \(error.message)")
-            exit(error.exitCode)
+        } catch let error as any CodedError {
+            // A library error no command converted keeps the exit status such errors
+            // always had (usage), and is now reported with its own code.
+            let reported = CLIError(error)
+            Output.error(reported.line)
+            exit(reported.exitCode)
         } catch let error as ExitCode {
             exit(error.rawValue)
         } catch {
@@ -124,10 +182,10 @@ private func systemWrite(_ fd: Int32, _ bytes: UnsafeRawPointer, _ count: Int) -
 public enum OperatorFiles {
     public static func read(_ path: String, what: String) throws(CLIError) -> Data {
         guard FileManager.default.fileExists(atPath: path) else {
-            throw CLIError(code: "file_not_found", message: "\(what) '\(path)' does not exist")
+            throw CLIError(.fileNotFound, "\(what) '\(path)' does not exist")
         }
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw CLIError(code: "file_unreadable", message: "cannot read \(what) '\(path)' (permissions?)")
+            throw CLIError(.fileUnreadable, "cannot read \(what) '\(path)' (permissions?)")
         }
         return data
     }
@@ -135,7 +193,7 @@ public enum OperatorFiles {
     public static func readText(_ path: String, what: String) throws(CLIError) -> String {
         let data = try read(path, what: what)
         guard let text = String(data: data, encoding: .utf8) else {
-            throw CLIError(code: "file_unreadable", message: "\(what) '\(path)' is not UTF-8 text")
+            throw CLIError(.fileUnreadable, "\(what) '\(path)' is not UTF-8 text")
         }
         return text
     }
@@ -145,12 +203,12 @@ public enum OperatorFiles {
     /// by others, not even briefly).
     public static func write(_ data: Data, to path: String, mode: mode_t = 0o644, overwrite: Bool = true) throws(CLIError) {
         if !overwrite, FileManager.default.fileExists(atPath: path) {
-            throw CLIError(code: "file_exists", message: "'\(path)' already exists; remove it or choose another name")
+            throw CLIError(.fileExists, "'\(path)' already exists; remove it or choose another name")
         }
         let temporary = path + ".tmp-\(getpid())"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
         guard fd >= 0 else {
-            throw CLIError(code: "write_failed", message: "cannot write '\(path)': \(String(cString: strerror(errno)))")
+            throw CLIError(.writeFailed, "cannot write '\(path)': \(String(cString: strerror(errno)))")
         }
         let ok = data.withUnsafeBytes { buffer -> Bool in
             var offset = 0
@@ -165,7 +223,7 @@ public enum OperatorFiles {
         close(fd)
         guard ok, rename(temporary, path) == 0 else {
             unlink(temporary)
-            throw CLIError(code: "write_failed", message: "cannot write '\(path)': \(String(cString: strerror(ok ? errno : savedErrno)))")
+            throw CLIError(.writeFailed, "cannot write '\(path)': \(String(cString: strerror(ok ? errno : savedErrno)))")
         }
     }
 }

@@ -2,8 +2,8 @@ import BatonProtocol
 
 /// A failure of the controller itself, before or around talking to agents, with a stable
 /// code. The CLI prints `error: <code>: <message>`; the rollout summary carries the code.
-public struct ControllerError: Error, Sendable, Equatable, CustomStringConvertible {
-    public enum Code: String, Sendable {
+public struct ControllerError: CodedError, Equatable {
+    public enum Code: String, Sendable, CaseIterable {
         /// A certificate, key or CA file named by the configuration is missing or unreadable.
         case credentialsMissing = "credentials_missing"
         /// Such a file does not hold what it should.
@@ -62,6 +62,8 @@ public struct ControllerError: Error, Sendable, Equatable, CustomStringConvertib
         self.message = message
     }
 
+    public var reportedCode: String { code.rawValue }
+
     public var description: String { "\(code.rawValue): \(message)" }
 
     /// Checks a name an operator typed (an app, a release, an environment) by the rule
@@ -75,16 +77,5 @@ public struct ControllerError: Error, Sendable, Equatable, CustomStringConvertib
                 "'\(name)' is not a valid \(what) name: it must match \(Name.pattern) (lowercase letters, digits, '.', '_', '-'; at most 64)")
         }
         return name
-    }
-}
-
-extension ConfigurationError {
-    /// The one-line form operators see, with file and line.
-    public var operatorMessage: String {
-        switch (file, line) {
-        case let (file?, line?): "\(file):\(line): \(message)"
-        case let (file?, nil): "\(file): \(message)"
-        default: message
-        }
     }
 }

@@ -1,6 +1,8 @@
+import BatonProtocol
+
 /// Why a PKI operation was refused. `code` is stable (scripts and tests match on it);
 /// `message` tells the operator what happened and what to do about it.
-public struct PKIError: Error, Sendable, Equatable, CustomStringConvertible {
+public struct PKIError: CodedError, Equatable {
     /// The stable error codes. Never rename one; add new ones instead.
     public enum Code: String, Sendable, CaseIterable {
         /// `ca.pem` or `ca.key` already exists where a new CA was to be created.
@@ -53,6 +55,8 @@ public struct PKIError: Error, Sendable, Equatable, CustomStringConvertible {
         self.code = code
         self.message = message
     }
+
+    public var reportedCode: String { code.rawValue }
 
     public var description: String { "\(code.rawValue): \(message)" }
 }

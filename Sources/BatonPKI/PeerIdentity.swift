@@ -14,37 +14,31 @@ public enum PeerIdentity: Sendable, Hashable, CustomStringConvertible {
     case controller(name: String)
 
     /// The two kinds of certificate the fleet CA issues.
-    public enum Role: String, Sendable, Hashable, CaseIterable {
-        case agent
-        case controller
-    }
+    public typealias Role = IdentityURI.Role
 
     /// The URI scheme of Baton identities.
-    public static let scheme = "baton"
+    public static let scheme = IdentityURI.scheme
 
     /// Makes an identity, checking the name against ``Name`` (BatonProtocol: the rule for every name Baton puts into paths and URIs).
     public init(role: Role, name: String) throws(PKIError) {
-        guard Name.isValid(name) else {
-            let what = role == .agent ? "host id" : "controller name"
-            throw PKIError(.invalidName, "\(what) '\(name)' is not valid: it must match \(Name.pattern)")
+        guard let identity = IdentityURI(role: role, name: name) else {
+            throw PKIError(.invalidName, "\(role.nameDescription) '\(name)' is not valid: it must match \(Name.pattern)")
         }
-        switch role {
-        case .agent: self = .agent(hostID: name)
-        case .controller: self = .controller(name: name)
-        }
+        self.init(identity)
     }
 
-    /// Parses `baton://agent/<host-id>` or `baton://controller/<name>`, nothing else:
-    /// no port, path, query, fragment or upper case, so one identity has one spelling.
+    /// Parses `baton://agent/<host-id>` or `baton://controller/<name>` by the one grammar,
+    /// ``IdentityURI``.
     public init(uri: String) throws(PKIError) {
-        let prefix = "\(Self.scheme)://"
-        let parts = uri.hasPrefix(prefix) ? uri.dropFirst(prefix.count).split(separator: "/", omittingEmptySubsequences: false) : []
-        guard parts.count == 2, let role = Role(rawValue: String(parts[0])) else {
-            throw PKIError(
-                .invalidName,
-                "'\(uri)' is not a Baton identity; expected baton://agent/<host-id> or baton://controller/<name>")
+        guard let identity = IdentityURI(uri) else { throw PKIError(.invalidName, IdentityURI.notAnIdentity(uri)) }
+        self.init(identity)
+    }
+
+    public init(_ identity: IdentityURI) {
+        switch identity.role {
+        case .agent: self = .agent(hostID: identity.name)
+        case .controller: self = .controller(name: identity.name)
         }
-        try self.init(role: role, name: String(parts[1]))
     }
 
     /// The identity a certificate carries: exactly one `baton://` URI among its subject
@@ -61,27 +55,17 @@ public enum PeerIdentity: Sendable, Hashable, CustomStringConvertible {
         })
     }
 
-    /// The identity among a certificate's SAN URIs: exactly one must use the `baton`
-    /// scheme (in any letter case, so that `BATON://...` cannot smuggle in a second one).
+    /// The identity among a certificate's SAN URIs (``IdentityURI/single(among:)``).
     init(uris: [String]) throws(PKIError) {
-        let baton = uris.filter(Self.isBatonURI)
-        guard baton.count == 1 else {
-            throw PKIError(
-                .peerIdentityInvalid,
-                baton.isEmpty
-                    ? "the certificate carries no baton:// identity; it was not issued by `baton pki`"
-                    : "the certificate carries \(baton.count) baton:// identities (\(baton.joined(separator: ", "))); exactly one is allowed")
-        }
-        do {
-            try self.init(uri: baton[0])
-        } catch {
-            throw PKIError(.peerIdentityInvalid, error.message)
+        switch IdentityURI.single(among: uris) {
+        case .success(let identity): self.init(identity)
+        case .failure(let problem): throw PKIError(.peerIdentityInvalid, problem.description)
         }
     }
 
     /// True when `uri` uses the `baton` scheme, whatever its letter case.
     static func isBatonURI(_ uri: String) -> Bool {
-        uri.lowercased().hasPrefix("\(scheme):")
+        IdentityURI.claimsIdentity(uri)
     }
 
     public var role: Role {

@@ -35,14 +35,9 @@ struct ControllerOptions: ParsableArguments {
         do {
             return try ControllerConfiguration.resolve(overrides)
         } catch {
-            throw CLIError(code: error.code.rawValue, message: error.operatorMessage)
+            throw error.cli
         }
     }
-}
-
-/// Library errors at the command's edge.
-extension ControllerError {
-    var cli: CLIError { CLIError(code: code.rawValue, message: message) }
 }
 
 /// Checks the names an operator typed (`("web", "app")`, `(release, "release")`; nil
@@ -53,18 +48,10 @@ func checkNames(_ names: (String?, String)...) throws(CLIError) {
     }
 }
 
-extension ConfigurationError {
-    var cli: CLIError { CLIError(code: code.rawValue, message: operatorMessage) }
-}
-
-/// Any error from a mixed `do` block, as the CLI reports it.
+/// Any error from a mixed `do` block, as the CLI reports it (`CLIError.reporting`, the
+/// one mapping: coded errors keep their code, with the usage exit status).
 func cliError(_ error: any Error) -> CLIError {
-    switch error {
-    case let error as CLIError: error
-    case let error as ControllerError: error.cli
-    case let error as ConfigurationError: error.cli
-    default: CLIError(code: "internal_error", message: "\(error)", exitCode: CLIError.Status.failure)
-    }
+    CLIError.reporting(error)
 }
 
 /// The pieces most controller commands load, each failing with one clear line.
@@ -81,7 +68,7 @@ struct ControllerContext {
         let path: String
         do { path = try configuration.requireFleet() } catch { throw error.cli }
         guard FileManager.default.fileExists(atPath: path) else {
-            throw CLIError(code: "file_not_found", message: "the fleet file '\(path)' does not exist")
+            throw CLIError(.fileNotFound, "the fleet file '\(path)' does not exist")
         }
         let fleet: Fleet
         do { fleet = try Fleet.load(path) } catch { throw error.cli }
@@ -116,12 +103,10 @@ struct ControllerContext {
         do {
             let file = try configuration.appFile(name)
             return try AppDefinition.load(file, for: name)
-        } catch let error as ControllerError {
-            throw error.cli
-        } catch let error as ConfigurationError {
+        } catch let error as any CodedError {
             throw error.cli
         } catch {
-            throw CLIError(code: "app_unknown", message: "\(error)")
+            throw ControllerError(.appUnknown, "\(error)").cli
         }
     }
 
@@ -155,12 +140,13 @@ struct SelectionOptions: ParsableArguments {
         } catch let error as ConfigurationError {
             throw error.cli
         } catch {
-            throw CLIError(code: "invalid_selection", message: "\(error)")
+            throw CLIError(.invalidSelection, "\(error)")
         }
         guard !hosts.isEmpty else {
-            throw CLIError(
-                code: "no_hosts",
-                message: environment.map { "the fleet has no host in '\($0)' matching the selection" } ?? "no host of the fleet matches the selection")
+            throw ControllerError(
+                .noHosts,
+                environment.map { "the fleet has no host in '\($0)' matching the selection" } ?? "no host of the fleet matches the selection"
+            ).cli
         }
         return hosts
     }
@@ -168,7 +154,7 @@ struct SelectionOptions: ParsableArguments {
     func labels() throws(CLIError) -> [String: String] {
         guard let selector else { return [:] }
         guard let parsed = HostSelection.parseSelector(selector) else {
-            throw CLIError(code: "invalid_selector", message: "'\(selector)' is not key=value[,key=value...]")
+            throw CLIError(.invalidSelector, "'\(selector)' is not key=value[,key=value...]")
         }
         return parsed
     }

@@ -38,7 +38,7 @@ struct ApplyCommand: AsyncParsableCommand {
         let engine = try await AgentSetup.openEngine(config: config, logLevel: logLevel)
         let bytes = try OperatorFiles.read(envelope, what: "envelope")
         guard FileManager.default.fileExists(atPath: artifact) else {
-            throw CLIError(code: "file_not_found", message: "artifact '\(artifact)' does not exist")
+            throw CLIError(.fileNotFound, "artifact '\(artifact)' does not exist")
         }
         await engine.reconcile()
         let accepted: DeploymentAccepted
@@ -66,13 +66,13 @@ struct ApplyCommand: AsyncParsableCommand {
             }
         }
         guard let record = await ended else {
-            throw CLIError(code: "not_found", message: "deployment \(accepted.id) has no record", exitCode: CLIError.Status.failure)
+            throw CLIError(AgentError(.notFound, "deployment \(accepted.id) has no record"), exitCode: CLIError.Status.failure)
         }
         switch record.phase {
         case .succeeded:
             return
         case .rollbackFailed:
-            let error = record.error ?? ErrorInfo(code: "rollback_failed", message: "rollback failed")
+            let error = record.error ?? AgentError(.rollbackFailed, "rollback failed").info
             throw CLIError(code: error.code, message: error.message, exitCode: 3)
         default:
             let error = record.error ?? ErrorInfo(code: record.phase.rawValue, message: "deployment ended \(record.phase.rawValue)")
@@ -213,7 +213,7 @@ struct AuditCommand: AsyncParsableCommand {
                 Output.line("audit log intact: \(lines) line(s) in \(root)/state/audit.log")
             case .broken(let line, let reason):
                 throw CLIError(
-                    code: "audit_broken", message: "line \(line) of \(root)/state/audit.log: \(reason)",
+                    AgentError(.auditBroken, "line \(line) of \(root)/state/audit.log: \(reason)"),
                     exitCode: CLIError.Status.failure)
             }
         }
@@ -226,7 +226,7 @@ enum AgentSetup {
         do {
             return try AgentConfiguration.load(path)
         } catch {
-            throw CLIError(code: error.code.rawValue, message: error.description.dropPrefix(error.code.rawValue + ": "))
+            throw error.cli
         }
     }
 
@@ -236,7 +236,7 @@ enum AgentSetup {
         do {
             policy = try configuration.loadTrustPolicy()
         } catch {
-            throw CLIError(code: error.code.rawValue, message: error.description.dropPrefix(error.code.rawValue + ": "))
+            throw error.cli
         }
         var logger = Logger(label: "batond") { StreamLogHandler.standardError(label: $0) }
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .warning
@@ -244,7 +244,7 @@ enum AgentSetup {
         do {
             return try DeploymentEngine(configuration: configuration, policy: policy, logger: logger)
         } catch {
-            throw CLIError(code: error.reportedCode, message: error.message)
+            throw error.cli
         }
     }
 }
@@ -253,6 +253,4 @@ extension String {
     func padding(_ width: Int) -> String {
         count >= width ? self + " " : self + String(repeating: " ", count: width - count)
     }
-
-    func dropPrefix(_ prefix: String) -> String { hasPrefix(prefix) ? String(dropFirst(prefix.count)) : self }
 }

@@ -48,17 +48,16 @@ struct RunCommand: AsyncParsableCommand {
         let service: AgentService
         do {
             service = try AgentService(configuration: configuration, options: options, logger: logger)
-        } catch let error as AgentServiceError {
-            throw CLIError(code: error.code.rawValue, message: error.message)
-        } catch let error as ConfigurationError {
-            throw CLIError(code: error.code.rawValue, message: error.description.dropPrefix(error.code.rawValue + ": "))
         } catch let error as AgentError {
-            throw CLIError(code: error.reportedCode, message: error.message, exitCode: CLIError.Status.failure)
+            throw CLIError(error, exitCode: CLIError.Status.failure)
+        } catch let error as any CodedError {
+            // The service's own and its configuration's problems: usage (2).
+            throw error.cli
         }
         do {
             try await service.run()
         } catch let error as AgentServiceError {
-            throw CLIError(code: error.code.rawValue, message: error.message, exitCode: CLIError.Status.failure)
+            throw CLIError(error, exitCode: CLIError.Status.failure)
         } catch {
             throw CLIError(code: "agent_failed", message: "\(error)", exitCode: CLIError.Status.failure)
         }

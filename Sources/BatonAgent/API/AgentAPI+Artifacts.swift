@@ -17,7 +17,7 @@ extension AgentAPI {
     func headArtifact(_ context: AgentRequestContext) async throws -> Response {
         let digest = try Self.digest(context)
         guard engine.hasArtifact(digest) else {
-            throw RequestError(status: 404, code: "not_found", message: "artifact sha256:\(digest) is not on this host")
+            throw RequestError(.notFound, "artifact sha256:\(digest) is not on this host")
         }
         // The size, as Content-Length (PROTOCOL §10.2); a HEAD answer has no body.
         var headers: HTTPFields = [:]
@@ -35,8 +35,8 @@ extension AgentAPI {
         let digest = try Self.digest(context)
         guard let lengthText = request.headers[.contentLength], let length = UInt64(lengthText) else {
             throw RequestError(
-                status: 411, code: "length_required",
-                message: "an artifact upload needs a Content-Length header giving its exact size")
+                .lengthRequired,
+                "an artifact upload needs a Content-Length header giving its exact size")
         }
         if engine.hasArtifact(digest) {
             return try APIResponse.json(ArtifactReceipt(sha256: digest, size: length, existing: true))
@@ -92,7 +92,7 @@ extension AgentAPI {
     ) -> RequestError {
         uploadEnded(
             "artifact upload cut short", digest, received: received, size: size, context: context, reason: reason,
-            RequestError(status: 400, code: "upload_incomplete", message: "the upload ended after \(received) of \(size) bytes; nothing was kept"))
+            RequestError(.uploadIncomplete, "the upload ended after \(received) of \(size) bytes; nothing was kept"))
     }
 
     /// The upload fell behind its pace and its connection was closed: nothing is kept.
@@ -103,8 +103,8 @@ extension AgentAPI {
         return uploadEnded(
             "artifact upload dropped: too slow", digest, received: received, size: size, context: context, reason: reason,
             RequestError(
-                status: 408, code: AgentError.Code.uploadTooSlow.rawValue,
-                message: "the upload was dropped after \(received) of \(size) bytes: \(reason); nothing was kept"))
+                .uploadTooSlow,
+                "the upload was dropped after \(received) of \(size) bytes: \(reason); nothing was kept"))
     }
 
     /// Logs an upload that ended without an artifact, and returns `error` for the answer.
@@ -126,7 +126,7 @@ extension AgentAPI {
         // PROTOCOL §10: a path parameter that is not a digest names nothing.
         guard Digest.isSHA256Hex(digest) else {
             throw RequestError(
-                status: 404, code: "not_found", message: "'\(digest)' is not a lowercase hex SHA-256 digest, so no artifact")
+                .notFound, "'\(digest)' is not a lowercase hex SHA-256 digest, so no artifact")
         }
         return digest
     }

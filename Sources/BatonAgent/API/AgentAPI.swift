@@ -62,11 +62,17 @@ public struct AgentAPI: Sendable {
         self.onAccepted = onAccepted
     }
 
-    /// The routes, behind the error mapping (outermost) and the identity check.
+    /// The routes, behind the error mapping (outermost) and the identity check of the
+    /// TLS client certificate.
     public func router() -> Router<AgentRequestContext> {
+        router(peer: .tls)
+    }
+
+    /// The routes, with the identity check reading the peer from `peer`.
+    func router(peer: PeerCertificateSource) -> Router<AgentRequestContext> {
         let router = Router(context: AgentRequestContext.self)
         router.add(middleware: APIErrorMiddleware(metrics: metrics))
-        router.add(middleware: PeerIdentityMiddleware())
+        router.add(middleware: PeerIdentityMiddleware(peer: peer))
 
         router.head("/v1/artifacts/sha256/:digest") { _, context in try await self.headArtifact(context) }
         router.put("/v1/artifacts/sha256/:digest") { request, context in try await self.putArtifact(request, context) }
@@ -89,13 +95,13 @@ public struct AgentAPI: Sendable {
         router.get("/v1/audit/head") { request, _ in
             guard let key = self.tls?.current.signingKey else {
                 throw RequestError(
-                    status: 404, code: "not_found",
-                    message: "this agent's TLS key is not an ECDSA P-256 key, so it cannot sign its audit head")
+                    .notFound,
+                    "this agent's TLS key is not an ECDSA P-256 key, so it cannot sign its audit head")
             }
             var line: Int?
             if let text = request.uri.queryParameters.get("line") {
                 guard let value = Int(text), value > 0 else {
-                    throw RequestError(status: 400, code: "malformed", message: "line must be a positive integer")
+                    throw RequestError(code: VerificationCode.malformed.rawValue, message: "line must be a positive integer")
                 }
                 line = value
             }
@@ -140,7 +146,7 @@ public struct AgentAPI: Sendable {
         let app = try context.parameters.require("app")
         // PROTOCOL §10: a path parameter that is not a name names nothing (404).
         guard Name.isValid(app), let status = await engine.appStatus(app) else {
-            throw RequestError(status: 404, code: "not_found", message: "no app '\(app)' on this host")
+            throw RequestError(.notFound, "no app '\(app)' on this host")
         }
         return try APIResponse.json(status)
     }
@@ -149,7 +155,7 @@ public struct AgentAPI: Sendable {
         let app = try context.parameters.require("app")
         let release = try context.parameters.require("release")
         guard let approved = await engine.approvedRelease(app: app, release: release) else {
-            throw RequestError(status: 404, code: "not_found", message: "this host holds no approved release '\(release)' of '\(app)'")
+            throw RequestError(.notFound, "this host holds no approved release '\(release)' of '\(app)'")
         }
         return try APIResponse.json(approved)
     }
@@ -157,7 +163,7 @@ public struct AgentAPI: Sendable {
     func postDeployment(_ request: Request, _ context: AgentRequestContext) async throws -> Response {
         if let declared = request.headers[.contentLength].flatMap(Int.init), declared > Envelope.maxEnvelopeBytes {
             throw RequestError(
-                status: 413, code: VerificationCode.tooLarge.rawValue,
+                code: VerificationCode.tooLarge.rawValue,
                 message: "the envelope is \(declared) bytes; at most \(Envelope.maxEnvelopeBytes) are accepted")
         }
         let body = try await request.body.collect(upTo: Envelope.maxEnvelopeBytes)
@@ -203,6 +209,6 @@ public struct AgentAPI: Sendable {
     }
 
     static func noDeployment(_ id: String) -> RequestError {
-        RequestError(status: 404, code: "not_found", message: "no deployment '\(id)' on this host")
+        RequestError(.notFound, "no deployment '\(id)' on this host")
     }
 }

@@ -29,24 +29,23 @@ public final class ArtifactUpload: @unchecked Sendable {
 
     /// Appends bytes; more than declared ends the upload at once with `size_mismatch`.
     public func write(_ bytes: UnsafeRawBufferPointer) throws(RequestError) {
-        guard writer != nil else { throw RequestError(status: 400, code: "upload_closed", message: "the upload already ended") }
+        guard writer != nil else { throw RequestError(.uploadClosed, "the upload already ended") }
         do {
             try writer!.write(bytes)
         } catch {
             finishOnce()
-            throw RequestError(status: error.code == .diskFull ? 507 : 413, code: error.reportedCode, message: error.message)
+            throw RequestError(code: error.reportedCode, message: error.message)
         }
     }
 
     /// Verifies size and digest and keeps the artifact; on a mismatch nothing is kept (422).
     public func finish() throws(RequestError) {
-        guard writer != nil else { throw RequestError(status: 400, code: "upload_closed", message: "the upload already ended") }
+        guard writer != nil else { throw RequestError(.uploadClosed, "the upload already ended") }
         defer { finishOnce() }
         do {
             try writer!.finish()
         } catch {
-            let status = error.code == .diskFull ? 507 : (error.code == .ioError ? 500 : 422)
-            throw RequestError(status: status, code: error.reportedCode, message: error.message)
+            throw RequestError(code: error.reportedCode, message: error.message)
         }
     }
 
@@ -76,17 +75,17 @@ extension DeploymentEngine {
     /// settles, so uploads alone cannot fill the disk.
     public func beginUpload(digest: String, size: UInt64) throws(RequestError) -> ArtifactUpload {
         guard Digest.isSHA256Hex(digest) else {
-            throw RequestError(status: 400, code: "malformed", message: "'\(digest)' is not a lowercase hex SHA-256 digest")
+            throw RequestError(code: VerificationCode.malformed.rawValue, message: "'\(digest)' is not a lowercase hex SHA-256 digest")
         }
         guard size > 0, size <= configuration.limits.maxArtifactBytes else {
             throw RequestError(
-                status: 413, code: AgentError.Code.artifactTooLarge.rawValue,
+                code: AgentError.Code.artifactTooLarge.rawValue,
                 message: "\(size) bytes is over this agent's maximum artifact size of \(configuration.limits.maxArtifactBytes) bytes")
         }
         let limit = configuration.limits.maxConcurrentUploads
         guard let token = uploads.reserve(digest: digest, size: size, limit: limit) else {
             throw RequestError(
-                status: 503, code: AgentError.Code.agentBusy.rawValue,
+                code: AgentError.Code.agentBusy.rawValue,
                 message: "\(limit) uploads are already in progress; retry shortly")
         }
         let others = uploads.others(than: token)
@@ -95,7 +94,7 @@ extension DeploymentEngine {
         guard cache.makeRoom(for: size, reserved: others.bytes, protecting: needed) else {
             uploads.release(token)
             throw RequestError(
-                status: 507, code: AgentError.Code.cacheFull.rawValue,
+                code: AgentError.Code.cacheFull.rawValue,
                 message: "\(size) bytes do not fit this agent's artifact cache of \(cache.capacity) bytes beside what deployments and uploads in progress need; retry when they finish, or raise limits.artifactCache")
         }
         let writer: ArtifactWriter
@@ -103,7 +102,7 @@ extension DeploymentEngine {
             writer = try cache.beginWrite(digest: digest, size: size)
         } catch {
             uploads.release(token)
-            throw RequestError(status: 500, code: error.reportedCode, message: error.message)
+            throw RequestError(code: error.reportedCode, message: error.message)
         }
         let uploads = self.uploads
         return ArtifactUpload(writer: writer, digest: digest, size: size) { uploads.release(token) }

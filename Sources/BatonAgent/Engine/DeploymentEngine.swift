@@ -13,19 +13,6 @@ import Musl
 #endif
 import Logging
 
-/// A request the agent refuses: an HTTP status and a stable code.
-public struct RequestError: Error, Sendable, Equatable, CustomStringConvertible {
-    public let status: Int
-    public let info: ErrorInfo
-
-    public init(status: Int, code: String, message: String) {
-        self.status = status
-        info = ErrorInfo(code: code, message: message)
-    }
-
-    public var description: String { info.description }
-}
-
 /// The heart of the agent: takes a signed envelope, verifies it, and drives one
 /// deployment per app through the phases of `DeploymentStateMachine`, recording every
 /// transition before the next step starts (durably where recovery depends on it:
@@ -148,7 +135,7 @@ public actor DeploymentEngine {
                 return DeploymentAccepted(id: id, phase: phase, existing: true)
             }
             await auditRefusal(bytes, app: queriedApp, code: error.code.rawValue, message: error.message, peer: peer)
-            throw RequestError(status: error.code.httpStatus, code: error.code.rawValue, message: error.message)
+            throw RequestError(code: error.code.rawValue, message: error.message)
         }
         if let loadFailure { throw await refuseCorrupt(bytes, app: queriedApp, loadFailure, peer: peer) }
 
@@ -165,7 +152,7 @@ public actor DeploymentEngine {
         if let active = state.activeDeploymentID {
             let message = "deployment \(active) of '\(manifest.app)' is still running; wait for it to end"
             await auditRefusal(bytes, app: manifest.app, code: AgentError.Code.deploymentInProgress.rawValue, message: message, peer: peer)
-            throw RequestError(status: 409, code: AgentError.Code.deploymentInProgress.rawValue, message: message)
+            throw RequestError(code: AgentError.Code.deploymentInProgress.rawValue, message: message)
         }
 
         if let artifactFile {
@@ -176,7 +163,7 @@ public actor DeploymentEngine {
             do {
                 try ArtifactCache.check(file: artifactFile, against: manifest.artifact)
             } catch {
-                throw RequestError(status: 422, code: error.reportedCode, message: error.message)
+                throw RequestError(code: error.reportedCode, message: error.message)
             }
         }
 
@@ -221,7 +208,7 @@ public actor DeploymentEngine {
                     payloadDigest: verified.payloadDigest, signers: verified.signers.map(\.keyid), result: "accepted",
                     peer: peer))
         } catch {
-            throw RequestError(status: 500, code: error.reportedCode, message: error.message)
+            throw RequestError(code: error.reportedCode, message: error.message)
         }
         logger.info(
             "deployment accepted",
@@ -251,7 +238,7 @@ public actor DeploymentEngine {
         logger.error(
             "deployment refused: the app's state is unreadable",
             metadata: ["baton.app": "\(app ?? "-")", "baton.code": "\(error.reportedCode)", "error": "\(error.message)"])
-        return RequestError(status: 409, code: error.reportedCode, message: error.message)
+        return RequestError(code: error.reportedCode, message: error.message)
     }
 
     private func auditRefusal(_ bytes: [UInt8], app: String?, code: String, message: String, peer: String) async {

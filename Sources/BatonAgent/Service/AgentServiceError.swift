@@ -1,6 +1,8 @@
+import BatonProtocol
+
 /// Why `batond run` cannot start, or why a reload (SIGHUP) kept the old material. The
 /// codes are stable: `batond run` prints them as `error: <code>: <message>`.
-public struct AgentServiceError: Error, Sendable, Equatable, CustomStringConvertible {
+public struct AgentServiceError: CodedError, Equatable {
     public enum Code: String, Sendable {
         /// The configuration has no `tls:` section; the daemon never serves plain HTTP.
         case tlsNotConfigured = "tls_not_configured"
@@ -27,6 +29,8 @@ public struct AgentServiceError: Error, Sendable, Equatable, CustomStringConvert
         self.code = code
         self.message = message
     }
+
+    public var reportedCode: String { code.rawValue }
 
     public var description: String { "\(code.rawValue): \(message)" }
 }

@@ -2,7 +2,7 @@ import BatonProtocol
 
 /// Why a call to one agent did not give an answer we can use. The rollout turns it into
 /// the host's result: `unreachable` hosts count as failed for the failure threshold.
-public struct AgentCallError: Error, Sendable, Equatable, CustomStringConvertible {
+public struct AgentCallError: CodedError, Equatable {
     public enum Kind: String, Sendable, Codable {
         /// No connection after the bounded retries (refused, timed out, dropped).
         case unreachable
@@ -30,6 +30,9 @@ public struct AgentCallError: Error, Sendable, Equatable, CustomStringConvertibl
         self.status = status
         self.info = ErrorInfo(code: code, message: message)
     }
+
+    public var reportedCode: String { info.code }
+    public var message: String { info.message }
 
     public var description: String { info.description }
 }

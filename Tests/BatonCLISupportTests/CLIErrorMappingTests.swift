@@ -1,0 +1,58 @@
+import BatonCLISupport
+import BatonPKI
+import BatonProtocol
+import Testing
+
+/// The one mapping from a library's error to the `error: <code>: <message>` line and the
+/// exit status of a command.
+@Suite("CLI error mapping")
+struct CLIErrorMappingTests {
+    @Test("a coded error keeps its code and its operator message; usage is the default status")
+    func codedErrors() {
+        let pki = CLIError(PKIError(.caMissing, "no CA in /ca"))
+        #expect(pki.code == "ca_missing")
+        #expect(pki.message == "no CA in /ca")
+        #expect(pki.exitCode == CLIError.Status.usage)
+        #expect(pki.line == "error: ca_missing: no CA in /ca")
+
+        let configuration = PKIError(.ioError, "disk").cli
+        #expect(configuration.code == "io_error")
+        #expect(configuration.exitCode == CLIError.Status.usage)
+
+        let verification = CLIError(VerificationError(.expired, "sign a new one"), exitCode: CLIError.Status.failure)
+        #expect(verification.line == "error: expired: sign a new one")
+        #expect(verification.exitCode == CLIError.Status.failure)
+    }
+
+    @Test("a configuration error is reported with its file and line")
+    func configurationError() {
+        let error = ConfigurationError(.unknownField, "'colour' is not a field", file: "fleet.yaml", line: 3)
+        #expect(CLIError(error).line == "error: unknown_field: fleet.yaml:3: 'colour' is not a field")
+        #expect(CLIError(ConfigurationError(.missingField, "no hosts", file: "fleet.yaml")).message == "fleet.yaml: no hosts")
+    }
+
+    @Test("a CLIError passes through with its own status")
+    func passThrough() {
+        let original = CLIError(.invalidStrategy, "--parallel must be at least 1", exitCode: 4)
+        let mapped = CLIError(original, exitCode: CLIError.Status.failure)
+        #expect(mapped.code == "invalid_strategy")
+        #expect(mapped.exitCode == 4)
+        #expect(CLIError.reporting(original).exitCode == 4)
+    }
+
+    @Test("an error without a code is a bug: internal_error, status 1")
+    func uncoded() {
+        struct Odd: Error {}
+        let mapped = CLIError.reporting(Odd())
+        #expect(mapped.code == "internal_error")
+        #expect(mapped.exitCode == CLIError.Status.failure)
+        #expect(CLIError.reporting(ErrorInfo(code: "agent_busy", message: "later")).code == "agent_busy")
+    }
+
+    @Test("the command line's own codes are stable snake_case")
+    func ownCodes() {
+        for code in CLIError.Code.allCases {
+            #expect(code.rawValue.allSatisfy { $0.isLowercase || $0 == "_" }, "\(code)")
+        }
+    }
+}
