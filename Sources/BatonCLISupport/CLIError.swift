@@ -26,6 +26,18 @@ public struct CLIError: CodedError {
         public static let usage: Int32 = 2
         /// The host needs a person: a rollback failed, or the agent's state is unreadable.
         public static let needsAttention: Int32 = 3
+        /// Another live rollout holds the app's lock (or this one lost it).
+        public static let lockHeld: Int32 = 4
+
+        /// The exit status of a library error reported by its code: the few codes that
+        /// mean something other than "fix what you typed or named".
+        public static func of(code: String) -> Int32 {
+            switch code {
+            case "lock_held": lockHeld
+            case "nothing_to_roll_back": failure
+            default: usage
+            }
+        }
     }
 
     public init(code: String, message: String, exitCode: Int32 = Status.usage) {
@@ -72,17 +84,17 @@ public struct CLIError: CodedError {
 extension CLIError {
     /// `error` as the command reports it. Usage and configuration problems are the
     /// common case at a command's edge, hence the default.
-    public init(_ error: any CodedError, exitCode: Int32 = Status.usage) {
+    public init(_ error: any CodedError, exitCode: Int32? = nil) {
         if let error = error as? CLIError {
             self = error
         } else {
-            self.init(code: error.reportedCode, message: error.operatorMessage, exitCode: exitCode)
+            self.init(code: error.reportedCode, message: error.operatorMessage, exitCode: exitCode ?? Status.of(code: error.reportedCode))
         }
     }
 
     /// Any error out of a mixed `do` block: a coded one by the mapping above, anything
     /// else as `internal_error` (a bug: the libraries throw coded errors only).
-    public static func reporting(_ error: any Error, exitCode: Int32 = Status.usage) -> CLIError {
+    public static func reporting(_ error: any Error, exitCode: Int32? = nil) -> CLIError {
         switch error {
         case let error as any CodedError: CLIError(error, exitCode: exitCode)
         default: CLIError(.internalError, "\(error)", exitCode: Status.failure)
@@ -94,7 +106,7 @@ extension CLIError {
 }
 
 extension CodedError {
-    /// This error as a command reports it, with the usage exit status.
+    /// This error as a command reports it, with the exit status its code calls for.
     public var cli: CLIError { CLIError(self) }
 }
 
@@ -111,8 +123,8 @@ public enum CommandMain {
             }
             exit(0)
         } catch let error as any CodedError {
-            // A library error no command converted keeps the exit status such errors
-            // always had (usage), and is now reported with its own code.
+            // A library error no command converted: its own code, and the exit status
+            // that code calls for.
             let reported = CLIError(error)
             Output.error(reported.line)
             exit(reported.exitCode)

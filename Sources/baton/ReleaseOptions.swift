@@ -45,7 +45,7 @@ extension ReleaseOptions {
                 spec, definition: definition, fleet: fleet, policy: policy, state: context.state, makeClient: context.agentClients,
                 warn: { Output.error($0) })
         } catch {
-            throw error.command
+            throw error.cli
         }
     }
 }

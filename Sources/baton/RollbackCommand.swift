@@ -34,12 +34,12 @@ struct RollbackCommand: AsyncParsableCommand {
                 key: try RollbackPreparation.signingKey(key, environment: environment, policy: policy),
                 controllerSerial: context.state.lastSerial(app: app), makeClient: context.agentClients)
         } catch {
-            throw error.command
+            throw error.cli
         }
         for (host, error) in prepared.unreachable { Output.error("warning: \(host) is unreachable (\(error.code)); it is not rolled back") }
         for (host, error) in prepared.plan.refused { Output.error("warning: \(host): \(error.code): \(error.message)") }
         let requests: [RolloutRequest]
-        do { requests = try prepared.requests() } catch { throw error.command }
+        do { requests = try prepared.requests() } catch { throw error.cli }
         var worst: Int32 = 0
         for request in requests {
             worst = max(worst, try await context.runRollout(request, signers: [prepared.signer], output: output))

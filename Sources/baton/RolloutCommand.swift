@@ -66,11 +66,11 @@ extension RolloutCommand {
     {
         let history = try context.history()
         let recorded: RecordedRollout
-        do { recorded = try RecordedRollout.load(rolloutID, from: history, allowed: allowed) } catch { throw error.command }
+        do { recorded = try RecordedRollout.load(rolloutID, from: history, allowed: allowed) } catch { throw error.cli }
         let fleet = try context.fleet()
         let revertKey = try context.revertKey()
         do { return (recorded.record, try recorded.request(fleet: fleet, state: context.state, revertKey: revertKey)) } catch {
-            throw error.command
+            throw error.cli
         }
     }
 }

@@ -18,22 +18,6 @@ extension ControllerContext {
             history: try history(), state: state, makeClient: agentClients, progress: output.renderer(hosts: request.hosts.map(\.id)),
             notify: { Output.error($0) })
         session.lockWait = lockWait
-        do { return try await session.run(request, signers: signers, mode: mode).exitStatus } catch { throw error.command }
+        do { return try await session.run(request, signers: signers, mode: mode).exitStatus } catch { throw error.cli }
     }
-}
-
-extension ControllerError {
-    /// The exit status a command ends with on this error (README): 4 when another rollout
-    /// holds the lock, 1 when a rollback found nothing to do, 2 for every usage or
-    /// configuration error.
-    var exitStatus: Int32 {
-        switch code {
-        case .lockHeld: 4
-        case .nothingToRollBack: CLIError.Status.failure
-        default: CLIError.Status.usage
-        }
-    }
-
-    /// The error as the command reports it, with its exit status.
-    var command: CLIError { CLIError(code: code.rawValue, message: message, exitCode: exitStatus) }
 }

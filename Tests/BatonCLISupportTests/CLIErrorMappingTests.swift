@@ -24,6 +24,16 @@ struct CLIErrorMappingTests {
         #expect(verification.exitCode == CLIError.Status.failure)
     }
 
+    @Test("the codes that mean more than a usage error carry their own exit status")
+    func exitStatusesByCode() {
+        #expect(CLIError(ErrorInfo(code: "lock_held", message: "rollout r1 holds it")).exitCode == CLIError.Status.lockHeld)
+        #expect(CLIError(ErrorInfo(code: "lock_held", message: "x")).exitCode == 4)
+        #expect(CLIError(ErrorInfo(code: "nothing_to_roll_back", message: "x")).exitCode == CLIError.Status.failure)
+        #expect(ErrorInfo(code: "no_hosts", message: "x").cli.exitCode == CLIError.Status.usage)
+        // An explicit status wins over the code's.
+        #expect(CLIError(ErrorInfo(code: "lock_held", message: "x"), exitCode: 1).exitCode == 1)
+    }
+
     @Test("a configuration error is reported with its file and line")
     func configurationError() {
         let error = ConfigurationError(.unknownField, "'colour' is not a field", file: "fleet.yaml", line: 3)
