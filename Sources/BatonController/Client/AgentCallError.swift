@@ -18,6 +18,22 @@ public struct AgentCallError: CodedError, Equatable {
         case badResponse
     }
 
+    /// The controller's own codes for what went wrong on the way to an agent (the agent's
+    /// answers carry the agent's codes).
+    public enum Code: String, Sendable, CaseIterable {
+        case unreachable = "agent_unreachable"
+        case tlsFailed = "agent_tls_failed"
+        /// The agent presented a valid fleet certificate of another host.
+        case identityMismatch = "agent_identity_mismatch"
+        case badResponse = "agent_bad_response"
+        /// The call was cancelled (the rollout stopped, a deadline passed).
+        case cancelled
+        /// The agent is too old to serve what a return needs.
+        case tooOld = "agent_too_old"
+        /// A revert could not be signed (no controller signing key).
+        case revertUnsigned = "revert_unsigned"
+    }
+
     public var kind: Kind
     /// The HTTP status, when the agent answered.
     public var status: Int?
@@ -33,6 +49,13 @@ public struct AgentCallError: CodedError, Equatable {
 
     public var reportedCode: String { info.code }
     public var message: String { info.message }
+
+    public init(_ kind: Kind, status: Int? = nil, _ code: Code, message: String) {
+        self.init(kind, status: status, code: code.rawValue, message: message)
+    }
+
+    /// Whether this is the controller's `code` (rather than an agent's answer).
+    public func `is`(_ code: Code) -> Bool { info.code == code.rawValue }
 
     public var description: String { info.description }
 }

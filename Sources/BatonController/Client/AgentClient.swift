@@ -199,7 +199,7 @@ public final class HTTPAgentClient: AgentClient {
                         guard !line.isEmpty else { continue }
                         guard let event = try? BatonJSON.decode(DeploymentEvent.self, from: Data(line)) else {
                             throw AgentCallError(
-                                .badResponse, code: "agent_bad_response",
+                                .badResponse, .badResponse,
                                 message: "\(host.id) sent an event line that is not a deployment event")
                         }
                         if event.sequence > seen {
@@ -223,11 +223,11 @@ public final class HTTPAgentClient: AgentClient {
             if record.phase.isTerminal { return record }
             if interruptions > 20 {
                 throw AgentCallError(
-                    .unreachable, code: "agent_unreachable",
+                    .unreachable, .unreachable,
                     message: "lost the event stream of \(deploymentID) on \(host.id) \(interruptions) times")
             }
             try? await Task.sleep(for: .milliseconds(200))
-            if Task.isCancelled { throw AgentCallError(.unreachable, code: "cancelled", message: "cancelled") }
+            if Task.isCancelled { throw AgentCallError(.unreachable, .cancelled, message: "cancelled") }
         }
     }
 
@@ -246,14 +246,14 @@ public final class HTTPAgentClient: AgentClient {
         body: (@Sendable () -> HTTPClientRequest.Body)? = nil
     ) async throws(AgentCallError) -> HTTPClientResponse {
         var delay = retry.initialDelay
-        var lastError = AgentCallError(.unreachable, code: "agent_unreachable", message: "\(host.id) was not tried")
+        var lastError = AgentCallError(.unreachable, .unreachable, message: "\(host.id) was not tried")
         for attempt in 1...retry.attempts {
             if attempt > 1 {
                 try? await Task.sleep(for: delay)
                 delay = min(delay * 2, retry.maximumDelay)
             }
             if Task.isCancelled {
-                throw AgentCallError(.unreachable, code: "cancelled", message: "the call to \(host.id) was cancelled")
+                throw AgentCallError(.unreachable, .cancelled, message: "the call to \(host.id) was cancelled")
             }
             var request = HTTPClientRequest(url: url(host, path))
             request.method = method
@@ -261,7 +261,7 @@ public final class HTTPAgentClient: AgentClient {
             if let body { request.body = body() }
             do {
                 guard let http = clients[host.id] else {
-                    throw AgentCallError(.unreachable, code: "agent_unreachable", message: "\(host.id) is not among the hosts this client was made for")
+                    throw AgentCallError(.unreachable, .unreachable, message: "\(host.id) is not among the hosts this client was made for")
                 }
                 let response = try await http.execute(request, timeout: timeout ?? requestTimeout)
                 let status = Int(response.status.code)
@@ -278,16 +278,16 @@ public final class HTTPAgentClient: AgentClient {
             } catch {
                 if let mismatch = error as? IdentityMismatch {
                     throw AgentCallError(
-                        .tls, code: "agent_identity_mismatch",
+                        .tls, .identityMismatch,
                         message: "refusing \(host.address) for \(host.id): \(mismatch); the fleet file's address for \(host.id) reaches another host")
                 }
                 if Self.isTLSFailure(error) {
                     throw AgentCallError(
-                        .tls, code: "agent_tls_failed",
+                        .tls, .tlsFailed,
                         message: "the TLS handshake with \(host.id) at \(host.address) failed (\(error)): its certificate must come from the fleet CA and name baton://agent/\(host.id), and it must accept our controller certificate")
                 }
                 lastError = AgentCallError(
-                    .unreachable, code: "agent_unreachable",
+                    .unreachable, .unreachable,
                     message: "cannot reach \(host.id) at \(host.address) after \(attempt) attempt(s): \(Self.describe(error))")
             }
         }
@@ -300,7 +300,7 @@ public final class HTTPAgentClient: AgentClient {
             return try BatonJSON.decode(T.self, from: Data(body.readableBytesView))
         } catch {
             throw AgentCallError(
-                .badResponse, status: Int(response.status.code), code: "agent_bad_response",
+                .badResponse, status: Int(response.status.code), .badResponse,
                 message: "\(host.id) answered with a body that is not a \(T.self): \(error)")
         }
     }

@@ -80,7 +80,7 @@ public struct FanOut: Sendable {
             let first = await group.next() ?? nil
             group.cancelAll()
             return first ?? .failure(AgentCallError(
-                .unreachable, code: "agent_unreachable",
+                .unreachable, .unreachable,
                 message: "\(host.id) at \(host.address) did not answer within \(timeout.components.seconds) s"))
         }
     }

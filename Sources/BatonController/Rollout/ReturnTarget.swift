@@ -24,7 +24,7 @@ public enum ReturnTarget {
         }
         guard status.held != nil else {
             return .failure(ErrorInfo(
-                code: "agent_too_old",
+                code: AgentCallError.Code.tooOld.rawValue,
                 message: "the agent on \(host) does not report the approved manifests of its releases; upgrade batond on it, then go back with `baton rollback \(app) --to \(release)`"))
         }
         guard let held = status.held?.first(where: { $0.release == release }) else {

@@ -171,7 +171,7 @@ public actor RolloutRunner {
             for host in revertGroup.hosts.compactMap({ hosts[$0] }) {
                 guard let envelope else {
                     post.yield(.revertFinished(host: host.id, end: .callFailed(ErrorInfo(
-                        code: "revert_unsigned", message: "the revert manifest could not be signed")), now: clock()))
+                        code: AgentCallError.Code.revertUnsigned.rawValue, message: "the revert manifest could not be signed")), now: clock()))
                     continue
                 }
                 group.addTask { await calls.revert(host, envelope: envelope) }

@@ -57,7 +57,7 @@ extension RolloutStateMachine {
     /// Hosts whose state is unknown or wrong: a person should look.
     mutating func markAttention() {
         for id in hostIDs where [.unreachable, .rollbackFailed, .revertFailed].contains(results[id]!.phase)
-            || ["agent_tls_failed", "agent_identity_mismatch"].contains(results[id]!.error?.code ?? "")
+            || [AgentCallError.Code.tlsFailed, .identityMismatch].map(\.rawValue).contains(results[id]!.error?.code ?? "")
         {
             results[id]!.needsAttention = true
         }

@@ -16,7 +16,7 @@ extension RolloutStateMachine {
         guard let keyID = revertKeyID else {
             for id in switched {
                 results[id]!.error = ErrorInfo(
-                    code: "revert_unsigned", message: "no controller signing key is configured, so the revert could not be signed")
+                    code: AgentCallError.Code.revertUnsigned.rawValue, message: "no controller signing key is configured, so the revert could not be signed")
                 results[id]!.needsAttention = true
             }
             emit(.revert, message: "cannot revert \(switched.count) host(s): no controller signing key (signingKey in the controller configuration)", now: now)
