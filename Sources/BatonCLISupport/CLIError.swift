@@ -35,6 +35,8 @@ public struct CLIError: CodedError {
             switch code {
             case "lock_held": lockHeld
             case "nothing_to_roll_back": failure
+            // A failing disk or a bug, not the operator's input.
+            case "io_error", "internal_error": failure
             default: usage
             }
         }
@@ -88,7 +90,9 @@ extension CLIError {
         if let error = error as? CLIError {
             self = error
         } else {
-            self.init(code: error.reportedCode, message: error.operatorMessage, exitCode: exitCode ?? Status.of(code: error.reportedCode))
+            // One line, whatever a parser's error text held.
+            let message = error.operatorMessage.split(whereSeparator: \.isNewline).joined(separator: " ")
+            self.init(code: error.reportedCode, message: message, exitCode: exitCode ?? Status.of(code: error.reportedCode))
         }
     }
 
@@ -103,6 +107,11 @@ extension CLIError {
 
     /// The line a command prints on its way out.
     public var line: String { "error: \(code): \(message)" }
+}
+
+/// Runs a library operation, reporting its error by the one mapping above.
+public func reported<T, Failure: CodedError>(_ body: () throws(Failure) -> T) throws(CLIError) -> T {
+    do { return try body() } catch { throw CLIError(error) }
 }
 
 extension CodedError {

@@ -24,7 +24,7 @@ struct PKICommand: AsyncParsableCommand {
         @Option(help: ArgumentHelp("Validity of the CA certificate, in days.", valueName: "n")) var days: Int = FleetCA.defaultValidityDays
 
         func run() async throws {
-            let ca = try pkiOperation { () throws(PKIError) in try FleetCA.create(in: dir, name: name, validityDays: days) }
+            let ca = try reported { () throws(PKIError) in try FleetCA.create(in: dir, name: name, validityDays: days) }
             Output.line("wrote \(ca.keyPath) (CA private key, mode 0600: keep it offline and backed up; it can mint any identity)")
             Output.line(
                 "wrote \(ca.certificatePath) (CA certificate, valid until \(RFC3339.format(ca.certificate.notValidAfter)): the trust root for every agent and controller)")
@@ -45,17 +45,4 @@ func describe(_ certificate: PeerCertificate) -> String {
     }
     parts.append("valid until \(RFC3339.format(certificate.notValidAfter))")
     return parts.joined(separator: ", ")
-}
-
-/// Runs a BatonPKI operation, reporting its error as the one-line `error: <code>: <message>`.
-func pkiOperation<T>(_ body: () throws(PKIError) -> T) throws(CLIError) -> T {
-    do {
-        return try body()
-    } catch {
-        // Bad input and configuration exit 2; a failing disk or a bug exits 1.
-        let status = error.code == .ioError || error.code == .internalError ? CLIError.Status.failure : CLIError.Status.usage
-        // One line, whatever a parser's error text held.
-        let message = error.message.split(whereSeparator: \.isNewline).joined(separator: " ")
-        throw CLIError(code: error.code.rawValue, message: message, exitCode: status)
-    }
 }

@@ -22,7 +22,7 @@ extension PKICommand {
 
             func run() async throws {
                 let ca = try common.loadCA()
-                let credential = try pkiOperation { () throws(PKIError) in
+                let credential = try reported { () throws(PKIError) in
                     try ca.issueAgent(hostID: hostID, dnsNames: dns, ipAddresses: ip, validityDays: common.days ?? FleetCA.defaultAgentValidityDays)
                 }
                 let paths = try common.write(credential)
@@ -39,7 +39,7 @@ extension PKICommand {
 
             func run() async throws {
                 let ca = try common.loadCA()
-                let credential = try pkiOperation { () throws(PKIError) in
+                let credential = try reported { () throws(PKIError) in
                     try ca.issueController(name: name, validityDays: common.days ?? FleetCA.defaultControllerValidityDays)
                 }
                 let paths = try common.write(credential)
@@ -55,12 +55,12 @@ extension PKICommand {
         @Option(help: ArgumentHelp("Validity in days (default 397).", valueName: "n")) var days: Int?
 
         func loadCA() throws(CLIError) -> FleetCA {
-            try pkiOperation { () throws(PKIError) in try FleetCA.load(from: ca) }
+            try reported { () throws(PKIError) in try FleetCA.load(from: ca) }
         }
 
         /// Writes the key and certificate into --out and says so.
         func write(_ credential: IssuedCredential) throws(CLIError) -> (certificate: String, key: String) {
-            let paths = try pkiOperation { () throws(PKIError) in try credential.write(to: out) }
+            let paths = try reported { () throws(PKIError) in try credential.write(to: out) }
             Output.line("wrote \(paths.key) (private key, mode 0600)")
             Output.line("wrote \(paths.certificate) (\(describe(credential.certificate)))")
             return paths

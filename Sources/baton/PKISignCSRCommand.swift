@@ -26,8 +26,8 @@ extension PKICommand {
         @Option(help: ArgumentHelp("Validity in days (default 397).", valueName: "n")) var days: Int?
 
         func run() async throws {
-            let authority = try pkiOperation { () throws(PKIError) in try FleetCA.load(from: ca) }
-            let certificate = try pkiOperation { () throws(PKIError) in
+            let authority = try reported { () throws(PKIError) in try FleetCA.load(from: ca) }
+            let certificate = try reported { () throws(PKIError) in
                 let request: SigningRequest
                 do throws(PKIError) {
                     request = try SigningRequest(pem: try PEMFile.read(file, what: "CSR"))
@@ -37,7 +37,7 @@ extension PKICommand {
                 return try authority.sign(request, as: role == .agent ? .agent : .controller, validityDays: days)
             }
             let path = out ?? "\(Self.directory(of: file))/\(certificate.identity.name).pem"
-            try pkiOperation { () throws(PKIError) in try PEMFile.write(certificate.pem, to: path, kind: .publicMaterial) }
+            try reported { () throws(PKIError) in try PEMFile.write(certificate.pem, to: path, kind: .publicMaterial) }
             Output.line("wrote \(path) (\(describe(certificate)))")
             Output.line("next: install it and \(authority.certificatePath) on the host, next to the key the CSR was made with")
         }

@@ -20,7 +20,7 @@ struct CSRCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Directory to write ID.key and ID.csr into.", valueName: "dir")) var out: String = "."
 
     func run() async throws {
-        let (paths, identity, names) = try pkiOperation { () throws(PKIError) in
+        let (paths, identity, names) = try reported { () throws(PKIError) in
             let identity = try PeerIdentity(role: .agent, name: hostID)
             let names = try AlternativeNames(dnsNames: dns, ipAddresses: ip)
             let key = IdentityKey()
@@ -33,18 +33,5 @@ struct CSRCommand: AsyncParsableCommand {
         Output.line("wrote \(paths.key) (private key, mode 0600: it never leaves this host)")
         Output.line("wrote \(paths.request) (request for \(asked.joined(separator: ", ")))")
         Output.line("next: on the CA machine, baton pki sign-csr \(hostID).csr --role agent --ca CA_DIR; install the \(hostID).pem and ca.pem it gives back here")
-    }
-}
-
-/// Runs a BatonPKI operation, reporting its error as the one-line `error: <code>: <message>`.
-private func pkiOperation<T>(_ body: () throws(PKIError) -> T) throws(CLIError) -> T {
-    do {
-        return try body()
-    } catch {
-        // Bad input and configuration exit 2; a failing disk or a bug exits 1.
-        let status = error.code == .ioError || error.code == .internalError ? CLIError.Status.failure : CLIError.Status.usage
-        // One line, whatever a parser's error text held.
-        let message = error.message.split(whereSeparator: \.isNewline).joined(separator: " ")
-        throw CLIError(code: error.code.rawValue, message: message, exitCode: status)
     }
 }

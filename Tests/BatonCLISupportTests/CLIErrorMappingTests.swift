@@ -15,9 +15,12 @@ struct CLIErrorMappingTests {
         #expect(pki.exitCode == CLIError.Status.usage)
         #expect(pki.line == "error: ca_missing: no CA in /ca")
 
-        let configuration = PKIError(.ioError, "disk").cli
-        #expect(configuration.code == "io_error")
-        #expect(configuration.exitCode == CLIError.Status.usage)
+        let disk = PKIError(.ioError, "disk").cli
+        #expect(disk.code == "io_error")
+        // A failing disk is not the operator's input: status 1.
+        #expect(disk.exitCode == CLIError.Status.failure)
+        // A parser's multi-line text becomes one line.
+        #expect(CLIError(PKIError(.badPEM, "bad PEM\nline 2")).message == "bad PEM line 2")
 
         let verification = CLIError(VerificationError(.expired, "sign a new one"), exitCode: CLIError.Status.failure)
         #expect(verification.line == "error: expired: sign a new one")
