@@ -24,6 +24,12 @@ public struct ControllerError: CodedError, Equatable {
         case artifactMissing = "artifact_missing"
         /// Reading or writing the controller's state directory failed.
         case stateError = "state_error"
+        /// The controller's certificate expires within the warning period.
+        case certificateExpiring = "certificate_expiring"
+        /// A file the configuration or the command names does not exist.
+        case fileNotFound = "file_not_found"
+        /// Such a file exists but cannot be read.
+        case fileUnreadable = "file_unreadable"
         /// A file the controller would make exists already (it never overwrites).
         case fileExists = "file_exists"
         /// The app file for the app cannot be found.

@@ -64,19 +64,10 @@ struct ControllerContext {
         state = ControllerState(root: configuration.stateDirectory)
     }
 
+    var files: ControllerFiles { ControllerFiles(configuration) }
+
     func fleet() throws(CLIError) -> Fleet {
-        let path: String
-        do { path = try configuration.requireFleet() } catch { throw error.cli }
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw CLIError(.fileNotFound, "the fleet file '\(path)' does not exist")
-        }
-        let fleet: Fleet
-        do { fleet = try Fleet.load(path) } catch { throw error.cli }
-        // Checked before anything is contacted; without a policy there is nothing to check against.
-        if let policyPath = configuration.trustPolicyPath, let policy = try self.policy() {
-            do { try fleet.checkEnvironments(in: policy, fleetFile: path, policyFile: policyPath) } catch { throw error.cli }
-        }
-        return fleet
+        do { return try files.fleet() } catch { throw CLIError.reporting(error) }
     }
 
     /// The history store: SQLite in the state directory.
@@ -90,24 +81,15 @@ struct ControllerContext {
     }
 
     func policy() throws(CLIError) -> TrustPolicy? {
-        guard let path = configuration.trustPolicyPath else { return nil }
-        do { return try TrustPolicyFile.load(path) } catch { throw error.cli }
+        do { return try files.policy() } catch { throw error.cli }
     }
 
     func revertKey() throws(CLIError) -> SigningKey? {
-        guard let path = configuration.signingKeyPath else { return nil }
-        return try loadSigningKey(path)
+        do { return try files.signingKey() } catch { throw CLIError.reporting(error) }
     }
 
     func app(_ name: String) throws(CLIError) -> AppDefinition {
-        do {
-            let file = try configuration.appFile(name)
-            return try AppDefinition.load(file, for: name)
-        } catch let error as any CodedError {
-            throw error.cli
-        } catch {
-            throw ControllerError(.appUnknown, "\(error)").cli
-        }
+        do { return try files.app(name) } catch { throw CLIError.reporting(error) }
     }
 
     /// A client for `hosts`, shut down after `body` on every path. The controller's own

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BatonCLISupport
+import BatonController
 import BatonProtocol
 import Foundation
 
@@ -61,10 +62,5 @@ struct KeysCommand: AsyncParsableCommand {
 
 /// Loads a private signing key, with errors that name the file.
 func loadSigningKey(_ path: String) throws(CLIError) -> SigningKey {
-    let pem = try OperatorFiles.readText(path, what: "signing key")
-    do {
-        return try SigningKey(pem: pem)
-    } catch {
-        throw CLIError(code: error.code.rawValue, message: "\(path): \(error.message)")
-    }
+    do { return try ControllerFiles.signingKey(at: path) } catch { throw CLIError.reporting(error) }
 }
