@@ -74,6 +74,17 @@ struct ChangeFreezeTests {
         #expect(plan.stdout.contains("break glass: no"))
         #expect(plan.stdout.contains("refused: change_frozen"))
 
+        // The agent enforces the freeze itself, whoever sends the manifest: `batond apply` on host-2.
+        await fleet.kill("host-2")
+        let applied = try await fleet.batond("host-2", ["apply", "--envelope", v2, "--artifact", fleet.dir.child("v2.tar.gz")])
+        #expect(applied.status != 0)
+        #expect(applied.stderr.contains("change_frozen"), "\(applied.stdout)\(applied.stderr)")
+        let refusal = try #require(try Self.auditLines(fleet, "host-2").last)
+        #expect(refusal["event"] as? String == "refused")
+        #expect(refusal["result"] as? String == "change_frozen")
+        try await fleet.restart("host-2")
+        #expect(fleet.current("host-2") == "v1")
+
         // A second approver signs: threshold + 1 breaks glass.
         #expect(try await fleet.run(["manifest", "sign", v2, "--key", "keys/approver.key"]).status == 0)
         let breakGlassPlan = try await fleet.run(["plan", v2])
