@@ -96,6 +96,24 @@ environments:
     keys: [alice, bob]
     maxValidity: 7d
     requireTargets: true
+  # Change freezes. retail: Black Friday weekend (one-off) and Saturday trading hours
+  # (weekly, read at +01:00); breaking glass takes threshold + 1 = 2 distinct keys.
+  retail:
+    threshold: 1
+    keys: [alice, bob]
+    freezes:
+      - {from: "2026-11-27T00:00:00Z", until: "2026-11-30T00:00:00Z", reason: "Black Friday weekend"}
+      - weekly: {days: [sat], from: "10:00", until: "18:00"}
+        zone: "+01:00"
+        reason: "Saturday trading"
+  # ledger: frozen for the month-end close; breaking glass takes carol's signature,
+  # though carol does not release to ledger day to day.
+  ledger:
+    threshold: 1
+    keys: [alice, bob]
+    freezes:
+      - {from: "2026-11-20T00:00:00Z", until: "2026-11-23T00:00:00Z", reason: "month-end close"}
+    breakGlass: {keys: [carol]}
 """
 
 KEYS_README = """\
@@ -256,9 +274,11 @@ def vector(name, description, env, expect, host=STAGING_HOST, history=NO_HISTORY
     VECTORS.append(v)
 
 
-def accept(signers, rollback=False, required=1, payload=None):
+def accept(signers, rollback=False, required=1, payload=None, break_glass=None):
     e = {"verdict": "accept", "signers": sorted(k.keyid for k in signers), "isRollback": rollback,
          "requiredSignatures": required}
+    if break_glass is not None:
+        e["breakGlass"] = break_glass
     if payload is not None:
         e["payloadDigest"] = sha256_hex(payload)
     return e
@@ -744,6 +764,52 @@ def build():
            envelope(long_return, [ALICE]), refuse("validity_too_long"), host=PAYMENTS_HOST,
            history=history(30, long_return_approved, approved={"2026.11.14-1": long_return_approved}))
 
+    # ---- change_frozen, break glass (the environment's freezes) --------------------
+    # NOW (2026-11-21T12:00:00Z) is a Saturday, 13:00 at +01:00: retail's Saturday window
+    # (10:00-18:00 at +01:00) and ledger's month-end close are in force.
+    retail_host = {"hostID": "shop-1", "environment": "retail"}
+    ledger_host = {"hostID": "books-1", "environment": "ledger"}
+    retail = encode(manifest(environment="retail"))
+    vector("change-frozen-weekly-window",
+           "retail is frozen on Saturdays 10:00-18:00 at +01:00 (now is 13:00 there); alice's signature meets "
+           "the threshold (1) but not break-glass (threshold + 1).",
+           envelope(retail, [ALICE]), refuse("change_frozen"), host=retail_host)
+    vector("change-frozen-one-off-window",
+           "retail's Black Friday weekend (2026-11-27 to 2026-11-30): a change on Friday morning is refused.",
+           envelope(retail, [ALICE]), refuse("change_frozen"), host=retail_host, now="2026-11-27T09:00:00Z")
+    vector("accept-at-the-end-of-a-freeze",
+           "18:00 at +01:00 (17:00Z) ends the Saturday window: a window's end is exclusive, so the change "
+           "passes without breaking glass.",
+           envelope(retail, [ALICE]), accept([ALICE], payload=retail, break_glass=False), host=retail_host,
+           now="2026-11-21T17:00:00Z")
+    vector("accept-break-glass-threshold-plus-one",
+           "During retail's freeze, alice and bob signed: threshold + 1 distinct keys break glass; the result "
+           "says so (breakGlass) for the audit log and history.",
+           envelope(retail, [ALICE, BOB]), accept([ALICE, BOB], payload=retail, break_glass=True), host=retail_host)
+    vector("change-frozen-untrusted-second-signature",
+           "alice and mallory signed during retail's freeze: mallory's key is not trusted, so only one key "
+           "counts and glass is not broken.",
+           envelope(retail, [ALICE, MALLORY]), refuse("change_frozen"), host=retail_host)
+    retail_back_approved = encode(manifest(environment="retail", release=ROLLBACK_RELEASE, serial=30,
+                                           issuedAt="2026-11-14T09:00:00Z", expiresAt="2026-11-21T09:00:00Z"))
+    retail_back = encode(manifest(environment="retail", release=ROLLBACK_RELEASE,
+                                  notes="Revert: checkout errors after 2026.11.21-1."))
+    vector("accept-return-during-freeze",
+           "During retail's freeze, a return to a release shop-1 holds (equal to its approved manifest but for "
+           "serial, times and notes) passes with one signature: a freeze stops changes, not the way back.",
+           envelope(retail_back, [ALICE]), accept([ALICE], rollback=True, payload=retail_back, break_glass=False),
+           host=retail_host, history=history(41, retail, approved={ROLLBACK_RELEASE: retail_back_approved}))
+    ledger = encode(manifest(environment="ledger"))
+    vector("change-frozen-named-break-glass-key-missing",
+           "ledger names carol as its break-glass key: alice and bob (two keys, more than the threshold) "
+           "do not break glass without her.",
+           envelope(ledger, [ALICE, BOB]), refuse("change_frozen"), host=ledger_host)
+    vector("accept-break-glass-named-key",
+           "alice (the threshold) and carol (ledger's break-glass key) signed during the month-end close: "
+           "accepted as break-glass. carol does not count for ledger's threshold, so alice is the only "
+           "signer reported.",
+           envelope(ledger, [ALICE, CAROL]), accept([ALICE], payload=ledger, break_glass=True), host=ledger_host)
+
     # ---- stale_serial, serial_conflict, duplicate ---------------------------------
     vector("stale-serial",
            "serial 42, but the host already accepted serial 43 for this app (replay or rollback attack).",
@@ -794,7 +860,8 @@ def readme():
     rows = []
     for v in VECTORS:
         e = v["expect"]
-        outcome = "accept" + (" (rollback)" if e.get("isRollback") else "") if e["verdict"] == "accept" else e["code"]
+        outcome = "accept" + (" (rollback)" if e.get("isRollback") else "") + (" (break glass)" if e.get("breakGlass") else "") \
+            if e["verdict"] == "accept" else e["code"]
         rows.append(f"| `{v['name']}` | {outcome} | {v['description']} |")
     return f"""\
 # Baton protocol test vectors
@@ -840,7 +907,9 @@ every vector through `ManifestVerifier`.
 * `expect.verdict` is `accept` or `refuse`. A refusal names the error `code`
   (PROTOCOL.md, "Error codes"). An acceptance lists the `signers` (keyids of the
   distinct trusted keys whose signatures counted, sorted), `isRollback`,
-  `requiredSignatures` and the `payloadDigest`.
+  `requiredSignatures` and the `payloadDigest`; vectors of frozen environments add
+  `breakGlass` (whether the manifest passed a change freeze by breaking glass; absent
+  means false).
 
 ## Vectors
 

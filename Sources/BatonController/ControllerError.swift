@@ -58,6 +58,9 @@ public struct ControllerError: CodedError, Equatable {
         case thresholdNotMet = "threshold_not_met"
         /// A rollback found no host that can go back.
         case nothingToRollBack = "nothing_to_roll_back"
+        /// A change freeze of the trust policy is in force for the environment and the
+        /// envelope is not signed to break glass (the verifier's `change_frozen`).
+        case changeFrozen = "change_frozen"
     }
 
     public var code: Code

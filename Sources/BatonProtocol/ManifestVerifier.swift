@@ -68,6 +68,9 @@ public struct VerifiedManifest: Sendable, Equatable {
     public var approved: Manifest?
     /// How many distinct signatures were required.
     public var requiredSignatures: Int
+    /// A change freeze was in force and the manifest passed because it was signed to
+    /// break glass. Whoever records the deployment says so.
+    public var breakGlass: Bool = false
 }
 
 /// The single entry point that decides whether a host may act on an envelope.
@@ -76,7 +79,8 @@ public struct VerifiedManifest: Sendable, Equatable {
 /// signatures over the PAE of the envelope's own payloadType, then the payloadType, and
 /// only then is the payload (the verified bytes, never anything else) parsed and checked
 /// against the host: environment, targets, the environment's policy bounds (required
-/// targets, longest validity), signature threshold, serial, time.
+/// targets, longest validity), signature threshold, serial, time, and last a change
+/// freeze (which a return passes, and a manifest signed to break glass).
 public enum ManifestVerifier {
     /// How far `issuedAt` may lie in the future (clock skew between signer and host).
     public static let allowedClockSkew: TimeInterval = 300
@@ -182,10 +186,57 @@ public enum ManifestVerifier {
                 .expired, "the manifest expired at \(RFC3339.format(manifest.expiresAt)); sign a new one")
         }
 
+        let breakGlass = try checkFreeze(
+            manifest, environment: environment, policy: policy, validKeys: validKeys, counted: counted,
+            isReturn: isRollback, now: now)
+
         let signers = counted.map { Signer(keyid: $0.keyid, names: policy.names(of: $0)) }.sorted { $0.keyid < $1.keyid }
         return VerifiedManifest(
             manifest: manifest, payload: envelope.payload, payloadDigest: digest, signers: signers,
-            isRollback: isRollback, approved: isRollback ? approved : nil, requiredSignatures: required)
+            isRollback: isRollback, approved: isRollback ? approved : nil, requiredSignatures: required,
+            breakGlass: breakGlass)
+    }
+
+    /// The last check: a change freeze. Returns stay open during a freeze (they restore
+    /// what ran before, and a revert must never be blocked by the calendar); anything
+    /// else needs the break-glass signatures. True when the manifest passed by breaking
+    /// glass.
+    static func checkFreeze(
+        _ manifest: Manifest, environment: TrustPolicy.Environment, policy: TrustPolicy, validKeys: Set<VerifyingKey>,
+        counted: Set<VerifyingKey>, isReturn: Bool, now: Date
+    ) throws(VerificationError) -> Bool {
+        guard !isReturn, let freeze = policy.activeFreeze(of: manifest.environment, at: now) else { return false }
+        if breaksGlass(environment: environment, policy: policy, validKeys: validKeys, counted: counted) { return true }
+        throw VerificationError(
+            .changeFrozen,
+            "\(freeze.summary); only returns to a release a host holds go out, or a manifest signed to break glass: \(environment.breakGlassRequirement), \(counted.count) signed this one (`baton manifest sign`)")
+    }
+
+    /// Whether the valid signatures on a manifest meet the environment's break-glass rule.
+    public static func breaksGlass(
+        environment: TrustPolicy.Environment, policy: TrustPolicy, validKeys: Set<VerifyingKey>, counted: Set<VerifyingKey>
+    ) -> Bool {
+        if let names = environment.breakGlassKeys {
+            return counted.count >= environment.threshold && names.allSatisfy { name in policy.keys[name].map { validKeys.contains($0) } ?? false }
+        }
+        return counted.count >= environment.threshold + 1
+    }
+
+    /// What a person planning a rollout needs to know about a freeze: the freeze in force
+    /// for the envelope's environment at `now` (nil when none), and whether this
+    /// envelope's valid signatures break glass.
+    public static func freezeStatus(
+        envelope: Envelope, manifest: Manifest, policy: TrustPolicy, now: Date
+    ) -> (freeze: ActiveFreeze, breaksGlass: Bool, requirement: String)? {
+        guard let environment = policy.environments[manifest.environment],
+            let freeze = policy.activeFreeze(of: manifest.environment, at: now)
+        else { return nil }
+        let valid = (try? validSigningKeys(envelope, policy: policy)) ?? []
+        let counted = valid.intersection(policy.verifyingKeys(for: manifest.environment))
+        return (
+            freeze, breaksGlass(environment: environment, policy: policy, validKeys: valid, counted: counted),
+            environment.breakGlassRequirement
+        )
     }
 
     /// The distinct trusted keys with a valid signature over the envelope's PAE.

@@ -48,6 +48,10 @@ public enum VerificationCode: String, Sendable, Codable, CaseIterable {
     /// The trust policy's `requireTargets` is set for the environment and the manifest
     /// names no `targets`.
     case targetsRequired = "targets_required"
+    /// A change freeze of the trust policy is in force for the environment, and the
+    /// manifest is neither a return to a release the host holds nor signed to break
+    /// glass (one approval more than the threshold, or the environment's break-glass keys).
+    case changeFrozen = "change_frozen"
 
     /// The HTTP status the agent answers with (docs/design.md §4).
     public var httpStatus: Int {
@@ -56,7 +60,8 @@ public enum VerificationCode: String, Sendable, Codable, CaseIterable {
         case .tooLarge: 413
         case .unsupportedType, .invalidManifest: 422
         case .signatureInvalid, .untrustedKey, .thresholdNotMet, .expired, .notYetValid,
-            .wrongEnvironment, .notTargeted, .returnMismatch, .validityTooLong, .targetsRequired:
+            .wrongEnvironment, .notTargeted, .returnMismatch, .validityTooLong, .targetsRequired,
+            .changeFrozen:
             403
         case .staleSerial, .serialConflict: 409
         case .duplicate: 200

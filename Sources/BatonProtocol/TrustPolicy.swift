@@ -18,16 +18,31 @@ public struct TrustPolicy: Sendable, Equatable {
         /// good for every host of the environment, including a new or wiped one that
         /// remembers no serial, so it could be replayed there until it expires.
         public var requireTargets: Bool
+        /// Change freezes: while one is in force, only a return to a release the host
+        /// holds, or a break-glass manifest, is accepted.
+        public var freezes: [FreezeWindow]
+        /// Names of the keys that must all sign to break glass during a freeze; nil: any
+        /// `threshold + 1` distinct keys of the environment.
+        public var breakGlassKeys: [String]?
 
         public init(
             threshold: Int, keys: [String], rollbackThreshold: Int = 1, maxValidity: BatonDuration? = nil,
-            requireTargets: Bool = false
+            requireTargets: Bool = false, freezes: [FreezeWindow] = [], breakGlassKeys: [String]? = nil
         ) {
             self.threshold = threshold
             self.keys = keys
             self.rollbackThreshold = rollbackThreshold
             self.maxValidity = maxValidity
             self.requireTargets = requireTargets
+            self.freezes = freezes
+            self.breakGlassKeys = breakGlassKeys
+        }
+
+        /// What breaking glass takes, for messages: `3 distinct approvals` or `the
+        /// signatures of carol, cto`.
+        public var breakGlassRequirement: String {
+            if let names = breakGlassKeys { return "the signatures of \(names.joined(separator: ", ")) (and the threshold of \(threshold))" }
+            return "\(threshold + 1) distinct approvals (one more than the threshold)"
         }
     }
 
@@ -70,6 +85,7 @@ extension TrustPolicy {
     ///   production: {threshold: 2, keys: [alice, bob, ci], rollbackThreshold: 1,
     ///                maxValidity: 7d, requireTargets: true}
     /// ```
+    /// plus, per environment, `freezes:` and `breakGlass:` (see `TrustPolicy+Freezes.swift`).
     /// `readKey` is given each key path as written and returns the PEM text (the caller
     /// resolves it relative to the policy file); BatonProtocol itself reads no files.
     public static func parse(
@@ -111,7 +127,9 @@ extension TrustPolicy {
                 throw entry.value.error(.invalidValue, "environment name '\(entry.key)' must match \(Name.pattern)")
             }
             let env = try entry.value.mapping()
-            try env.allowOnly(["threshold", "keys", "rollbackThreshold", "maxValidity", "requireTargets"])
+            try env.allowOnly([
+                "threshold", "keys", "rollbackThreshold", "maxValidity", "requireTargets", "freezes", "breakGlass",
+            ])
             var names: [String] = []
             for item in try env.require("keys").list() {
                 let name = try item.string()
@@ -153,9 +171,19 @@ extension TrustPolicy {
                 maxValidity = duration
             }
             let requireTargets = try env["requireTargets"]?.bool() ?? false
+            let freezes = try env["freezes"].map { (node) throws(ConfigurationError) in try parseFreezes(node) } ?? []
+            let breakGlassKeys = try env["breakGlass"].map { (node) throws(ConfigurationError) in
+                try parseBreakGlassKeys(node, keys: keys)
+            }
+            // A freeze that no one can break is not what `freezes` means: the way out must exist.
+            if let freezesNode = env["freezes"], !freezes.isEmpty, breakGlassKeys == nil, threshold + 1 > distinct {
+                throw freezesNode.error(
+                    .invalidValue,
+                    "breaking glass during a freeze takes threshold + 1 = \(threshold + 1) distinct keys, but only \(distinct) are listed for '\(entry.key)'; list another key, or name the break-glass keys with breakGlass: {keys: [...]}")
+            }
             environments[entry.key] = Environment(
                 threshold: threshold, keys: names, rollbackThreshold: rollbackThreshold, maxValidity: maxValidity,
-                requireTargets: requireTargets)
+                requireTargets: requireTargets, freezes: freezes, breakGlassKeys: breakGlassKeys)
         }
         return TrustPolicy(keys: keys, environments: environments)
     }

@@ -40,9 +40,10 @@ struct DeployCommand: AsyncParsableCommand {
         } catch {
             throw cliError(error)
         }
-        let request = RolloutRequest(
+        var request = RolloutRequest(
             rolloutID: RolloutRequest.newID(app: app), envelope: bytes, manifest: checked.manifest, hosts: checked.hosts,
             strategy: strategy, artifactFile: checked.artifactFile, revertKey: try context.revertKey() ?? signingKey)
+        request.breakGlass = checked.breakGlass
         throw ExitCode(try await context.runRollout(request, signers: checked.signers.map { $0.names.first ?? $0.keyid }, output: output))
     }
 }

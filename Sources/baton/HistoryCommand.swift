@@ -66,6 +66,7 @@ struct HistoryCommand: AsyncParsableCommand {
             Output.line("rollout:   \(record.id)")
             Output.line("release:   \(record.app) \(record.release) (serial \(record.serial)) to \(record.environment)")
             Output.line("by:        \(record.actor); signed by \(record.signers.joined(separator: ", "))")
+            if record.breakGlass { Output.line("freeze:    BREAK GLASS: went out during a change freeze, signed to break glass") }
             if let owner = record.owner { Output.line("owner:     \(owner)") }
             if let notes = record.notes { Output.line("notes:     \(notes)") }
             if let source = record.source { Output.line("source:    \(source)") }

@@ -50,7 +50,7 @@ extension ManifestCommand {
                 }
                 Self.printSummary(verified)
                 Output.line(
-                    "verdict:     OK (\(verified.signers.count) of \(verified.requiredSignatures) required signature(s))")
+                    "verdict:     OK (\(verified.signers.count) of \(verified.requiredSignatures) required signature(s))\(verified.breakGlass ? "; breaks glass: a change freeze is in force" : "")")
             } catch {
                 throw CLIError(code: error.code.rawValue, message: error.message, exitCode: CLIError.Status.failure)
             }

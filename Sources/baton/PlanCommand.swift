@@ -50,6 +50,7 @@ struct PlanCommand: AsyncParsableCommand {
         } else {
             let m = checked.manifest
             Output.line("plan: \(m.app) \(m.release) (serial \(m.serial)) to \(planned.count) host(s) in \(m.environment); \(strategy.summary)\(policy == nil ? "; no trust policy configured, signatures not checked" : "")")
+            for line in RolloutPlanner.freezeNotice(envelope: Array(bytes), manifest: m, policy: policy) { Output.line(line) }
             Output.line("HOST         CURRENT → TARGET                 WAVE       UPLOAD  ACTION")
             for host in planned {
                 let change = "\(host.current ?? "(none)") → \(host.target)"

@@ -61,9 +61,10 @@ struct RolloutStartCommand: AsyncParsableCommand {
         } catch {
             throw cliError(error)
         }
-        let request = RolloutRequest(
+        var request = RolloutRequest(
             rolloutID: RolloutRequest.newID(app: checked.manifest.app), envelope: Array(bytes), manifest: checked.manifest,
             hosts: checked.hosts, strategy: strategy, artifactFile: checked.artifactFile, revertKey: try context.revertKey())
+        request.breakGlass = checked.breakGlass
         throw ExitCode(try await context.runRollout(
             request, signers: checked.signers.map { $0.names.first ?? $0.keyid }, output: output, lockWait: try lockWaitSeconds()))
     }

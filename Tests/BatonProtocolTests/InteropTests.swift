@@ -115,7 +115,7 @@ import Testing
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let vector = try ProtocolVector.load(name)
-        guard case .accept(let signers, _, _, _) = vector.expect else {
+        guard case .accept(let signers, _, _, _, _) = vector.expect else {
             Issue.record("\(name) is not an accept vector")
             return
         }

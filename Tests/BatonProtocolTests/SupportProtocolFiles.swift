@@ -49,7 +49,7 @@ enum ProtocolFiles {
 /// One file of `Protocol/vectors/cases` (format: `Protocol/vectors/README.md`).
 struct ProtocolVector: Sendable {
     enum Expectation: Sendable, Equatable {
-        case accept(signers: [String], isRollback: Bool, requiredSignatures: Int?, payloadDigest: String?)
+        case accept(signers: [String], isRollback: Bool, requiredSignatures: Int?, payloadDigest: String?, breakGlass: Bool)
         case refuse(VerificationCode)
     }
 
@@ -93,7 +93,8 @@ struct ProtocolVector: Sendable {
                 signers: try #require(expect["signers"] as? [String]),
                 isRollback: try #require(expect["isRollback"] as? Bool),
                 requiredSignatures: (expect["requiredSignatures"] as? NSNumber)?.intValue,
-                payloadDigest: expect["payloadDigest"] as? String)
+                payloadDigest: expect["payloadDigest"] as? String,
+                breakGlass: expect["breakGlass"] as? Bool ?? false)
         case "refuse":
             let raw = try #require(expect["code"] as? String)
             expectation = .refuse(try #require(VerificationCode(rawValue: raw), "\(name): unknown code '\(raw)'"))

@@ -31,8 +31,9 @@ import Testing
                 """)
         case let (.accept, .failure(error)):
             Issue.record("\(context)\nexpected accept, got \(error)")
-        case let (.accept(signers, isRollback, required, digest), .success(verified)):
+        case let (.accept(signers, isRollback, required, digest, breakGlass), .success(verified)):
             #expect(verified.signers.map(\.keyid) == signers, "\(context)")
+            #expect(verified.breakGlass == breakGlass, "\(context)")
             #expect(verified.isRollback == isRollback, "\(context)")
             if let required { #expect(verified.requiredSignatures == required, "\(context)") }
             if let digest {
@@ -49,7 +50,7 @@ import Testing
         .malformed: 400, .tooLarge: 413, .unsupportedType: 422, .signatureInvalid: 403, .untrustedKey: 403,
         .thresholdNotMet: 403, .returnMismatch: 403, .invalidManifest: 422, .expired: 403, .notYetValid: 403, .wrongEnvironment: 403,
         .notTargeted: 403, .staleSerial: 409, .serialConflict: 409, .duplicate: 200, .validityTooLong: 403,
-        .targetsRequired: 403,
+        .targetsRequired: 403, .changeFrozen: 403,
     ]
 
     @Test func everyVerificationCodeHasAVector() throws {
@@ -114,7 +115,7 @@ import Testing
         var checked = 0
         for name in ProtocolVector.names {
             let vector = try ProtocolVector.load(name)
-            guard case .accept(let signers, _, _, _) = vector.expect else { continue }
+            guard case .accept(let signers, _, _, _, _) = vector.expect else { continue }
             let envelope = try Envelope.parse(vector.envelope)
             var ours = Envelope(payloadType: envelope.payloadType, payload: envelope.payload)
             for keyid in signers {

@@ -251,7 +251,7 @@ import Testing
             .expired: ("expired", 403), .notYetValid: ("not_yet_valid", 403), .wrongEnvironment: ("wrong_environment", 403),
             .notTargeted: ("not_targeted", 403), .staleSerial: ("stale_serial", 409), .serialConflict: ("serial_conflict", 409),
             .duplicate: ("duplicate", 200), .validityTooLong: ("validity_too_long", 403),
-            .targetsRequired: ("targets_required", 403),
+            .targetsRequired: ("targets_required", 403), .changeFrozen: ("change_frozen", 403),
         ]
         #expect(Set(expected.keys) == Set(VerificationCode.allCases))
         for (code, (raw, status)) in expected {

@@ -193,6 +193,9 @@ public actor DeploymentEngine {
                 message += ", as a return to a release held here: it runs the manifest approved"
                     + (approval.map { " at serial \($0.serial) by \($0.signers.map { $0.names.first ?? $0.keyid }.joined(separator: ", "))" } ?? "")
             }
+            if verified.breakGlass {
+                message += ", breaking glass: a change freeze is in force for \(manifest.environment)"
+            }
             record.events = [
                 DeploymentEvent(
                     sequence: 1, time: time, deploymentID: id, app: manifest.app, release: manifest.release,
@@ -205,8 +208,9 @@ public actor DeploymentEngine {
                 AuditEntry(
                     event: "accepted", time: time, hostID: configuration.hostID, app: manifest.app,
                     release: manifest.release, serial: manifest.serial, deploymentID: id,
-                    payloadDigest: verified.payloadDigest, signers: verified.signers.map(\.keyid), result: "accepted",
-                    peer: peer))
+                    payloadDigest: verified.payloadDigest, signers: verified.signers.map(\.keyid),
+                    result: "accepted", message: verified.breakGlass ? message : nil,
+                    peer: peer, breakGlass: verified.breakGlass ? true : nil))
         } catch {
             throw RequestError(code: error.reportedCode, message: error.message)
         }

@@ -31,13 +31,16 @@ public struct AuditEntry: Codable, Sendable, Equatable {
     public var peer: String?
     /// For `refusals`: how many refusals the line stands for.
     public var count: Int?
+    /// For `accepted`: true when a change freeze was in force and the manifest passed by
+    /// breaking glass (absent otherwise).
+    public var breakGlass: Bool?
     /// SHA-256 (hex) of the previous line's bytes; 64 zeros for the first line.
     public var prev: String
 
     public init(event: String, time: Date, hostID: String, app: String? = nil, release: String? = nil,
                 serial: UInt64? = nil, deploymentID: String? = nil, payloadDigest: String? = nil,
                 signers: [String]? = nil, result: String? = nil, message: String? = nil, peer: String? = nil,
-                count: Int? = nil, prev: String = "") {
+                count: Int? = nil, breakGlass: Bool? = nil, prev: String = "") {
         self.event = event
         self.time = time
         self.hostID = hostID
@@ -51,6 +54,7 @@ public struct AuditEntry: Codable, Sendable, Equatable {
         self.message = message
         self.peer = peer
         self.count = count
+        self.breakGlass = breakGlass
         self.prev = prev
     }
 }

@@ -70,6 +70,8 @@ public struct RolloutRecord: Codable, Sendable, Equatable {
     public var haltReason: String?
     public var revertSerial: UInt64?
     public var hosts: [HostResult]
+    /// It went out during a change freeze of its environment, signed to break glass.
+    public var breakGlass = false
 
     public init(id: String, app: String, release: String, serial: UInt64, environment: String, strategy: String,
                 actor: String, signers: [String], owner: String?, notes: String?, source: String?, startedAt: Date,

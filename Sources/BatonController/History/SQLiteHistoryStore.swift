@@ -75,6 +75,10 @@ public final class SQLiteHistoryStore: HistoryStore {
                     app TEXT NOT NULL, environment TEXT NOT NULL, term INTEGER NOT NULL, PRIMARY KEY (app, environment));
                 """)
         }
+        // Whether a rollout went out during a change freeze by breaking glass.
+        migrator.registerMigration("v5-break-glass") { db in
+            try db.execute(sql: "ALTER TABLE rollouts ADD COLUMN breakGlass INTEGER NOT NULL DEFAULT 0")
+        }
         return migrator
     }
 
@@ -149,13 +153,13 @@ public final class SQLiteHistoryStore: HistoryStore {
         try write { db in
             try db.execute(
                 sql: """
-                    INSERT INTO rollouts (id, app, release, serial, environment, strategy, actor, signers, owner, notes, source, startedAt)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO rollouts (id, app, release, serial, environment, strategy, actor, signers, owner, notes, source, startedAt, breakGlass)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT(id) DO UPDATE SET finishedAt = NULL, outcome = NULL, exitStatus = NULL, halted = 0, haltReason = NULL
                     """,
                 arguments: [rollout.id, rollout.app, rollout.release, Int64(rollout.serial), rollout.environment, rollout.strategy,
                             rollout.actor, rollout.signers.joined(separator: ","), rollout.owner, rollout.notes, rollout.source,
-                            rollout.startedAt.timeIntervalSince1970])
+                            rollout.startedAt.timeIntervalSince1970, rollout.breakGlass])
             // A resumed rollout keeps what its hosts already reached.
             for (position, host) in rollout.hosts.enumerated() {
                 let known = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM rollout_hosts WHERE rolloutID = ? AND host = ?", arguments: [rollout.id, host.host]) ?? 0
@@ -249,6 +253,7 @@ public final class SQLiteHistoryStore: HistoryStore {
         record.halted = row["halted"]
         record.haltReason = row["haltReason"]
         record.revertSerial = (row["revertSerial"] as Int64?).map { UInt64($0) }
+        record.breakGlass = row["breakGlass"]
         record.hosts = try Row.fetchAll(db, sql: "SELECT * FROM rollout_hosts WHERE rolloutID = ? ORDER BY position", arguments: [id]).map { row in
             var host = HostResult(host: row["host"], phase: HostPhase(rawValue: row["phase"]) ?? .pending)
             host.wave = row["wave"]

@@ -52,6 +52,22 @@ public enum RolloutPlanner {
         return hosts.compactMap { byHost[$0.id] }
     }
 
+    /// The plan's header lines about a change freeze: none when the manifest's environment
+    /// is not frozen at `now`; otherwise which freeze, until when and why, and whether this
+    /// envelope is signed to break glass (a return to a release a host holds passes anyway;
+    /// the per-host verdicts say which hosts would take it).
+    public static func freezeNotice(envelope bytes: [UInt8], manifest: Manifest, policy: TrustPolicy?, now: Date = Date()) -> [String] {
+        guard let policy, let envelope = try? Envelope.parse(bytes),
+            let status = ManifestVerifier.freezeStatus(envelope: envelope, manifest: manifest, policy: policy, now: now)
+        else { return [] }
+        return [
+            status.freeze.summary,
+            status.breaksGlass
+                ? "break glass: yes, this envelope carries \(status.requirement); it would be deployed and recorded as break-glass"
+                : "break glass: no, that takes \(status.requirement); hosts refuse it (change_frozen) unless it is a return to a release they hold",
+        ]
+    }
+
     /// One host's plan from what it reported: the agent's own verifier, run here.
     static func planHost(
         _ answer: HostAnswer<Probe>, envelope: Envelope?, manifest: Manifest, policy: TrustPolicy?, now: Date

@@ -39,6 +39,8 @@ public enum RolloutPreflight {
         /// The file to upload from; nil when agents fetch `artifact.url`.
         public var artifactFile: String?
         public var signers: [Signer]
+        /// A change freeze is in force for the environment and the envelope breaks glass.
+        public var breakGlass = false
     }
 
     public static func check(_ input: Input, state: ControllerState) throws(ControllerError) -> Checked {
@@ -56,6 +58,7 @@ public enum RolloutPreflight {
                 "\(input.envelopeFile) is for environment '\(manifest.environment)', not '\(environment)'; sign a manifest for \(environment)")
         }
         var signers: [Signer] = []
+        var breakGlass = false
         if let policy = input.policy {
             guard policy.environments[manifest.environment] != nil else {
                 throw ControllerError(
@@ -66,7 +69,10 @@ public enum RolloutPreflight {
                     envelope: envelope, policy: policy, host: HostIdentity(hostID: nil, environment: manifest.environment),
                     history: { _ in .none }, now: input.now)
                 signers = verified.signers
+                breakGlass = verified.breakGlass
             } catch {
+                // A freeze refuses before any agent is contacted, with the agents' own code.
+                if error.code == .changeFrozen { throw ControllerError(.changeFrozen, "\(input.envelopeFile): \(error.message)") }
                 throw ControllerError(.envelopeInvalid, "\(input.envelopeFile): \(error.code.rawValue): \(error.message)")
             }
         }
@@ -114,6 +120,6 @@ public enum RolloutPreflight {
                 .artifactMissing,
                 "the controller does not hold artifact sha256:\(artifact.sha256) and the manifest has no url; pass --artifact FILE")
         }
-        return Checked(manifest: manifest, hosts: hosts, artifactFile: artifactFile, signers: signers)
+        return Checked(manifest: manifest, hosts: hosts, artifactFile: artifactFile, signers: signers, breakGlass: breakGlass)
     }
 }

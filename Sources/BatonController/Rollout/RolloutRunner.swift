@@ -19,6 +19,9 @@ public struct RolloutRequest: Sendable {
     /// For a resumed or aborted rollout: the release each host ran before the rollout
     /// reached it, as first recorded (the agent now reports the new one as current).
     public var knownPrevious: [String: String] = [:]
+    /// A change freeze is in force and the envelope is signed to break glass (the
+    /// preflight's verdict): recorded with the rollout and announced when it starts.
+    public var breakGlass = false
 
     public init(rolloutID: String, envelope: [UInt8], manifest: Manifest, hosts: [Fleet.Host], strategy: RolloutStrategy,
                 artifactFile: String?, revertKey: SigningKey?) {

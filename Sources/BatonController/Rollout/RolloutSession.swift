@@ -75,12 +75,16 @@ public struct RolloutSession: Sendable {
     ) async throws(ControllerError) -> RolloutSummary {
         let manifest = request.manifest
         try? state.recordSerial(app: manifest.app, manifest.serial)
-        let record = RolloutRecord(
+        var record = RolloutRecord(
             id: request.rolloutID, app: manifest.app, release: manifest.release, serial: manifest.serial,
             environment: manifest.environment, strategy: request.strategy.summary, actor: owner,
             signers: signers, owner: manifest.owner, notes: manifest.notes, source: manifest.source, startedAt: Date(),
             hosts: request.hosts.map { HostResult(host: $0.id) })
+        record.breakGlass = request.breakGlass
         try history.rolloutStarted(record)
+        if request.breakGlass {
+            notify("break glass: a change freeze is in force for \(manifest.environment); this rollout goes out under break-glass signatures and is recorded as such")
+        }
         try history.saveResumeInfo(RolloutResumeInfo(
             rolloutID: request.rolloutID, envelope: request.envelope, hostIDs: request.hosts.map(\.id), strategy: request.strategy,
             artifactFile: request.artifactFile))
