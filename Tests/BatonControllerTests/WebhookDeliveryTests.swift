@@ -80,6 +80,19 @@ struct WebhookDeliveryTests {
         #expect(context == "`baton history show r-1`")
     }
 
+    @Test("slack, started: what is about to happen, without counts that are all zero")
+    func slackStarted() throws {
+        var started = Self.notification(.started, severity: .info)
+        started.haltReason = nil
+        started.message = "rollout r-1: web v2 (serial 2) to 5 host(s) in staging; canary 1, batches of 2"
+        let bytes = try WebhookBody.encode(started, format: .slack)
+        let body = try #require(try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any])
+        #expect(body["text"] as? String == """
+            [info] web v2 to staging started (rollout r-1, by ci@build)
+            rollout r-1: web v2 (serial 2) to 5 host(s) in staging; canary 1, batches of 2
+            """)
+    }
+
     @Test("500, 500, then 200: delivered once, on the third attempt, the same body each time")
     func retriesWithBackoff() async throws {
         let receiver = try await WebhookReceiver.start(replies: [.status(500), .status(500)])

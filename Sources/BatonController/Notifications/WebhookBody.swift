@@ -58,8 +58,13 @@ struct SlackMessage: Encodable {
 
     init(_ n: RolloutNotification) {
         var lines = [WebhookBody.headline(n)]
-        if let reason = n.haltReason { lines.append("halted: \(reason)") }
-        lines.append(WebhookBody.countsLine(n.counts))
+        if n.event == .started {
+            // What is about to happen (hosts, strategy, or an abort); no counts yet.
+            lines.append(n.message)
+        } else {
+            if let reason = n.haltReason { lines.append("halted: \(reason)") }
+            lines.append(WebhookBody.countsLine(n.counts))
+        }
         if !n.attention.isEmpty { lines.append("needs attention: \(n.attention.joined(separator: ", "))") }
         text = lines.joined(separator: "\n")
         blocks = [
