@@ -84,4 +84,27 @@ struct NotificationTests {
         let warnings = result.stderr.split(separator: "\n").filter { $0.hasPrefix("warning: notification to 127.0.0.1 failed: ") }
         #expect(warnings.count == 1, "\(result.stderr)")
     }
+
+    @Test("a receiver that never answers: the rollout is not held up, and the command gives up on it after 5 s, saying so")
+    func hungReceiver() async throws {
+        let fleet = try await RolloutTests.fleetOnV1(hosts: 2)
+        defer { fleet.shutdown() }
+        let receiver = try await WebhookReceiver.start(otherwise: .silent)
+        defer { Task { await receiver.stop() } }
+        let config = fleet.dir.child("baton.yaml")
+        let base = try String(contentsOfFile: config, encoding: .utf8)
+        try (base + "\nnotifications:\n  - url: \(receiver.url)\n").write(toFile: config, atomically: false, encoding: .utf8)
+        let envelope = try await RolloutTests.signedRelease(fleet, "v2")
+        let started = ContinuousClock.now
+        let result = try await fleet.run(["rollout", envelope, "--plain"])
+        let took = ContinuousClock.now - started
+        #expect(result.status == 0, "\(result.stdout)\n\(result.stderr)")
+        for host in fleet.hostIDs { #expect(fleet.current(host) == "v2", "\(host)") }
+        #expect(result.stderr.contains("warning: gave up on 2 pending notification(s) after 5s"), "\(result.stderr)")
+        // The rollout of two healthy hosts takes a few seconds; the wait adds at most 5 s.
+        #expect(took < .seconds(20), "the command took \(took)")
+        // `started` reached it (and, its first attempt timed out, perhaps a retry); `finished` never left the queue.
+        let requests = await receiver.waitFor(1)
+        #expect(!requests.isEmpty && requests.allSatisfy { $0.json?["event"] as? String == "started" }, "\(requests.count) request(s)")
+    }
 }
