@@ -160,7 +160,13 @@ let package = Package(
         // crafting tar archives byte by byte.
         .target(
             name: "BatonTestSupport",
-            dependencies: ["CZlib"],
+            dependencies: [
+                "CZlib",
+                // WebhookReceiver: a real HTTP server on loopback for notification tests.
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             path: "Tests/BatonTestSupport",
             swiftSettings: swiftSettings
         ),
@@ -193,7 +199,11 @@ let package = Package(
         ),
         .testTarget(
             name: "BatonControllerTests",
-            dependencies: ["BatonController", "BatonProtocol", "BatonPKI", "BatonTestSupport"],
+            dependencies: [
+                "BatonController", "BatonProtocol", "BatonPKI", "BatonTestSupport",
+                // Checks webhook signatures as a receiver would, apart from the controller's code.
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: swiftSettings
         ),
         // The command-line edge in-process: how errors become lines and exit statuses.

@@ -14,6 +14,8 @@ import Foundation
 /// stateDir: .baton
 /// tls: {certificate: pki/ci.pem, key: pki/ci.key, ca: pki/ca.pem}
 /// signingKey: keys/ci.key     # signs reverts (and `baton deploy`)
+/// notifications:              # webhooks on rollout milestones (NotificationHook)
+///   - {url: https://hooks.example.com/T0/B0/x, format: slack, minSeverity: warning}
 /// ```
 public struct ControllerConfiguration: Sendable, Equatable {
     public var fleetPath: String?
@@ -24,6 +26,8 @@ public struct ControllerConfiguration: Sendable, Equatable {
     public var keyPath: String?
     public var caPath: String?
     public var signingKeyPath: String?
+    /// Webhooks told of rollout milestones; only from the file.
+    public var notifications: [NotificationHook] = []
     /// The file the values came from, if any.
     public var file: String?
 
@@ -91,13 +95,14 @@ public struct ControllerConfiguration: Sendable, Equatable {
         let base = (path as NSString).deletingLastPathComponent
         func absolute(_ value: String) -> String { value.hasPrefix("/") ? value : (base as NSString).appendingPathComponent(value) }
         let root = try YAMLDocument(text: text, file: path).root.mapping()
-        try root.allowOnly(["fleet", "apps", "trustPolicy", "stateDir", "tls", "signingKey"])
+        try root.allowOnly(["fleet", "apps", "trustPolicy", "stateDir", "tls", "signingKey", "notifications"])
         var configuration = ControllerConfiguration(stateDirectory: stateDefault, file: path)
         configuration.fleetPath = try root["fleet"].map { node throws(ConfigurationError) in absolute(try node.string()) }
         configuration.appsDirectory = try root["apps"].map { node throws(ConfigurationError) in absolute(try node.string()) }
         configuration.trustPolicyPath = try root["trustPolicy"].map { node throws(ConfigurationError) in absolute(try node.string()) }
         if let node = root["stateDir"] { configuration.stateDirectory = absolute(try node.string()) }
         configuration.signingKeyPath = try root["signingKey"].map { node throws(ConfigurationError) in absolute(try node.string()) }
+        if let node = root["notifications"] { configuration.notifications = try NotificationHook.parseList(node, base: base) }
         if let tlsNode = root["tls"] {
             let tls = try tlsNode.mapping()
             try tls.allowOnly(["certificate", "key", "ca"])
