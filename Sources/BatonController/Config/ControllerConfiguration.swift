@@ -14,6 +14,7 @@ import Foundation
 /// stateDir: .baton
 /// tls: {certificate: pki/ci.pem, key: pki/ci.key, ca: pki/ca.pem}
 /// signingKey: keys/ci.key     # signs reverts (and `baton deploy`)
+/// history: {postgres: "postgres://baton@db:5432/baton", passwordFile: db-password}  # default: sqlite
 /// ```
 public struct ControllerConfiguration: Sendable, Equatable {
     public var fleetPath: String?
@@ -24,6 +25,8 @@ public struct ControllerConfiguration: Sendable, Equatable {
     public var keyPath: String?
     public var caPath: String?
     public var signingKeyPath: String?
+    /// Where the history and the locks are (`history:`, `BATON_HISTORY_POSTGRES`).
+    public var history: HistoryConfiguration = .sqlite
     /// The file the values came from, if any.
     public var file: String?
 
@@ -45,6 +48,7 @@ public struct ControllerConfiguration: Sendable, Equatable {
     public static let environmentVariables = [
         "BATON_CONFIG", "BATON_FLEET", "BATON_APPS", "BATON_TRUST_POLICY", "BATON_STATE_DIR",
         "BATON_TLS_CERT", "BATON_TLS_KEY", "BATON_TLS_CA", "BATON_SIGNING_KEY",
+        "BATON_HISTORY_POSTGRES",
     ]
 
     public static func resolve(
@@ -74,6 +78,7 @@ public struct ControllerConfiguration: Sendable, Equatable {
         configuration.keyPath = pick(overrides.key, "BATON_TLS_KEY", configuration.keyPath)
         configuration.caPath = pick(overrides.ca, "BATON_TLS_CA", configuration.caPath)
         configuration.signingKeyPath = pick(overrides.signingKey, "BATON_SIGNING_KEY", configuration.signingKeyPath)
+        configuration.history = try configuration.history.overridden(by: environment)
         return configuration
     }
 
@@ -91,13 +96,14 @@ public struct ControllerConfiguration: Sendable, Equatable {
         let base = (path as NSString).deletingLastPathComponent
         func absolute(_ value: String) -> String { value.hasPrefix("/") ? value : (base as NSString).appendingPathComponent(value) }
         let root = try YAMLDocument(text: text, file: path).root.mapping()
-        try root.allowOnly(["fleet", "apps", "trustPolicy", "stateDir", "tls", "signingKey"])
+        try root.allowOnly(["fleet", "apps", "trustPolicy", "stateDir", "tls", "signingKey", "history"])
         var configuration = ControllerConfiguration(stateDirectory: stateDefault, file: path)
         configuration.fleetPath = try root["fleet"].map { node throws(ConfigurationError) in absolute(try node.string()) }
         configuration.appsDirectory = try root["apps"].map { node throws(ConfigurationError) in absolute(try node.string()) }
         configuration.trustPolicyPath = try root["trustPolicy"].map { node throws(ConfigurationError) in absolute(try node.string()) }
         if let node = root["stateDir"] { configuration.stateDirectory = absolute(try node.string()) }
         configuration.signingKeyPath = try root["signingKey"].map { node throws(ConfigurationError) in absolute(try node.string()) }
+        if let node = root["history"] { configuration.history = try HistoryConfiguration.parse(node, file: path, absolute: absolute) }
         if let tlsNode = root["tls"] {
             let tls = try tlsNode.mapping()
             try tls.allowOnly(["certificate", "key", "ca"])
