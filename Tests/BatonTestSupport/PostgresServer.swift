@@ -79,9 +79,9 @@ public final class PostgresServer: @unchecked Sendable {
                 throw TestSupportError("chown postgres \(directory.path) failed (is there a `postgres` user?): \(chown.stderr)")
             }
         }
+        let command = Self.unprivileged(asRoot) + ["\(bin)/initdb"]
         let initdb = try ProcessRunner.run(
-            asRoot ? "/usr/bin/setpriv" : "\(bin)/initdb",
-            Self.unprivileged(asRoot) + (asRoot ? ["\(bin)/initdb"] : [])
+            command[0], Array(command.dropFirst())
                 + ["-D", data, "-U", user, "-A", "trust", "-E", "UTF8", "--no-sync", "--no-instructions"],
             environment: ["LC_ALL": "C"])
         guard initdb.status == 0 else {
@@ -92,9 +92,12 @@ public final class PostgresServer: @unchecked Sendable {
         for _ in 0..<5 {
             let port = Self.freePort()
             let process = Process()
-            process.executableURL = URL(fileURLWithPath: asRoot ? "/usr/bin/setpriv" : "\(bin)/postgres")
-            // No durability: the data lives as long as the test process.
-            process.arguments = Self.unprivileged(asRoot) + (asRoot ? ["\(bin)/postgres"] : []) + [
+            // Under a watchdog shell: when the test process dies without exiting (a crash, a
+            // kill), the server is stopped and its directory removed all the same.
+            process.executableURL = URL(fileURLWithPath: "/bin/bash")
+            process.arguments = ["-c", Self.watchdog, "watchdog", "\(getpid())", directory.path]
+                + Self.unprivileged(asRoot) + ["\(bin)/postgres"] + [
+                // No durability: the data lives as long as the test process.
                 "-D", data, "-p", "\(port)", "-k", directory.path, "-c", "listen_addresses=127.0.0.1",
                 "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=200",
             ]
@@ -111,17 +114,33 @@ public final class PostgresServer: @unchecked Sendable {
                 self.process = process
                 return
             }
-            if process.isRunning { process.interrupt() }
-            process.waitUntilExit()
             lastError = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            if process.isRunning {
+                FileManager.default.createFile(atPath: directory.child("stop"), contents: nil)
+                process.waitUntilExit()
+                break
+            }
         }
         directory.remove()
         throw TestSupportError("postgres did not start: \(lastError)")
     }
 
     private static func unprivileged(_ asRoot: Bool) -> [String] {
-        asRoot ? ["--reuid", "postgres", "--regid", "postgres", "--init-groups"] : []
+        asRoot ? ["/usr/bin/setpriv", "--reuid", "postgres", "--regid", "postgres", "--init-groups"] : []
     }
+
+    /// `bash -c WATCHDOG watchdog TEST_PID DIRECTORY SERVER_COMMAND...`: runs the server,
+    /// stops it (SIGINT, the fast shutdown) and removes the directory when `DIRECTORY/stop`
+    /// appears or the test process is gone (a crash, a kill). A server that exits by itself
+    /// (it could not start) leaves the directory for the next try. Files and polling, not
+    /// signals: the test process's threads block signals, and children inherit that mask.
+    private static let watchdog = """
+        test_pid=$1; dir=$2; shift 2
+        "$@" & server=$!
+        while kill -0 "$test_pid" 2>/dev/null && [ ! -e "$dir/stop" ] && [ -n "$(jobs -rp)" ]; do sleep 0.2; done
+        kill -INT "$server" 2>/dev/null; wait "$server"
+        [ -e "$dir/stop" ] || ! kill -0 "$test_pid" 2>/dev/null && rm -rf "$dir"
+        """
 
     private static func waitUntilReady(bin: String, port: Int, process: Process) -> Bool {
         for _ in 0..<300 {
@@ -160,12 +179,11 @@ public final class PostgresServer: @unchecked Sendable {
         defer { lock.unlock() }
         guard case .success(let server) = started else { return }
         started = nil
-        // SIGINT is the fast shutdown: no waiting for clients. Polled, not waitUntilExit:
-        // the test process is exiting.
-        kill(server.process.processIdentifier, SIGINT)
-        for _ in 0..<100 where kill(server.process.processIdentifier, 0) == 0 {
+        // The watchdog stops the server and removes the directory. Polled, not
+        // waitUntilExit: the test process is exiting.
+        FileManager.default.createFile(atPath: server.directory.child("stop"), contents: nil)
+        for _ in 0..<100 where server.process.isRunning {
             usleep(50_000)
         }
-        try? FileManager.default.removeItem(atPath: server.directory.path)
     }
 }
