@@ -70,10 +70,12 @@ struct ControllerContext {
         do { return try files.fleet() } catch { throw CLIError.reporting(error) }
     }
 
-    /// The history store: SQLite in the state directory.
+    /// The history store: SQLite in the state directory, or the shared PostgreSQL database
+    /// `history:` (or BATON_HISTORY_POSTGRES) names.
     func history() throws(CLIError) -> any HistoryStore {
         do {
             try state.prepare()
+            if case .postgres(let database) = configuration.history { return try PostgresHistoryStore(database) }
             return try SQLiteHistoryStore(path: "\(state.root)/history.sqlite")
         } catch {
             throw error.cli

@@ -73,20 +73,4 @@ struct FreezePreflightTests {
             envelope: one.bytes, manifest: one.manifest, policy: Self.policy, now: Self.now.addingTimeInterval(3600)).isEmpty)
         #expect(RolloutPlanner.freezeNotice(envelope: one.bytes, manifest: one.manifest, policy: nil, now: Self.now).isEmpty)
     }
-
-    @Test("the history keeps a rollout's break-glass mark")
-    func history() throws {
-        let dir = try TemporaryDirectory(prefix: "baton-history")
-        defer { dir.remove() }
-        let store = try SQLiteHistoryStore(path: dir.child("history.sqlite"))
-        for (id, breakGlass) in [("r-frozen", true), ("r-plain", false)] {
-            var record = RolloutRecord(
-                id: id, app: "web", release: "v2", serial: 10, environment: "staging", strategy: "batch all", actor: "a@b",
-                signers: ["ci", "approver"], owner: nil, notes: nil, source: nil, startedAt: Self.now, hosts: [HostResult(host: "h1")])
-            record.breakGlass = breakGlass
-            try store.rolloutStarted(record)
-        }
-        #expect(try store.rollout(id: "r-frozen")?.breakGlass == true)
-        #expect(try store.rollout(id: "r-plain")?.breakGlass == false)
-    }
 }

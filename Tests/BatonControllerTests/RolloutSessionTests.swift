@@ -201,4 +201,5 @@ private struct ResumeInfoFailingStore: HistoryStore {
     }
     func locks() throws(ControllerError) -> [RolloutLock] { try base.locks() }
     func lockEvents(app: String?) throws(ControllerError) -> [LockEvent] { try base.lockEvents(app: app) }
+    func migrations() throws(ControllerError) -> [AppliedMigration] { try base.migrations() }
 }

@@ -16,6 +16,7 @@ import Foundation
 /// signingKey: keys/ci.key     # signs reverts (and `baton deploy`)
 /// notifications:              # webhooks on rollout milestones (NotificationHook)
 ///   - {url: https://hooks.example.com/T0/B0/x, format: slack, minSeverity: warning}
+/// history: {postgres: "postgres://baton@db:5432/baton", passwordFile: db-password}  # default: sqlite
 /// ```
 public struct ControllerConfiguration: Sendable, Equatable {
     public var fleetPath: String?
@@ -28,6 +29,8 @@ public struct ControllerConfiguration: Sendable, Equatable {
     public var signingKeyPath: String?
     /// Webhooks told of rollout milestones; only from the file.
     public var notifications: [NotificationHook] = []
+    /// Where the history and the locks are (`history:`, `BATON_HISTORY_POSTGRES`).
+    public var history: HistoryConfiguration = .sqlite
     /// The file the values came from, if any.
     public var file: String?
 
@@ -49,6 +52,7 @@ public struct ControllerConfiguration: Sendable, Equatable {
     public static let environmentVariables = [
         "BATON_CONFIG", "BATON_FLEET", "BATON_APPS", "BATON_TRUST_POLICY", "BATON_STATE_DIR",
         "BATON_TLS_CERT", "BATON_TLS_KEY", "BATON_TLS_CA", "BATON_SIGNING_KEY",
+        "BATON_HISTORY_POSTGRES",
     ]
 
     public static func resolve(
@@ -78,6 +82,7 @@ public struct ControllerConfiguration: Sendable, Equatable {
         configuration.keyPath = pick(overrides.key, "BATON_TLS_KEY", configuration.keyPath)
         configuration.caPath = pick(overrides.ca, "BATON_TLS_CA", configuration.caPath)
         configuration.signingKeyPath = pick(overrides.signingKey, "BATON_SIGNING_KEY", configuration.signingKeyPath)
+        configuration.history = try configuration.history.overridden(by: environment)
         return configuration
     }
 
@@ -95,7 +100,7 @@ public struct ControllerConfiguration: Sendable, Equatable {
         let base = (path as NSString).deletingLastPathComponent
         func absolute(_ value: String) -> String { value.hasPrefix("/") ? value : (base as NSString).appendingPathComponent(value) }
         let root = try YAMLDocument(text: text, file: path).root.mapping()
-        try root.allowOnly(["fleet", "apps", "trustPolicy", "stateDir", "tls", "signingKey", "notifications"])
+        try root.allowOnly(["fleet", "apps", "trustPolicy", "stateDir", "tls", "signingKey", "notifications", "history"])
         var configuration = ControllerConfiguration(stateDirectory: stateDefault, file: path)
         configuration.fleetPath = try root["fleet"].map { node throws(ConfigurationError) in absolute(try node.string()) }
         configuration.appsDirectory = try root["apps"].map { node throws(ConfigurationError) in absolute(try node.string()) }
@@ -103,6 +108,7 @@ public struct ControllerConfiguration: Sendable, Equatable {
         if let node = root["stateDir"] { configuration.stateDirectory = absolute(try node.string()) }
         configuration.signingKeyPath = try root["signingKey"].map { node throws(ConfigurationError) in absolute(try node.string()) }
         if let node = root["notifications"] { configuration.notifications = try NotificationHook.parseList(node, base: base) }
+        if let node = root["history"] { configuration.history = try HistoryConfiguration.parse(node, file: path, absolute: absolute) }
         if let tlsNode = root["tls"] {
             let tls = try tlsNode.mapping()
             try tls.allowOnly(["certificate", "key", "ca"])

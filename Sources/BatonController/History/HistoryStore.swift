@@ -2,8 +2,8 @@ import BatonProtocol
 import Foundation
 
 /// Where rollouts, their hosts' results and events, and rollout locks are kept. SQLite
-/// (``SQLiteHistoryStore``) by default; the rollout engine and the commands see only this
-/// protocol, so a shared PostgreSQL store can be added without touching them
+/// (``SQLiteHistoryStore``) by default, or a PostgreSQL database a team shares
+/// (``PostgresHistoryStore``); the rollout engine and the commands see only this protocol
 /// (docs/history-store.md).
 public protocol HistoryStore: Sendable {
     func rolloutStarted(_ rollout: RolloutRecord) throws(ControllerError)
@@ -45,6 +45,8 @@ public protocol HistoryStore: Sendable {
     func breakLock(app: String, environment: String, actor: String, reason: String, now: Date) throws(ControllerError) -> RolloutLock?
     func locks() throws(ControllerError) -> [RolloutLock]
     func lockEvents(app: String?) throws(ControllerError) -> [LockEvent]
+    /// The schema migrations this store has applied, oldest first (`baton history migrations`).
+    func migrations() throws(ControllerError) -> [AppliedMigration]
 }
 
 /// A rollout as the history keeps it.

@@ -82,6 +82,13 @@ public final class SQLiteHistoryStore: HistoryStore {
         return migrator
     }
 
+    public func migrations() throws(ControllerError) -> [AppliedMigration] {
+        let applied = try read { db in try Set(Self.migrator.appliedIdentifiers(db)) }
+        return Self.migrator.migrations.enumerated().filter { applied.contains($0.element) }.map { position, name in
+            AppliedMigration(id: position + 1, name: name, appliedAt: nil)
+        }
+    }
+
     public func recordAuditHead(_ head: SeenAuditHead) throws(ControllerError) {
         try write { db in
             try db.execute(
