@@ -24,11 +24,8 @@ struct DeployCommand: AsyncParsableCommand {
         let strategy = try strategy.strategy()
         let signingKey = try loadSigningKey(key)
         let created = try await release.create(app: app, context: context)
-        let payload: Data
-        do { payload = try BatonJSON.encode(created.manifest) } catch { throw CLIError(code: "internal_error", message: "\(error)") }
-        var envelope = Envelope(payloadType: Manifest.payloadType, payload: Array(payload))
-        envelope.sign(with: signingKey)
-        let bytes = Array(envelope.serialized(pretty: false))
+        let bytes: [UInt8]
+        do { bytes = try Envelope.signing(created.manifest, with: signingKey) } catch { throw CLIError(.internalError, "\(error)") }
         let envelopePath = "\(context.state.root)/releases/\(app)/\(created.manifest.release).envelope.json"
         try OperatorFiles.write(Data(bytes), to: envelopePath)
         let checked: RolloutPreflight.Checked
@@ -40,10 +37,7 @@ struct DeployCommand: AsyncParsableCommand {
         } catch {
             throw cliError(error)
         }
-        var request = RolloutRequest(
-            rolloutID: RolloutRequest.newID(app: app), envelope: bytes, manifest: checked.manifest, hosts: checked.hosts,
-            strategy: strategy, artifactFile: checked.artifactFile, revertKey: try context.revertKey() ?? signingKey)
-        request.breakGlass = checked.breakGlass
-        throw ExitCode(try await context.runRollout(request, signers: checked.signers.map { $0.names.first ?? $0.keyid }, output: output))
+        let request = checked.request(envelope: bytes, strategy: strategy, revertKey: try context.revertKey() ?? signingKey)
+        throw ExitCode(try await context.runRollout(request, signers: checked.signerNames, output: output))
     }
 }

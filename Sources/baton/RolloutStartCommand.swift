@@ -31,16 +31,8 @@ struct RolloutStartCommand: AsyncParsableCommand {
     @OptionGroup var output: OutputOptions
     @Flag(name: .customLong("dry-run"), help: "Only plan: what would happen per host (`baton plan`); nothing changes.") var dryRun = false
     @Option(name: .customLong("lock-wait"), help: ArgumentHelp("Wait this long for the app's rollout lock (default: do not wait; exit 4).", valueName: "duration"))
-    var lockWait: String?
+    var lockWait: BatonDuration?
     @OptionGroup var controller: ControllerOptions
-
-    func lockWaitSeconds() throws(CLIError) -> TimeInterval {
-        guard let lockWait else { return 0 }
-        guard let duration = BatonDuration(parsing: lockWait) else {
-            throw CLIError(code: "invalid_value", message: "--lock-wait '\(lockWait)' is not a duration like 30s or 5m")
-        }
-        return duration.seconds
-    }
 
     func run() async throws {
         if dryRun {
@@ -61,11 +53,7 @@ struct RolloutStartCommand: AsyncParsableCommand {
         } catch {
             throw cliError(error)
         }
-        var request = RolloutRequest(
-            rolloutID: RolloutRequest.newID(app: checked.manifest.app), envelope: Array(bytes), manifest: checked.manifest,
-            hosts: checked.hosts, strategy: strategy, artifactFile: checked.artifactFile, revertKey: try context.revertKey())
-        request.breakGlass = checked.breakGlass
-        throw ExitCode(try await context.runRollout(
-            request, signers: checked.signers.map { $0.names.first ?? $0.keyid }, output: output, lockWait: try lockWaitSeconds()))
+        let request = checked.request(envelope: Array(bytes), strategy: strategy, revertKey: try context.revertKey())
+        throw ExitCode(try await context.runRollout(request, signers: checked.signerNames, output: output, lockWait: lockWait?.seconds ?? 0))
     }
 }

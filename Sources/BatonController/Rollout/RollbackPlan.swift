@@ -43,10 +43,8 @@ public enum RollbackPlan {
             let manifest = Manifest.returning(
                 to: held.approved, serial: serial, issuedAt: now, expiresAt: now.addingTimeInterval(ReturnTarget.validity.seconds),
                 notes: "rollback by \(ControllerActor.current)")
-            guard let payload = try? BatonJSON.encode(manifest) else { continue }
-            var envelope = Envelope(payloadType: Manifest.payloadType, payload: Array(payload))
-            envelope.sign(with: key)
-            groups.append(Group(release: held.release, hosts: groupHosts, envelope: Array(envelope.serialized(pretty: false)), manifest: manifest))
+            guard let envelope = try? Envelope.signing(manifest, with: key) else { continue }
+            groups.append(Group(release: held.release, hosts: groupHosts, envelope: envelope, manifest: manifest))
         }
         return Plan(groups: groups, refused: refused)
     }

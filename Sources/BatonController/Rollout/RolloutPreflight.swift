@@ -41,6 +41,18 @@ public enum RolloutPreflight {
         public var signers: [Signer]
         /// A change freeze is in force for the environment and the envelope breaks glass.
         public var breakGlass = false
+
+        /// The signers as history names them: their first name in the policy, else the keyid.
+        public var signerNames: [String] { signers.map { $0.names.first ?? $0.keyid } }
+
+        /// The rollout of `envelope` these checks allow, under a new id.
+        public func request(envelope: [UInt8], strategy: RolloutStrategy, revertKey: SigningKey?) -> RolloutRequest {
+            var request = RolloutRequest(
+                rolloutID: RolloutRequest.newID(app: manifest.app), envelope: envelope, manifest: manifest, hosts: hosts,
+                strategy: strategy, artifactFile: artifactFile, revertKey: revertKey)
+            request.breakGlass = breakGlass
+            return request
+        }
     }
 
     public static func check(_ input: Input, state: ControllerState) throws(ControllerError) -> Checked {

@@ -183,9 +183,7 @@ public actor RolloutRunner {
     }
 
     func signed(_ manifest: Manifest) -> [UInt8]? {
-        guard let key = request.revertKey, let payload = try? BatonJSON.encode(manifest) else { return nil }
-        var envelope = Envelope(payloadType: Manifest.payloadType, payload: Array(payload))
-        envelope.sign(with: key)
-        return Array(envelope.serialized(pretty: false))
+        guard let key = request.revertKey else { return nil }
+        return try? Envelope.signing(manifest, with: key)
     }
 }
