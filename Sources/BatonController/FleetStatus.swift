@@ -14,6 +14,8 @@ public struct HostStatus: Codable, Sendable, Equatable {
     public var serial: UInt64?
     public var lastPhase: DeploymentPhase?
     public var lastError: ErrorInfo?
+    /// The app's last deployment on the host (whose receipt `baton status` collects).
+    public var lastDeploymentID: String?
     /// The agent cannot read this app's state or the record of its last or running
     /// deployment (`state_corrupt`): it refuses deployments of the app until a person
     /// rebuilds it on the host.
@@ -88,6 +90,7 @@ public enum FleetStatus {
             row.serial = status.lastSerial
             row.lastPhase = status.lastPhase
             row.lastError = status.lastError
+            row.lastDeploymentID = status.lastDeploymentID
             row.stateError = status.stateError
             row.desired = desired(status.app, host.environment)
             row.drift = row.desired != nil && row.desired != status.current

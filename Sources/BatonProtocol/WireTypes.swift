@@ -181,6 +181,9 @@ public struct DeploymentRecord: Codable, Sendable, Equatable {
     public var owner: String?
     public var notes: String?
     public var source: String?
+    /// The agent's signed receipt, once the deployment has ended (`GET
+    /// /v1/deployments/{id}` attaches it; the record on disk never holds it).
+    public var receipt: SignedReceipt?
 
     public init(id: String, hostID: String, app: String, release: String, serial: UInt64, environment: String,
                 payloadDigest: String, artifactSHA256: String, signers: [Signer], isRollback: Bool,

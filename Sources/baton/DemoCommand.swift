@@ -76,6 +76,12 @@ struct DemoCommand: AsyncParsableCommand {
         Self.banner("6/6 baton history")
         expect("history", demo.baton(["history", "demo-web"]), 0)
 
+        Self.banner("baton evidence: v3's halted rollout, exported, then verified offline against the CA and the trust policy")
+        let halted = (try? SQLiteHistoryStore(path: "\(dir)/state/history.sqlite").rollouts(app: "demo-web", limit: 1))?.first?.id
+        expect("evidence exported", demo.baton(["evidence", halted ?? "unknown", "-o", "v3.evidence.json"]), 0)
+        expect("evidence verified", demo.baton(
+            ["evidence", "verify", "v3.evidence.json", "--ca", "pki/ca/ca.pem", "--trust", "trust-policy.yaml"]), 0)
+
         Output.line("")
         Output.line(ok ? "demo: every step behaved as expected" : "demo: some steps did not behave as expected (see ✗ above)")
         if !ok { throw ExitCode(1) }

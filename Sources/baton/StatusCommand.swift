@@ -24,9 +24,14 @@ struct StatusCommand: AsyncParsableCommand {
         let history = try context.history()
         let lastGood = LastGoodReleases(history: history)
         let rows = try await context.withAgentClient(for: hosts, retry: .quick) { client in
-            await FleetStatus.query(client: client, hosts: hosts, app: app) { app, environment in
+            let rows = await FleetStatus.query(client: client, hosts: hosts, app: app) { app, environment in
                 lastGood.release(app: app, environment: environment)
             }
+            // Receipts the history lacks are collected on the way (`baton evidence`).
+            if let receipts = history as? any ReceiptStore {
+                await ReceiptSweep.collect(client: client, hosts: hosts, rows: rows, store: receipts)
+            }
+            return rows
         }
         if json {
             for row in rows { Output.json(row) }

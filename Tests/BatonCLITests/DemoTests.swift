@@ -13,10 +13,12 @@ struct DemoTests {
         }
         #expect(result.status == 0, "stdout:\n\(result.stdout)\nstderr:\n\(result.stderr)")
         #expect(result.stdout.contains("demo: every step behaved as expected"))
-        for step in ["v1 everywhere", "v2 rolled out", "v3 halted after the canary", "every service answers as v2", "status: no drift"] {
+        for step in ["v1 everywhere", "v2 rolled out", "v3 halted after the canary", "every service answers as v2", "status: no drift",
+                     "evidence exported", "evidence verified"] {
             #expect(result.stdout.contains("✓ \(step)"), "\(step)")
         }
         #expect(result.stdout.contains("503 broken v3"), "the canary's health check saw the broken service over HTTP")
+        #expect(result.stdout.contains("Verdict: VERIFIED"), "the halted rollout's evidence verified offline")
         // Cleaned up: the demo directory is gone and no agent or service of it runs.
         let left = try FileManager.default.contentsOfDirectory(atPath: tmp.path).filter { $0.hasPrefix("baton-demo.") }
         #expect(left.isEmpty, "left behind: \(left)")

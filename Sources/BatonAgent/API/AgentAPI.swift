@@ -15,6 +15,7 @@ import NIOCore
 /// | `POST /v1/deployments` | 202 `DeploymentAccepted`, 200 for an identical resend; 400, 403, 409 (`state_corrupt` among them), 413, 422 |
 /// | `GET /v1/deployments/{id}` | 200 `DeploymentRecord`, 404, 409 `state_corrupt` |
 /// | `GET /v1/deployments/{id}/events` | 200 NDJSON `DeploymentEvent`s until a terminal phase, 404 |
+/// | `GET /v1/deployments/{id}/receipt` | 200 `SignedReceipt` once it has ended, 404 |
 /// | `GET /v1/apps` | 200 `AppList` (an app with unreadable state is listed with `stateError`) |
 /// | `GET /v1/apps/{app}` | 200 `AppStatus` (`stateError` likewise), 404 |
 /// | `GET /v1/apps/{app}/releases/{release}` | 200 `ApprovedRelease` (the approved payload and its signers), 404 |
@@ -79,6 +80,7 @@ public struct AgentAPI: Sendable {
         router.post("/v1/deployments") { request, context in try await self.postDeployment(request, context) }
         router.get("/v1/deployments/:id") { _, context in try await self.getDeployment(context) }
         router.get("/v1/deployments/:id/events") { _, context in try await self.getEvents(context) }
+        router.get("/v1/deployments/:id/receipt") { _, context in try await self.getReceipt(context) }
         router.get("/v1/apps") { _, _ in try APIResponse.json(AppList(apps: await self.engine.apps())) }
         router.get("/v1/apps/:app") { _, context in try await self.getApp(context) }
         router.get("/v1/apps/:app/releases/:release") { _, context in try await self.getApprovedRelease(context) }
@@ -179,7 +181,8 @@ public struct AgentAPI: Sendable {
 
     func getDeployment(_ context: AgentRequestContext) async throws -> Response {
         let id = try context.parameters.require("id")
-        guard let record = try await engine.readRecord(id) else { throw Self.noDeployment(id) }
+        guard var record = try await engine.readRecord(id) else { throw Self.noDeployment(id) }
+        if record.phase.isTerminal { record.receipt = await engine.receipt(id) }
         return try APIResponse.json(record)
     }
 

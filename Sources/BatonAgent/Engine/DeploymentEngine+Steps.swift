@@ -414,6 +414,8 @@ extension DeploymentEngine {
         } catch {
             logger.error("audit log append failed", metadata: ["error": "\(error)"])
         }
+        // The deployment's end is in the chain: the agent signs its receipt (+Receipts).
+        await storeReceipt(id)
     }
 
     /// Retention by live history: always keeps `current`, the release live before it, and

@@ -78,6 +78,8 @@ enum PostgresMigrations {
         Migration(id: 2, name: "break glass", sql: [
             "ALTER TABLE rollouts ADD COLUMN break_glass boolean NOT NULL DEFAULT false",
         ]),
+        // Agents' signed receipts and the revert envelopes rollouts signed (SQLite's v8-receipts).
+        Migration(id: 5, name: "receipts", sql: PostgresHistoryStore.receiptsMigration),
     ]
 
     /// Applies the migrations this database lacks, in one transaction under the advisory

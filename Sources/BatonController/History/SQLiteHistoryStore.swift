@@ -79,6 +79,10 @@ public final class SQLiteHistoryStore: HistoryStore {
         migrator.registerMigration("v5-break-glass") { db in
             try db.execute(sql: "ALTER TABLE rollouts ADD COLUMN breakGlass INTEGER NOT NULL DEFAULT 0")
         }
+        // Agents' signed receipts and the revert envelopes rollouts signed (`baton evidence`).
+        migrator.registerMigration("v8-receipts") { db in
+            try db.execute(sql: SQLiteHistoryStore.receiptsMigration)
+        }
         return migrator
     }
 
@@ -133,7 +137,7 @@ public final class SQLiteHistoryStore: HistoryStore {
             artifactFile: row["artifactFile"])
     }
 
-    private func write<T>(_ body: (Database) throws -> T) throws(ControllerError) -> T {
+    func write<T>(_ body: (Database) throws -> T) throws(ControllerError) -> T {
         do {
             var result: T?
             try queue.writeWithoutTransaction { db in
@@ -148,7 +152,7 @@ public final class SQLiteHistoryStore: HistoryStore {
         }
     }
 
-    private func read<T>(_ body: (Database) throws -> T) throws(ControllerError) -> T {
+    func read<T>(_ body: (Database) throws -> T) throws(ControllerError) -> T {
         do { return try queue.read(body) } catch {
             throw ControllerError(.stateError, "the history store '\(path)' failed: \(error)")
         }

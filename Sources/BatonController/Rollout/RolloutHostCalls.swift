@@ -16,6 +16,8 @@ struct RolloutHostCalls: Sendable {
     let uploadSlots: UploadSlots
     let clock: @Sendable () -> Date
     let post: @Sendable (Event) -> Void
+    /// Keeps receipts and revert envelopes for `baton evidence` (nil: not kept).
+    var receipts: ReceiptCollector? = nil
 
     /// What the agents know before anything changes: current release, last serial, and
     /// the artifacts and approved manifests of the releases they hold (for reverts). Asked
@@ -38,6 +40,7 @@ struct RolloutHostCalls: Sendable {
             let accepted = try await client.submit(host, envelope: envelope)
             post(.accepted(host: host.id, deploymentID: accepted.id, existing: accepted.existing, now: clock()))
             let record = try await follow(host, deploymentID: accepted.id)
+            receipts?.ended(host: host.id, record: record)
             post(.hostFinished(host: host.id, phase: HostPhase(record.phase), error: record.error, deploymentID: record.id, now: clock()))
         } catch {
             post(.hostFinished(host: host.id, phase: HostPhase(callError: error), error: error.info, deploymentID: nil, now: clock()))
@@ -62,10 +65,12 @@ struct RolloutHostCalls: Sendable {
 
     /// Sends a signed revert and follows it to the end.
     func revert(_ host: Fleet.Host, envelope: [UInt8]) async {
+        receipts?.sent(revert: envelope)
         do throws(AgentCallError) {
             let accepted = try await client.submit(host, envelope: envelope)
             post(.accepted(host: host.id, deploymentID: accepted.id, existing: accepted.existing, now: clock()))
             let record = try await follow(host, deploymentID: accepted.id)
+            receipts?.ended(host: host.id, record: record)
             post(.revertFinished(host: host.id, end: .ended(phase: record.phase, deploymentID: record.id, error: record.error), now: clock()))
         } catch {
             post(.revertFinished(host: host.id, end: .callFailed(error.info), now: clock()))

@@ -69,7 +69,7 @@ public actor RolloutRunner {
     var summary: RolloutSummary?
 
     public init(client: any AgentClient, request: RolloutRequest, clock: @escaping @Sendable () -> Date = { Date() },
-                holdsLock: (@Sendable () async -> Bool)? = nil,
+                holdsLock: (@Sendable () async -> Bool)? = nil, receipts: ReceiptCollector? = nil,
                 emit: @escaping @Sendable (RolloutEvent) -> Void) {
         self.request = request
         self.emit = emit
@@ -82,7 +82,7 @@ public actor RolloutRunner {
             client: client, app: request.manifest.app, envelope: request.envelope, artifact: request.manifest.artifact,
             artifactFile: request.artifactFile,
             uploadSlots: UploadSlots(request.strategy.uploadParallel ?? max(1, request.hosts.count)),
-            clock: clock, post: { post.yield($0) })
+            clock: clock, post: { post.yield($0) }, receipts: receipts)
         hosts = Dictionary(request.hosts.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         machine = RolloutStateMachine(request: request)
     }

@@ -94,7 +94,10 @@ public struct RolloutSession: Sendable {
         let closed = Latch()
         let history = self.history
         let progress = self.progress
-        let runner = RolloutRunner(client: client, request: request, holdsLock: { lock.renew() }) { event in
+        let runner = RolloutRunner(
+            client: client, request: request, holdsLock: { lock.renew() },
+            receipts: ReceiptCollector.over(history, rolloutID: request.rolloutID)
+        ) { event in
             guard !closed.isSet else { return }
             try? history.record(event)
             progress.handle(event)
