@@ -180,6 +180,17 @@ struct EvidenceTests {
         #expect(failed.stdout.contains("Verdict: FAILED (1 problem)"), "\(failed.stdout)")
         #expect(failed.stdout.contains("✗ envelope_refused (threshold_not_met)"), "\(failed.stdout)")
 
+        // Bad input: each with its code, nothing written.
+        let unknown = try await fleet.run(["evidence", "20991231-000000-web-000000", "-o", "unknown.json"])
+        #expect(unknown.status == 2 && unknown.stderr.contains("rollout_unknown"), "\(unknown.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: fleet.dir.child("unknown.json")))
+        let again = try await fleet.run(["evidence", rolloutID, "-o", "evidence.json"])
+        #expect(again.status == 2 && again.stderr.contains("file_exists"), "never overwrites: \(again.stderr)")
+        let absent = try await fleet.run(verify + ["absent.json"])
+        #expect(absent.status == 2 && absent.stderr.contains("file_not_found"), "\(absent.stderr)")
+        try "{\"format\": \"baton-evidence-v1\", \"format\": \"x\"}".write(toFile: fleet.dir.child("duplicate.json"), atomically: false, encoding: .utf8)
+        #expect(try problems("duplicate.json") == ["evidence_malformed/-"])
+
         // `baton status` collects the receipts the history lacks: each host's last
         // deployment (host-1's revert, host-2's v2, host-3's v1).
         let cleared = try ProcessRunner.run(

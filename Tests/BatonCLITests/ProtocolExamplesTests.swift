@@ -31,6 +31,7 @@ struct ProtocolExamplesTests {
             ("GET", "/v1/apps/web", "200"),
             ("GET", "/v1/apps/web/releases/2026.11.21-1", "200"),  // 10.8, the approved manifest
             ("GET", "/v1/audit/head?line=1", "200"),  // 10.9
+            ("GET", "/v1/deployments/web-42/receipt", "200"),  // 10.10, the agent's signed receipt
             ("HEAD", artifact, "200"),  // 10.2 again, the artifact now held
         ]
         #expect(answered.count == expected.count, "\(result.stdout)")

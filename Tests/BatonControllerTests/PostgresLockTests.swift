@@ -145,9 +145,11 @@ struct PostgresLockTests {
         }
         #expect(opened.withLock { $0 } == [])
         let applied = try Self.open(url).migrations()
-        // Each once, in order, whichever controller applied it.
-        #expect(applied.map(\.id) == Array(1...applied.count))
-        #expect(applied.count == 2)
+        // Each once, in order, whichever controller applied it. Ids need not be contiguous
+        // (migrations are numbered as they are written, on more than one branch).
+        let ids = applied.map(\.id)
+        #expect(ids.first == 1 && ids == ids.sorted() && Set(ids).count == ids.count, "\(ids)")
+        #expect(ids.contains(5), "the receipts migration: \(ids)")
         #expect(applied.allSatisfy { !$0.name.isEmpty })
     }
 }
