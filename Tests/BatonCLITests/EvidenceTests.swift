@@ -160,6 +160,23 @@ struct EvidenceTests {
         }
         #expect(try problems(approval) == ["envelope_refused/threshold_not_met"])
 
+        // The controller's account edited to claim another release than the one signed.
+        let account = try tampered("account") { bundle in
+            var rollout = try #require(bundle["rollout"] as? [String: Any])
+            rollout["release"] = "v9"
+            bundle["rollout"] = rollout
+        }
+        #expect(try problems(account) == ["manifest_mismatch/-"])
+
+        // host-2's genuine receipt filed as host-3's: it names host-2, and host-2's is missing.
+        let refiled = try tampered("refiled") { bundle in
+            var entries = try #require(bundle["receipts"] as? [[String: Any]])
+            let index = try #require(entries.firstIndex { $0["host"] as? String == "host-2" })
+            entries[index]["host"] = "host-3"
+            bundle["receipts"] = entries
+        }
+        #expect(Set(try problems(refiled)) == ["receipt_host_mismatch/-", "receipt_missing/-"])
+
         // And a receipt left out of the bundle.
         let missing = try tampered("missing") { bundle in
             bundle["receipts"] = ((bundle["receipts"] as? [[String: Any]]) ?? []).filter { $0["role"] as? String != "revert" }
