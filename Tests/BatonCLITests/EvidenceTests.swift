@@ -158,7 +158,8 @@ struct EvidenceTests {
                 envelope["signatures"] = signatures
             }
         }
-        #expect(try problems(approval) == ["envelope_refused/threshold_not_met"])
+        // The agents counted bob's signature: their receipts say so.
+        #expect(Set(try problems(approval)) == ["envelope_refused/threshold_not_met", "receipt_signers_mismatch/-"])
 
         // The controller's account edited to claim another release than the one signed.
         let account = try tampered("account") { bundle in
@@ -194,7 +195,8 @@ struct EvidenceTests {
         // The text verdict names the problem for a person, with its code.
         let failed = try await fleet.run(verify + [approval])
         #expect(failed.status == 1)
-        #expect(failed.stdout.contains("Verdict: FAILED (1 problem)"), "\(failed.stdout)")
+        #expect(failed.stdout.contains("Verdict: FAILED (3 problems)"), "\(failed.stdout)")
+        #expect(failed.stdout.contains("✗ receipt_signers_mismatch: receipt host-1"), "\(failed.stdout)")
         #expect(failed.stdout.contains("✗ envelope_refused (threshold_not_met)"), "\(failed.stdout)")
 
         // Bad input: each with its code, nothing written.

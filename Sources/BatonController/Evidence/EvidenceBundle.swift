@@ -171,6 +171,10 @@ public struct EvidenceProblem: CodedError, Equatable, Codable {
         case receiptHostMismatch = "receipt_host_mismatch"
         /// A receipt is for another manifest, app, release, artifact or deployment.
         case receiptManifestMismatch = "receipt_manifest_mismatch"
+        /// A receipt names a signer (a key the verifier's trust policy knows) whose
+        /// signature the envelope in the bundle does not carry: the envelope is not the
+        /// one the agent accepted.
+        case receiptSignersMismatch = "receipt_signers_mismatch"
         /// A host the rollout deployed to (or reverted) has no receipt.
         case receiptMissing = "receipt_missing"
     }

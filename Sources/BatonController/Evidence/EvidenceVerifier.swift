@@ -79,7 +79,7 @@ public enum EvidenceVerifier {
         let returns = Set(verifiedReceipts.filter { $0.receipt.isReturn }.map(\.receipt.manifestDigest))
 
         var envelopeFindings: [EvidenceReport.EnvelopeFinding] = []
-        var manifests: [String: (role: SentEnvelope.Role, manifest: Manifest)] = [:]
+        var manifests: [String: (role: SentEnvelope.Role, manifest: Manifest, envelope: Envelope)] = [:]
         for (index, entry) in bundle.envelopes.enumerated() {
             let subject = "envelope \(index + 1) (\(entry.role.rawValue))"
             let envelope: Envelope
@@ -101,7 +101,7 @@ public enum EvidenceVerifier {
                 finding.app = manifest.app
                 finding.release = manifest.release
                 finding.serial = manifest.serial
-                manifests[digest] = (entry.role, manifest)
+                manifests[digest] = (entry.role, manifest, envelope)
             }
             switch Result(catching: { () throws(VerificationError) in try EnvelopeApproval.check(envelope, policy: policy, asReturn: asReturn) }) {
             case .success(let verified):
@@ -125,7 +125,7 @@ public enum EvidenceVerifier {
         // Each verified receipt is for a verified manifest of the bundle, on its host.
         for (entry, receipt) in verifiedReceipts {
             let subject = "receipt \(entry.host) \(entry.deploymentID)"
-            guard let (role, manifest) = manifests[receipt.manifestDigest] else {
+            guard let (role, manifest, envelope) = manifests[receipt.manifestDigest] else {
                 problems.append(EvidenceProblem(
                     .receiptManifestMismatch, subject: subject,
                     "the agent ran manifest sha256:\(receipt.manifestDigest.prefix(16))…, which is not an envelope of this bundle"))
@@ -144,6 +144,12 @@ public enum EvidenceVerifier {
                     .receiptManifestMismatch, subject: subject,
                     "the signed receipt differs from the manifest it names in: \(differences.joined(separator: ", "))"))
             }
+            let missing = unsignedSigners(receipt.signers, envelope: envelope, policy: policy)
+            if !missing.isEmpty {
+                problems.append(EvidenceProblem(
+                    .receiptSignersMismatch, subject: subject,
+                    "the agent counted the signature of \(missing.joined(separator: ", ")), which the envelope in the bundle does not carry"))
+            }
         }
 
         // Every deployment and revert the controller recorded has its receipt.
@@ -160,6 +166,17 @@ public enum EvidenceVerifier {
         return EvidenceReport(
             verdict: problems.isEmpty ? .verified : .failed, rollout: bundle.rollout, envelopes: envelopeFindings,
             receipts: receiptFindings, problems: problems)
+    }
+
+    /// The names of the receipt's signers that the trust policy knows and whose valid
+    /// signature the envelope lacks. Keys the policy does not know cannot be checked here.
+    static func unsignedSigners(_ signers: [Signer], envelope: Envelope, policy: TrustPolicy) -> [String] {
+        let message = envelope.preAuthenticationEncoding
+        return signers.compactMap { signer in
+            guard let key = policy.keys.values.first(where: { $0.keyid == signer.keyid }) else { return nil }
+            let signed = envelope.signatures.contains { key.isValidSignature($0.sig, for: message) }
+            return signed ? nil : (signer.names.first ?? signer.keyid)
+        }
     }
 
     /// The rollout's manifest against the controller's account of the rollout.
