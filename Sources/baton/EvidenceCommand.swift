@@ -20,17 +20,21 @@ struct EvidenceCommand: AsyncParsableCommand {
             discussion: """
                 The bundle holds the signed envelope(s) with their approvals as the trust policy counts them, the artifact \
                 digest and source, owner and notes, every host's result and signed receipt, the reverts and why, and who ran \
-                the rollout and when. `baton evidence ROLLOUT_ID` is the same as `baton evidence export ROLLOUT_ID`.
+                the rollout and when. Receipts the history lacks are first asked of the hosts that signed them (unless \
+                --offline); a host that cannot answer leaves its receipt missing, which `verify` reports. \
+                `baton evidence ROLLOUT_ID` is the same as `baton evidence export ROLLOUT_ID`.
                 """)
 
         @Argument(help: "The rollout id (`baton history` lists them).") var rolloutID: String
         @Option(name: [.short, .customLong("out")], help: ArgumentHelp("Where to write it (default: evidence-ROLLOUT_ID.json).", valueName: "file"))
         var out: String?
+        @Flag(help: "Use only the history: do not ask hosts for receipts it lacks.") var offline = false
         @OptionGroup var controller: ControllerOptions
 
         func run() async throws {
             let context = try ControllerContext(controller)
             let history = try context.history()
+            if !offline { try await collectMissing(context, history) }
             let policy = try context.policy() ?? TrustPolicy()
             let policyText = context.configuration.trustPolicyPath.flatMap { FileManager.default.contents(atPath: $0) }.map { Array($0) }
             let bundle: EvidenceBundle
@@ -42,6 +46,23 @@ struct EvidenceCommand: AsyncParsableCommand {
             let path = out ?? "evidence-\(rolloutID).json"
             try OperatorFiles.write(bundle.serialized(), to: path, overwrite: false)
             Output.line("wrote \(path): \(bundle.envelopes.count) envelope(s), \(bundle.receipts.count) receipt(s) from \(bundle.hosts.count) host(s)")
+        }
+
+        /// Asks the hosts for the receipts of this rollout the history lacks, and keeps them.
+        func collectMissing(_ context: ControllerContext, _ history: any HistoryStore) async throws {
+            let missing: [(host: String, deploymentID: String)]
+            do { missing = try EvidenceExport.missingReceipts(rolloutID: rolloutID, history: history) } catch { throw error.cli }
+            guard !missing.isEmpty, let store = history as? any ReceiptStore else { return }
+            let fleet = try context.fleet()
+            let hosts = Dictionary(fleet.hosts.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+            let wanted = missing.compactMap { entry in hosts[entry.host].map { (host: $0, deploymentID: entry.deploymentID) } }
+            let asked = Array(Set(wanted.map(\.host.id))).sorted().compactMap { hosts[$0] }
+            let kept = try await context.withAgentClient(for: asked, retry: .quick) { client in
+                await ReceiptSweep.collect(client: client, wanted: wanted, store: store)
+            }
+            if kept < missing.count {
+                Output.error("warning: \(missing.count - kept) receipt(s) of this rollout could not be collected from its hosts; the bundle lacks them")
+            }
         }
     }
 

@@ -216,16 +216,28 @@ struct EvidenceTests {
             "/usr/bin/env", ["python3", "-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('DELETE FROM receipts'); c.commit()",
                              fleet.statePath + "/history.sqlite"])
         try #require(cleared.status == 0, "\(cleared.stderr)")
-        let emptied = try await fleet.run(["evidence", rolloutID, "-o", "emptied.json"])
+        let emptied = try await fleet.run(["evidence", rolloutID, "--offline", "-o", "emptied.json"])
         #expect(emptied.stdout.contains("0 receipt(s)"), "\(emptied.stdout)")
         let status = try await fleet.run(["status", "web"])
         #expect(status.status == 0, "\(status.stdout)\(status.stderr)")
-        let collected = try await fleet.run(["evidence", rolloutID, "-o", "collected.json"])
+        let collected = try await fleet.run(["evidence", rolloutID, "--offline", "-o", "collected.json"])
         #expect(collected.stdout.contains("2 receipt(s)"), "\(collected.stdout)")
         // host-1's v2 deployment was not its last: the bundle says its receipt is missing.
         let partial = try await fleet.run(verify + ["--json", "collected.json"])
         #expect(partial.status == 1)
         #expect(partial.stdout.contains("receipt_missing") && partial.stdout.contains("host-1"), "\(partial.stdout)")
+        // Without --offline, export asks host-1 for it: the bundle is complete again.
+        let complete = try await fleet.run(["evidence", rolloutID, "-o", "complete.json"])
+        #expect(complete.stdout.contains("3 receipt(s)") && complete.stderr.isEmpty, "\(complete.stdout)\(complete.stderr)")
+        #expect(try await fleet.run(verify + ["complete.json"]).status == 0)
+        // With host-1's agent gone, what cannot be collected is said, and the rest exported.
+        _ = try ProcessRunner.run(
+            "/usr/bin/env", ["python3", "-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('DELETE FROM receipts'); c.commit()",
+                             fleet.statePath + "/history.sqlite"])
+        await fleet.kill("host-1")
+        let partly = try await fleet.run(["evidence", rolloutID, "-o", "partly.json"])
+        #expect(partly.status == 0 && partly.stdout.contains("1 receipt(s)"), "\(partly.stdout)\(partly.stderr)")
+        #expect(partly.stderr.contains("warning: 2 receipt(s) of this rollout could not be collected"), "\(partly.stderr)")
     }
 
     // MARK: Helpers

@@ -58,6 +58,18 @@ public enum EvidenceExport {
             envelopes: envelopes, hosts: hosts, receipts: receipts)
     }
 
+    /// The deployments and reverts of a rollout whose receipt the history lacks, per host.
+    public static func missingReceipts(rolloutID: String, history: any HistoryStore) throws(ControllerError) -> [(host: String, deploymentID: String)] {
+        guard let record = try history.rollout(id: rolloutID), let store = history as? any ReceiptStore else { return [] }
+        var missing: [(host: String, deploymentID: String)] = []
+        for host in record.hosts {
+            for id in [host.deploymentID, host.revertDeploymentID].compactMap({ $0 }) where try store.receipt(host: host.host, deploymentID: id) == nil {
+                missing.append((host.host, id))
+            }
+        }
+        return missing
+    }
+
     static func entry(
         _ envelope: Envelope, role: SentEnvelope.Role, policy: TrustPolicy, policyDigest: String?, returns: Set<String>
     ) -> EvidenceBundle.EnvelopeEntry {

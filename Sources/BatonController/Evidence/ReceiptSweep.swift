@@ -20,6 +20,17 @@ public enum ReceiptSweep {
             guard (try? store.receipt(host: row.host, deploymentID: id)) == nil else { continue }
             wanted.append((host, id))
         }
+        return await collect(client: client, wanted: wanted, store: store, fanOut: fanOut, now: now)
+    }
+
+    /// Asks each host for the records of its `wanted` deployments and keeps the receipts
+    /// they carry (`baton evidence` fills a rollout's gaps this way). Returns how many
+    /// were kept; hosts that cannot answer are skipped.
+    @discardableResult
+    public static func collect(
+        client: any AgentClient, wanted: [(host: Fleet.Host, deploymentID: String)], store: any ReceiptStore,
+        fanOut: FanOut = .quick, now: Date = Date()
+    ) async -> Int {
         guard !wanted.isEmpty else { return 0 }
         // One question per host: a host lists each app at most once in the rows.
         let ids = Dictionary(grouping: wanted, by: { $0.host.id }).mapValues { $0.map(\.deploymentID) }
