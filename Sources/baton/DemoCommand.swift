@@ -76,6 +76,13 @@ struct DemoCommand: AsyncParsableCommand {
         Self.banner("6/6 baton history")
         expect("history", demo.baton(["history", "demo-web"]), 0)
 
+        Self.banner("and the way back, practised: baton drill takes web-2 to v1, health-checks it there, and brings it back to v2")
+        expect("drill on web-2", demo.baton(["drill", "demo-web", "--environment", "demo", "--hosts", "web-2", "--brief"]), 0)
+        let afterDrill = demo.liveReleases()
+        let stillOnV2 = afterDrill.values.allSatisfy { $0 == "v2" }
+        ok = ok && stillOnV2
+        Output.line(stillOnV2 ? "✓ every service answers as v2 after the drill" : "✗ services answer: \(afterDrill)")
+
         Output.line("")
         Output.line(ok ? "demo: every step behaved as expected" : "demo: some steps did not behave as expected (see ✗ above)")
         if !ok { throw ExitCode(1) }
