@@ -8,7 +8,7 @@ extension DeliveryReport {
             "delivery from \(RFC3339.format(since)) to \(RFC3339.format(until))",
             Self.columns([
                 ("APP", 12), ("ENV", 12), ("DEPLOYS", 8), ("PER WEEK", 9), ("LEAD TIME", 10), ("CHANGE FAIL", 12),
-                ("RESTORE", 9), ("REWORK", 11), ("LAST DRILL", 0),
+                ("RESTORE", 12), ("REWORK", 11), ("LAST DRILL", 0),
             ]),
         ]
         for row in rows {
@@ -22,7 +22,7 @@ extension DeliveryReport {
                 (row.app, 12), (row.environment, 12), ("\(row.deployments)", 8), (String(format: "%.1f", row.deploymentsPerWeek), 9),
                 (row.leadTime.map(Self.duration) ?? "-", 10),
                 (Self.rate(row.changeFailureRate, row.changeFailures, row.deployments), 12),
-                (row.unrestored > 0 ? "\(restore) +\(row.unrestored) open" : restore, 9),
+                (row.unrestored > 0 ? "\(restore) +\(row.unrestored) open" : restore, 12),
                 (Self.rate(row.reworkRate, row.rework, row.deployments + row.rollbacks), 11), (drill, 0),
             ]))
         }
