@@ -67,6 +67,13 @@ struct DrillTests {
         #expect(row["deployments"] as? Int == 2 && row["drills"] as? Int == 1 && row["drillsSucceeded"] as? Int == 1, "\(row)")
         #expect(row["lastDrillOutcome"] as? String == "succeeded" && (row["drillTimeToRecover"] as? Double).map { $0 > 0 } == true, "\(row)")
 
+        let table = try await fleet.run(["report"])
+        #expect(table.status == 0 && table.stdout.contains("LAST DRILL"), "\(table.stdout)\(table.stderr)")
+        let line = try #require(table.stdout.split(separator: "\n").first { $0.hasPrefix("web ") })
+        #expect(line.contains("staging") && line.contains(" 0% (0/2)") && line.contains("ago, recovered in"), "\(line)")
+        let badWindow = try await fleet.run(["report", "--since", "soon"])
+        #expect(badWindow.status == 2 && badWindow.stderr.contains("error: usage:"), "\(badWindow.stderr)")
+
         let status = try await fleet.run(["status", "web"])
         #expect(status.status == 0, "\(status.stdout)")
         #expect(!status.stdout.contains("DRILL DUE"))

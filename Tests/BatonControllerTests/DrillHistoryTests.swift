@@ -70,6 +70,28 @@ struct DrillHistoryTests {
     }
 }
 
+extension DrillHistoryTests {
+    @Test("a drill's legs never become the release status compares hosts with", arguments: StoreKind.allCases.prefix(1))
+    func drillLegsAreNotDesired(kind: StoreKind) throws {
+        let location = try kind.makeLocation()
+        defer { location.remove() }
+        let history = try location.open()
+        let store = try #require(history as? any DeliveryHistory)
+        let start = Date(timeIntervalSince1970: 1_800_000_000)
+        for (index, (id, release, rolloutKind)) in [("r1", "v2", RolloutKind.rollout), ("r2", "v1", .drill)].enumerated() {
+            let at = start.addingTimeInterval(Double(index) * 60)
+            try history.rolloutStarted(RolloutRecord(
+                id: id, app: "web", release: release, serial: UInt64(index + 1), environment: "staging", strategy: "batch all",
+                actor: "a@b", signers: [], owner: nil, notes: nil, source: nil, startedAt: at, hosts: []))
+            try store.noteRollout(id: id, kind: rolloutKind, issuedAt: at)
+            try history.rolloutFinished(RolloutSummary(
+                rolloutID: id, app: "web", release: release, serial: UInt64(index + 1), environment: "staging", strategy: "batch all",
+                outcome: .succeeded, halted: false, haltReason: nil, startedAt: at, finishedAt: at.addingTimeInterval(5), hosts: []))
+        }
+        #expect(LastGoodReleases(history: history).release(app: "web", environment: "staging") == "v2")
+    }
+}
+
 /// `drill: {maxAge: 30d}` in an app file, and which apps are due.
 @Suite("drill age")
 struct DrillDueTests {
