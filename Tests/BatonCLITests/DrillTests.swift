@@ -125,6 +125,65 @@ struct DrillTests {
         #expect(flagged.stdout.contains("DRILL DUE"), "\(flagged.stdout)")
     }
 
+    @Test("an agent that stays down past --recovery-wait: the drill exits 3 naming the host; once it is back, status shows it on v2 and a drill runs again")
+    func agentStaysDown() async throws {
+        let fleet = try await Self.fleetOnV2()
+        defer { fleet.release(); fleet.shutdown() }
+        try fleet.hold()
+        let drill = try fleet.start(["drill", "web", "--environment", "staging", "--plain", "--recovery-wait", "2s"])
+        try await drill.waitForLine(containing: "host-1", "activating:")
+        await fleet.kill("host-1")
+        fleet.release()
+        let exit = await drill.waitForExit(timeout: 90)
+        let output = drill.output.joined(separator: "\n")
+        #expect(exit == 3, "\(output)\n\(drill.stderr)")
+        #expect(output.contains("needs_attention") && output.contains("NEEDS ATTENTION"), "\(output)")
+        #expect(output.contains("host-1 did not answer after the drill (it was on v2)"), "\(output)")
+        #expect(output.contains("baton rollback web --environment staging --to v2 --hosts host-1"), "\(output)")
+        #expect(try await Self.reportRow(fleet)["lastDrillOutcome"] as? String == "needs_attention")
+
+        // Back up, the agent settles the interrupted return: host-1 is on v2 again.
+        try await fleet.restartOnSamePort("host-1")
+        #expect(fleet.current("host-1") == "v2")
+        let again = try await fleet.run(["drill", "web", "--environment", "staging", "--json"])
+        #expect(again.status == 0, "\(again.stdout)\(again.stderr)")
+        #expect(fleet.current("host-1") == "v2")
+        let status = try await fleet.run(["status", "web"])
+        #expect(status.status == 0, "no drift, no drill due: \(status.stdout)")
+        #expect(status.stdout.split(separator: "\n").contains { $0.hasPrefix("host-1") && $0.contains(" v2 ") }, "\(status.stdout)")
+    }
+
+    @Test("the drill's own controller killed (kill -9) after sending the way back: the next drill puts the host back on v2 first, then drills")
+    func controllerKilledMidDrill() async throws {
+        let fleet = try await Self.fleetOnV2()
+        defer { fleet.release(); fleet.shutdown() }
+        try fleet.hold()
+        let killed = try fleet.start(["drill", "web", "--environment", "staging", "--plain"])
+        try await killed.waitForLine(containing: "host-1", "activating:")
+        kill(killed.process.processIdentifier, SIGKILL)
+        _ = await killed.waitForExit(timeout: 10)
+        fleet.release()
+        // The agent finishes the return on its own: host-1 is left on v1.
+        let deadline = Date().addingTimeInterval(30)
+        func settledOnV1() throws -> Bool {
+            let phase = try fleet.records("host-1").last?["phase"] as? String
+            return fleet.current("host-1") == "v1" && phase == "succeeded"
+        }
+        while try !settledOnV1(), Date() < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(fleet.current("host-1") == "v1")
+        // The dead controller's lease would hold the lock for a minute.
+        #expect(try await fleet.run(["lock", "break", "web", "staging", "--reason", "drill controller killed"]).status == 0)
+
+        let again = try await fleet.run(["drill", "web", "--environment", "staging", "--plain"])
+        #expect(again.status == 0, "\(again.stdout)\(again.stderr)")
+        #expect(again.stdout.contains("did not end (its controller stopped): host-1 is on v1, was on v2; putting it back first"), "\(again.stdout)")
+        #expect(fleet.current("host-1") == "v2")
+        let releases = try fleet.records("host-1").suffix(4).map { $0["release"] as? String }
+        #expect(releases == ["v1", "v2", "v1", "v2"], "put back, then the drill's own way back and forward: \(releases)")
+    }
+
     @Test("refused with stable codes: no previous release, the lock held, a change freeze")
     func refusals() async throws {
         let fleet = try await RolloutTests.fleetOnV1(hosts: 1)

@@ -79,7 +79,10 @@ public struct Drill: Sendable {
             history: history, wait: lockWait, notify: say)
         defer { lock.release() }
 
-        let (statuses, unreachable) = try await ask(hosts)
+        var (statuses, unreachable) = try await ask(hosts)
+        if try await finishLeftovers(of: id, statuses: statuses, lock: lock) {
+            (statuses, unreachable) = try await ask(hosts)
+        }
         var record = DrillRecord(
             id: id, app: app, environment: environment, actor: owner, startedAt: Date(),
             hosts: try planned(statuses: statuses, unreachable: unreachable))
@@ -105,6 +108,50 @@ public struct Drill: Sendable {
     }
 
     // MARK: Before anything changes
+
+    /// What the last drill of the app in the environment left undone, when it ended needing
+    /// attention or never ended (its controller was killed): each of this drill's hosts that
+    /// is not on the release it was on before that drill goes back to it first, and that
+    /// drill's record says so. True when it changed a record; `drill_unfinished` when a
+    /// host could not be put back (this drill then changes nothing more).
+    func finishLeftovers(of id: String, statuses: [String: AppStatus], lock: HeldRolloutLock) async throws -> Bool {
+        guard var last = try history.drills(app: app, environment: environment, limit: 1).first,
+              last.outcome == nil || last.outcome == .needsAttention
+        else { return false }
+        let selected = Set(hosts.map(\.id))
+        let away = last.hosts.filter { host in
+            selected.contains(host.host) && statuses[host.host].map { $0.current != host.original } == true
+        }
+        let before = last.outcome == nil ? "did not end (its controller stopped)" : "ended needing attention"
+        if away.isEmpty {
+            guard last.outcome == nil else { return false }
+            last.outcome = .failed
+            last.reason = "its controller stopped before the drill ended; drill \(id) found every host it asked on the release it was on"
+            try history.saveDrill(last)
+            return true
+        }
+        say("drill \(last.id) \(before): \(away.map { "\($0.host) is on \(statuses[$0.host]?.current ?? "?"), was on \($0.original ?? "?")" }.joined(separator: ", ")); putting it back first")
+        await comeForward(&last, statuses: statuses, lock: lock)
+        let after = await settle(lock: lock)
+        for index in last.hosts.indices where selected.contains(last.hosts[index].host) {
+            let current = after.statuses[last.hosts[index].host]?.current
+            last.hosts[index].final = current
+            last.hosts[index].needsAttention = current != last.hosts[index].original
+        }
+        let still = last.attention.filter { selected.contains($0.host) }
+        last.finishedAt = last.finishedAt ?? Date()
+        last.outcome = last.attention.isEmpty ? .failed : .needsAttention
+        let put = away.filter { host in !still.contains { $0.host == host.host } }.map(\.host)
+        last.reason = ([last.reason] + [put.isEmpty ? nil : "drill \(id) put \(put.joined(separator: ", ")) back on the release it was on"])
+            .compactMap { $0 }.joined(separator: "; ")
+        try history.saveDrill(last)
+        if !still.isEmpty {
+            throw DrillError(
+                .drillUnfinished,
+                "drill \(last.id) left \(still.map { "\($0.host) on \($0.final ?? "?") (it was on \($0.original ?? "?"))" }.joined(separator: ", ")) and putting it back failed; put it back with `baton rollback \(app) --environment \(environment) --to RELEASE --hosts HOST`, then drill again")
+        }
+        return true
+    }
 
     /// Each host's release now and the one before it, or why the host cannot be drilled:
     /// it must answer, be idle, hold the previous release's approved manifest (the way

@@ -23,6 +23,9 @@ public struct DrillError: CodedError, Equatable {
         case stateCorrupt = "state_corrupt"
         /// A change freeze is in force for the environment: a drill is a change by choice.
         case changeFrozen = "change_frozen"
+        /// The last drill of the app in the environment left a host on another release,
+        /// and putting it back failed.
+        case drillUnfinished = "drill_unfinished"
         /// A refusal of the return planner that has no code of its own here.
         case refused = "drill_refused"
     }
