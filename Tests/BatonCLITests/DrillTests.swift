@@ -80,18 +80,18 @@ struct DrillTests {
         #expect(try await fleet.run(["lock", "list"]).stdout.contains("no locks held"))
     }
 
-    @Test("Ctrl-C during the way back: the drill still brings the host forward to v2 before it exits (130), recorded as interrupted")
-    func interruptedDrill() async throws {
+    @Test("Ctrl-C or SIGTERM during the way back: the drill still brings the host forward to v2 before it exits (130, 143), recorded as interrupted", arguments: [SIGINT, SIGTERM])
+    func interruptedDrill(signal: Int32) async throws {
         let fleet = try await Self.fleetOnV2()
         defer { fleet.release(); fleet.shutdown() }
         try fleet.hold()
         let drill = try fleet.start(["drill", "web", "--environment", "staging", "--plain"])
         try await drill.waitForLine(containing: "host-1", "activating:")
-        kill(drill.process.processIdentifier, SIGINT)
-        try await drill.waitForLine(containing: "SIGINT received", timeout: 10)
+        kill(drill.process.processIdentifier, signal)
+        try await drill.waitForLine(containing: signal == SIGTERM ? "SIGTERM received" : "SIGINT received", timeout: 10)
         fleet.release()
         let status = await drill.waitForExit(timeout: 60)
-        #expect(status == 130, "\(drill.output.joined(separator: "\n"))\n\(drill.stderr)")
+        #expect(status == 128 + signal, "\(drill.output.joined(separator: "\n"))\n\(drill.stderr)")
         #expect(fleet.current("host-1") == "v2")
         #expect(drill.output.contains { $0.contains("interrupted") }, "\(drill.output)")
         #expect(drill.output.contains { $0.contains("forward again") }, "\(drill.output)")
@@ -130,7 +130,7 @@ struct DrillTests {
         let fleet = try await Self.fleetOnV2()
         defer { fleet.release(); fleet.shutdown() }
         try fleet.hold()
-        let drill = try fleet.start(["drill", "web", "--environment", "staging", "--plain", "--recovery-wait", "2s"])
+        let drill = try fleet.start(["drill", "web", "--environment", "staging", "--plain", "--recovery-wait", "1s"])
         try await drill.waitForLine(containing: "host-1", "activating:")
         await fleet.kill("host-1")
         fleet.release()

@@ -66,7 +66,9 @@ public struct Drill: Sendable {
     }
 
     /// Runs the drill. Throws ``DrillError`` or ``ControllerError`` (`lock_held`,
-    /// `state_error`) before any host is changed; once hosts change, every ending is a record.
+    /// `state_error`) before any host is changed (but for `drill_unfinished`, thrown when a
+    /// host the last drill left behind could not be put back); once this drill changes
+    /// hosts, every ending is a record.
     public func run() async throws -> (record: DrillRecord, signal: Int32?) {
         if let freeze = policy?.activeFreeze(of: environment, at: Date()) {
             throw DrillError(
@@ -78,6 +80,14 @@ public struct Drill: Sendable {
             LockRequest(app: app, environment: environment, rolloutID: id, owner: owner, pid: pid, lease: lease),
             history: history, wait: lockWait, notify: say)
         defer { lock.release() }
+        // From here on a signal never stops the drill part-way.
+        let announce = self.say
+        let signals = catchesSignals
+            ? DrillSignals { number in
+                announce("\(number == SIGTERM ? "SIGTERM" : "SIGINT") received: the drill puts every host back on the release it found, then stops")
+            }
+            : nil
+        defer { signals?.stop() }
 
         var (statuses, unreachable) = try await ask(hosts)
         if try await finishLeftovers(of: id, statuses: statuses, lock: lock) {
@@ -87,14 +97,6 @@ public struct Drill: Sendable {
             id: id, app: app, environment: environment, actor: owner, startedAt: Date(),
             hosts: try planned(statuses: statuses, unreachable: unreachable))
         try history.saveDrill(record)
-
-        let say = self.say
-        let signals = catchesSignals
-            ? DrillSignals { number in
-                say("\(number == SIGTERM ? "SIGTERM" : "SIGINT") received: the drill puts every host back on the release it found, then stops")
-            }
-            : nil
-        defer { signals?.stop() }
 
         if signals?.received == nil {
             await goBack(&record, statuses: statuses, lock: lock)
