@@ -37,6 +37,9 @@ struct DrillTests {
         let due = try await fleet.run(["status", "web"])
         #expect(due.status == 1, "\(due.stdout)")
         #expect(due.stdout.contains("DRILL DUE: web in staging: never drilled"), "\(due.stdout)")
+        let dueJSON = try await fleet.run(["status", "web", "--json"])
+        let rows = try dueJSON.stdout.split(separator: "\n").map { try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+        #expect(rows.count == 2 && rows.allSatisfy { ($0["drillDue"] as? [String: Any])?["environment"] as? String == "staging" }, "\(dueJSON.stdout)")
 
         let drill = try await fleet.run(["drill", "web", "--environment", "staging", "--json"])
         #expect(drill.status == 0, "\(drill.stdout)\(drill.stderr)")
