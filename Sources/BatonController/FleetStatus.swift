@@ -28,6 +28,8 @@ public struct HostStatus: Codable, Sendable, Equatable {
     public var certificateDaysLeft: Int?
     /// Under 30 days: renew (`batond csr` and `baton pki sign-csr`).
     public var certificateWarning: Bool
+    /// The app's drill in this host's environment is overdue (`drill: {maxAge}` in its app file).
+    public var drillDue: DrillDue?
 }
 
 /// Asks every host, in parallel and quickly, what it runs.

@@ -81,6 +81,12 @@ struct DemoCommand: AsyncParsableCommand {
         expect("evidence exported", demo.baton(["evidence", halted ?? "unknown", "-o", "v3.evidence.json"]), 0)
         expect("evidence verified", demo.baton(
             ["evidence", "verify", "v3.evidence.json", "--ca", "pki/ca/ca.pem", "--trust", "trust-policy.yaml"]), 0)
+        Self.banner("and the way back, practised: baton drill takes web-2 to v1, health-checks it there, and brings it back to v2")
+        expect("drill on web-2", demo.baton(["drill", "demo-web", "--environment", "demo", "--hosts", "web-2", "--brief"]), 0)
+        let afterDrill = demo.liveReleases()
+        let stillOnV2 = afterDrill.values.allSatisfy { $0 == "v2" }
+        ok = ok && stillOnV2
+        Output.line(stillOnV2 ? "✓ every service answers as v2 after the drill" : "✗ services answer: \(afterDrill)")
 
         Output.line("")
         Output.line(ok ? "demo: every step behaved as expected" : "demo: some steps did not behave as expected (see ✗ above)")

@@ -8,7 +8,7 @@ struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
         abstract: "What every host runs: reachable, current release, serial, last result, drift, certificate expiry, agent version.",
-        discussion: "Hosts are asked in parallel with a short timeout. Exit status 1 when a host is unreachable, drifted, cannot read an app's state (state_corrupt) or its certificate expires within 30 days.")
+        discussion: "Hosts are asked in parallel with a short timeout. Exit status 1 when a host is unreachable, drifted, cannot read an app's state (state_corrupt) or its certificate expires within 30 days, or when an app's last successful drill is older than its app file's drill.maxAge.")
 
     @Argument(help: "Only this app.") var app: String?
     @Option(help: ArgumentHelp("Only this environment.", valueName: "env")) var environment: String?
@@ -23,7 +23,7 @@ struct StatusCommand: AsyncParsableCommand {
         let hosts = try selection.hosts(in: fleet, environment: environment)
         let history = try context.history()
         let lastGood = LastGoodReleases(history: history)
-        let rows = try await context.withAgentClient(for: hosts, retry: .quick) { client in
+        var rows = try await context.withAgentClient(for: hosts, retry: .quick) { client in
             let rows = await FleetStatus.query(client: client, hosts: hosts, app: app) { app, environment in
                 lastGood.release(app: app, environment: environment)
             }
@@ -32,6 +32,17 @@ struct StatusCommand: AsyncParsableCommand {
                 await ReceiptSweep.collect(client: client, hosts: hosts, rows: rows, store: receipts)
             }
             return rows
+        }
+        // Apps whose way back was not practised within their app file's `drill.maxAge`.
+        let environments = Dictionary(hosts.map { ($0.id, $0.environment) }, uniquingKeysWith: { first, _ in first })
+        let pairs = rows.compactMap { row in row.app.flatMap { app in environments[row.host].map { (app: app, environment: $0) } } }
+        let drillsDue = try reported { () throws(ControllerError) in
+            guard let drills = history as? any DeliveryHistory else { return [DrillDue]() }
+            return try DrillDue.check(pairs, definition: { try? context.app($0) }, history: drills)
+        }
+        for index in rows.indices {
+            let (app, environment) = (rows[index].app, environments[rows[index].host])
+            rows[index].drillDue = drillsDue.first { $0.app == app && $0.environment == environment }
         }
         if json {
             for row in rows { Output.json(row) }
@@ -52,6 +63,11 @@ struct StatusCommand: AsyncParsableCommand {
                              pad(row.lastPhase?.rawValue ?? "-", 16), pad(drift, 16), pad(cert, 9), row.agentVersion ?? "?"].joined(separator: " "))
             }
         }
-        if rows.contains(where: { !$0.reachable || $0.drift || $0.certificateWarning || $0.stateError != nil }) { throw ExitCode(1) }
+        if !json {
+            for due in drillsDue { Output.line("DRILL DUE: \(due.message())") }
+        }
+        if rows.contains(where: { !$0.reachable || $0.drift || $0.certificateWarning || $0.stateError != nil }) || !drillsDue.isEmpty {
+            throw ExitCode(1)
+        }
     }
 }

@@ -226,6 +226,18 @@ public final class LocalFleet: @unchecked Sendable {
         try writeFleetFile()
     }
 
+    /// Starts a host's agent again on the port it had, so a controller that read the fleet
+    /// file before (a running `baton drill`) still reaches it.
+    public func restartOnSamePort(_ host: String) async throws {
+        let config = dir.child("hosts/\(host)/batond.yaml")
+        guard let port = daemons[host]?.apiPort, port > 0 else { throw TestSupportError("\(host) had no port") }
+        let text = try String(contentsOfFile: config, encoding: .utf8)
+        try text.replacingOccurrences(of: "listen: 127.0.0.1:0\n", with: "listen: 127.0.0.1:\(port)\n")
+            .write(toFile: config, atomically: false, encoding: .utf8)
+        daemons[host] = try await Daemon.start(config: config)
+        try writeFleetFile()
+    }
+
     /// Runs `batond` with a host's configuration (`apply`, `status`), off the pool.
     public func batond(_ host: String, _ arguments: [String]) async throws -> ProcessResult {
         let config = dir.child("hosts/\(host)/batond.yaml"), directory = dir.path

@@ -74,6 +74,11 @@ public struct RolloutRecord: Codable, Sendable, Equatable {
     public var hosts: [HostResult]
     /// It went out during a change freeze of its environment, signed to break glass.
     public var breakGlass = false
+    /// A rollout, a rollback, or a leg of a drill (``DeliveryHistory``).
+    public var kind: RolloutKind = .rollout
+    /// When its manifest was issued: for a release, its creation (where lead time starts).
+    /// Nil in records from before it was kept.
+    public var issuedAt: Date?
 
     public init(id: String, app: String, release: String, serial: UInt64, environment: String, strategy: String,
                 actor: String, signers: [String], owner: String?, notes: String?, source: String?, startedAt: Date,

@@ -161,6 +161,8 @@ public final class PostgresHistoryStore: HistoryStore {
         record.haltReason = try row["halt_reason"].decode(String?.self)
         record.revertSerial = try row["revert_serial"].decode(Int64?.self).map { UInt64($0) }
         record.breakGlass = try row["break_glass"].decode(Bool.self)
+        record.kind = try row["kind"].decode(String?.self).flatMap(RolloutKind.init(rawValue:)) ?? .rollout
+        record.issuedAt = try row["issued_at"].decode(Double?.self).map { Date(timeIntervalSince1970: $0) }
         record.hosts = try sql.run("SELECT * FROM rollout_hosts WHERE rollout_id = \(id) ORDER BY position").rows.map { row in
             let row = row.makeRandomAccess()
             var host = HostResult(host: try row["host"].decode(String.self), phase: HostPhase(rawValue: try row["phase"].decode(String.self)) ?? .pending)

@@ -78,6 +78,18 @@ enum PostgresMigrations {
         Migration(id: 2, name: "break glass", sql: [
             "ALTER TABLE rollouts ADD COLUMN break_glass boolean NOT NULL DEFAULT false",
         ]),
+        // Drills, and a rollout's kind and manifest issue time for delivery metrics
+        // (SQLite's v7-drills; PostgresHistoryStore+Drills.swift).
+        Migration(id: 4, name: "drills", sql: [
+            "ALTER TABLE rollouts ADD COLUMN kind text NOT NULL DEFAULT 'rollout'",
+            "ALTER TABLE rollouts ADD COLUMN issued_at double precision",
+            """
+            CREATE TABLE drills (
+                id text PRIMARY KEY, app text NOT NULL, environment text NOT NULL, started_at double precision NOT NULL,
+                outcome text, record text NOT NULL)
+            """,
+            "CREATE INDEX drills_by_app ON drills (app, environment, started_at)",
+        ]),
         // Agents' signed receipts and the revert envelopes rollouts signed (SQLite's v8-receipts).
         Migration(id: 5, name: "receipts", sql: PostgresHistoryStore.receiptsMigration),
     ]

@@ -79,6 +79,18 @@ public final class SQLiteHistoryStore: HistoryStore {
         migrator.registerMigration("v5-break-glass") { db in
             try db.execute(sql: "ALTER TABLE rollouts ADD COLUMN breakGlass INTEGER NOT NULL DEFAULT 0")
         }
+        // Drills, and what delivery metrics need of a rollout: its kind and when its manifest
+        // was issued (SQLiteHistoryStore+Drills.swift).
+        migrator.registerMigration("v7-drills") { db in
+            try db.execute(sql: """
+                ALTER TABLE rollouts ADD COLUMN kind TEXT NOT NULL DEFAULT 'rollout';
+                ALTER TABLE rollouts ADD COLUMN issuedAt REAL;
+                CREATE TABLE drills (
+                    id TEXT PRIMARY KEY, app TEXT NOT NULL, environment TEXT NOT NULL, startedAt REAL NOT NULL,
+                    outcome TEXT, record TEXT NOT NULL);
+                CREATE INDEX drills_by_app ON drills(app, environment, startedAt);
+                """)
+        }
         // Agents' signed receipts and the revert envelopes rollouts signed (`baton evidence`).
         migrator.registerMigration("v8-receipts") { db in
             try db.execute(sql: SQLiteHistoryStore.receiptsMigration)
@@ -265,6 +277,8 @@ public final class SQLiteHistoryStore: HistoryStore {
         record.haltReason = row["haltReason"]
         record.revertSerial = (row["revertSerial"] as Int64?).map { UInt64($0) }
         record.breakGlass = row["breakGlass"]
+        record.kind = (row["kind"] as String?).flatMap(RolloutKind.init(rawValue:)) ?? .rollout
+        record.issuedAt = (row["issuedAt"] as Double?).map { Date(timeIntervalSince1970: $0) }
         record.hosts = try Row.fetchAll(db, sql: "SELECT * FROM rollout_hosts WHERE rolloutID = ? ORDER BY position", arguments: [id]).map { row in
             var host = HostResult(host: row["host"], phase: HostPhase(rawValue: row["phase"]) ?? .pending)
             host.wave = row["wave"]

@@ -17,6 +17,7 @@ import Foundation
 ///     - {type: http, url: "http://127.0.0.1:8080/health", expectStatus: "200-299", bodyContains: ok}
 ///   interval: 1s
 ///   deadline: 30s
+/// drill: {maxAge: 30d}   # `baton status` flags the app when its last successful drill is older
 /// ```
 public struct AppDefinition: Sendable, Equatable {
     public var app: String
@@ -26,6 +27,9 @@ public struct AppDefinition: Sendable, Equatable {
     public var health: HealthPolicy?
     public var bake: BatonDuration?
     public var keep: Int?
+    /// `drill: {maxAge: 30d}`: how old the last successful `baton drill` of the app in an
+    /// environment may be before `baton status` flags it; nil: drills are not required.
+    public var drillMaxAge: BatonDuration?
 
     public init(app: String, owner: String? = nil, environments: [String], hooks: Hooks? = nil,
                 health: HealthPolicy? = nil, bake: BatonDuration? = nil, keep: Int? = nil) {
@@ -47,7 +51,7 @@ public struct AppDefinition: Sendable, Equatable {
 
     public static func parse(yaml text: String, file: String) throws(ConfigurationError) -> AppDefinition {
         let root = try YAMLDocument(text: text, file: file).root.mapping()
-        try root.allowOnly(["app", "owner", "environments", "hooks", "health", "bake", "keep"])
+        try root.allowOnly(["app", "owner", "environments", "hooks", "health", "bake", "keep", "drill"])
         var definition = AppDefinition(
             app: try root.require("app").name(),
             environments: try root.require("environments").list().map { node throws(ConfigurationError) in try node.name() })
@@ -57,6 +61,16 @@ public struct AppDefinition: Sendable, Equatable {
         definition.owner = try root["owner"]?.string()
         if let node = root["bake"] { definition.bake = try node.duration() }
         if let node = root["keep"] { definition.keep = try node.int(in: ManifestLimits.keep) }
+        if let node = root["drill"] {
+            let drill = try node.mapping()
+            try drill.allowOnly(["maxAge"])
+            let ageNode = try drill.require("maxAge")
+            let text = try ageNode.string()
+            guard let age = BatonDuration(parsingValidity: text), age.milliseconds > 0 else {
+                throw ageNode.error(.invalidValue, "'\(text)' is not an age; write days (30d) or a duration (12h)")
+            }
+            definition.drillMaxAge = age
+        }
         if let node = root["hooks"] {
             try node.mapping().allowOnly(["prepare", "activate"])
             definition.hooks = try decode(Hooks.self, from: node)

@@ -50,6 +50,7 @@ public struct RecordedRollout: Sendable {
             rolloutID: record.id, envelope: info.envelope, manifest: manifest, hosts: hosts, strategy: strategy, artifactFile: artifact,
             revertKey: revertKey)
         for host in record.hosts { if let previous = host.previousRelease { request.knownPrevious[host.host] = previous } }
+        request.kind = record.kind
         return request
     }
 }

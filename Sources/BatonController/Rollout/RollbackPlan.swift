@@ -23,7 +23,7 @@ public enum RollbackPlan {
 
     public static func make(
         app: String, environment: String, to named: String?, hosts: [Fleet.Host], statuses: [String: AppStatus],
-        controllerSerial: UInt64, key: SigningKey, now: Date = Date()
+        controllerSerial: UInt64, key: SigningKey, now: Date = Date(), notes: String? = nil
     ) -> Plan {
         var targets: [String: (HeldRelease, [Fleet.Host])] = [:]
         var refused: [(String, ErrorInfo)] = []
@@ -42,7 +42,7 @@ public enum RollbackPlan {
         for (_, (held, groupHosts)) in targets.sorted(by: { ($0.value.0.release, $0.key) < ($1.value.0.release, $1.key) }) {
             let manifest = Manifest.returning(
                 to: held.approved, serial: serial, issuedAt: now, expiresAt: now.addingTimeInterval(ReturnTarget.validity.seconds),
-                notes: "rollback by \(ControllerActor.current)")
+                notes: notes ?? "rollback by \(ControllerActor.current)")
             guard let envelope = try? Envelope.signing(manifest, with: key) else { continue }
             groups.append(Group(release: held.release, hosts: groupHosts, envelope: envelope, manifest: manifest))
         }

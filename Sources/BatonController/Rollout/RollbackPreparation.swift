@@ -65,13 +65,15 @@ public struct RollbackPreparation: Sendable {
         strategy.failureThreshold = .percent(100)
         strategy.autoRevert = false
         return plan.groups.map { group in
-            RolloutRequest(
+            var request = RolloutRequest(
                 rolloutID: RolloutRequest.newID(app: app), envelope: group.envelope, manifest: group.manifest, hosts: group.hosts,
                 strategy: strategy, artifactFile: nil, revertKey: nil)
+            request.kind = .rollback
+            return request
         }
     }
 
-    private static func statuses(client: any AgentClient, hosts: [Fleet.Host], app: String, fanOut: FanOut = .quick) async
+    static func statuses(client: any AgentClient, hosts: [Fleet.Host], app: String, fanOut: FanOut = .quick) async
         -> ([String: AppStatus], [(host: String, error: ErrorInfo)])
     {
         var statuses: [String: AppStatus] = [:]

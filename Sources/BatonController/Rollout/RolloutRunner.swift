@@ -22,6 +22,8 @@ public struct RolloutRequest: Sendable {
     /// A change freeze is in force and the envelope is signed to break glass (the
     /// preflight's verdict): recorded with the rollout and announced when it starts.
     public var breakGlass = false
+    /// Recorded with the rollout: a rollback's returns, a drill's legs, or a rollout.
+    public var kind: RolloutKind = .rollout
 
     public init(rolloutID: String, envelope: [UInt8], manifest: Manifest, hosts: [Fleet.Host], strategy: RolloutStrategy,
                 artifactFile: String?, revertKey: SigningKey?) {

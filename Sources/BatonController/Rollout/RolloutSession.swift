@@ -34,6 +34,9 @@ public struct RolloutSession: Sendable {
     /// Whether SIGINT is this session's to handle; off where the process's signals belong
     /// to someone else (tests).
     public var catchesInterrupts = true
+    /// A lock taken by whoever runs several rollouts as one operation (a drill's two
+    /// legs): used instead of taking the app's lock, and left held at the end.
+    var heldLock: HeldRolloutLock?
 
     public init(history: any HistoryStore, state: ControllerState, makeClient: @escaping AgentClientFactory,
                 progress: any ProgressRenderer, notify: @escaping @Sendable (String) -> Void) {
@@ -48,19 +51,24 @@ public struct RolloutSession: Sendable {
     public func run(_ request: RolloutRequest, signers: [String], mode: Mode = .run) async throws(ControllerError) -> RolloutSummary {
         try state.prepare()
         let manifest = request.manifest
-        let lock = try await HeldRolloutLock.acquire(
-            LockRequest(app: manifest.app, environment: manifest.environment, rolloutID: request.rolloutID, owner: owner, pid: pid, lease: lease),
-            history: history, wait: lockWait, notify: notify)
+        let lock: HeldRolloutLock
+        if let heldLock {
+            lock = heldLock
+        } else {
+            lock = try await HeldRolloutLock.acquire(
+                LockRequest(app: manifest.app, environment: manifest.environment, rolloutID: request.rolloutID, owner: owner, pid: pid, lease: lease),
+                history: history, wait: lockWait, notify: notify)
+        }
         let summary: RolloutSummary
         do {
             summary = try await withAgentClient(for: request.hosts, using: makeClient) { client throws(ControllerError) in
                 try await drive(request, signers: signers, mode: mode, lock: lock, client: client)
             }
         } catch {
-            lock.release()
+            if heldLock == nil { lock.release() }
             throw error
         }
-        lock.release()
+        if heldLock == nil { lock.release() }
         if summary.exitStatus != RolloutSession.stoppedAtOnce { progress.finish(summary) }
         return summary
     }
@@ -82,6 +90,9 @@ public struct RolloutSession: Sendable {
             hosts: request.hosts.map { HostResult(host: $0.id) })
         record.breakGlass = request.breakGlass
         try history.rolloutStarted(record)
+        // Its kind and its release's creation, for delivery metrics (a resumed or aborted
+        // rollout's request carries the kind it was recorded with).
+        try (history as? any DeliveryHistory)?.noteRollout(id: request.rolloutID, kind: request.kind, issuedAt: manifest.issuedAt)
         if request.breakGlass {
             notify("break glass: a change freeze is in force for \(manifest.environment); this rollout goes out under break-glass signatures and is recorded as such")
         }
