@@ -38,7 +38,7 @@ public struct RolloutMilestones: Sendable {
             guard var notification = once(.halted, severity, time: event.time, message: event.message) else { return nil }
             notification.haltReason = reason
             return notification
-        case .host, .wave, .paused, .revert, .finished:
+        case .host, .wave, .paused, .revert, .finished, .analysis:
             // `paused` and `finished` are sent from the summary, which has the outcome.
             return nil
         }
