@@ -12,21 +12,41 @@ import Testing
         hookRunner: HookRunner(logger: Logger(label: "test.metrics"), killGrace: .milliseconds(200)),
         logger: Logger(label: "test.metrics"))
 
-    /// The share of requests answered 500 on the host, over the last 3 s.
+    /// The share of requests answered 500 on the host, over the last 2 s.
     static let errorRatio = """
-        sum(rate(baton_test_requests_total{host="{{host}}",code="500"}[3s])) / sum(rate(baton_test_requests_total{host="{{host}}"}[3s]))
+        sum(rate(baton_test_requests_total{host="{{host}}",code="500"}[2s])) / sum(rate(baton_test_requests_total{host="{{host}}"}[2s]))
         """
 
-    /// A service scraped under the `host` label `host`, once Prometheus has its first
-    /// error ratio.
-    static func scrapedService(host: String, _ mode: MetricsService.Mode = .healthy) async throws
-        -> (PrometheusServer, MetricsService, String)
-    {
-        let prometheus = try PrometheusServer.shared()
-        let service = try await MetricsService.start(mode)
-        let target = try prometheus.addTarget(port: service.port, labels: ["host": host])
-        try await prometheus.waitFor(errorRatio.replacing("{{host}}", with: host)) { $0.count == 1 && !$0[0].isNaN }
-        return (prometheus, service, target)
+    static let p99 = "histogram_quantile(0.99, sum by (le) (rate(baton_test_request_duration_seconds_bucket{host=\"{{host}}\"}[2s])))"
+
+    /// The services every test of the suite reads, started and scraped once per process
+    /// (one wait for Prometheus's first values instead of one per test), each under its
+    /// own `host` label: `metric-healthy`, `metric-erroring`, `metric-slow`, and
+    /// `metric-bake`, healthy until the bake test makes it fail.
+    struct Services: Sendable {
+        let prometheus: PrometheusServer
+        let bake: MetricsService
+
+        static let hosts: [(String, MetricsService.Mode)] = [
+            ("metric-healthy", .healthy), ("metric-erroring", .erroring), ("metric-slow", .slow), ("metric-bake", .healthy),
+        ]
+
+        private static let started = Task { () throws -> Services in
+            let prometheus = try PrometheusServer.shared()
+            var services: [String: MetricsService] = [:]
+            for (host, mode) in hosts {
+                let service = try await MetricsService.start(mode)
+                services[host] = service
+                _ = try prometheus.addTarget(port: service.port, labels: ["host": host])
+            }
+            for (host, _) in hosts {
+                try await prometheus.waitFor(MetricCheckTests.errorRatio.replacing("{{host}}", with: host)) { $0.count == 1 && !$0[0].isNaN }
+            }
+            try await prometheus.waitFor(MetricCheckTests.p99.replacing("{{host}}", with: "metric-slow")) { $0.count == 1 && $0[0] > 0.5 }
+            return Services(prometheus: prometheus, bake: services["metric-bake"]!)
+        }
+
+        static func get() async throws -> Services { try await started.value }
     }
 
     func check(_ prometheus: String, query: String = MetricCheckTests.errorRatio, max: Double = 0.05, failureLimit: Int? = nil,
@@ -54,11 +74,8 @@ import Testing
     }
 
     @Test func aHealthyServicePassesWithItsValueRecorded() async throws {
-        let host = "metric-healthy"
-        let (prometheus, service, target) = try await Self.scrapedService(host: host)
-        defer { prometheus.removeTarget(target) }
-        let (healthy, attempts) = await waitUntilHealthy(check(prometheus.url), host: host)
-        await service.stop()
+        let prometheus = try await Services.get().prometheus
+        let (healthy, attempts) = await waitUntilHealthy(check(prometheus.url), host: "metric-healthy")
         #expect(healthy, "\(attempts.map(\.detail))")
         let measurement = try #require(attempts.last?.measurement)
         #expect(measurement.verdict == .successful)
@@ -68,11 +85,8 @@ import Testing
     }
 
     @Test func anErroringServiceFailsAtOnceWithTheDefaultFailureLimit() async throws {
-        let host = "metric-erroring"
-        let (prometheus, service, target) = try await Self.scrapedService(host: host, .erroring)
-        defer { prometheus.removeTarget(target) }
-        let (healthy, attempts) = await waitUntilHealthy(check(prometheus.url), host: host, deadline: .seconds(10))
-        await service.stop()
+        let prometheus = try await Services.get().prometheus
+        let (healthy, attempts) = await waitUntilHealthy(check(prometheus.url), host: "metric-erroring", deadline: .seconds(10))
         #expect(!healthy)
         // One measurement, not the 10 s deadline: failureLimit 0.
         #expect(attempts.count == 1)
@@ -84,24 +98,17 @@ import Testing
     }
 
     @Test func theFailureLimitToleratesThatManyFailures() async throws {
-        let host = "metric-limit"
-        let (prometheus, service, target) = try await Self.scrapedService(host: host, .erroring)
-        defer { prometheus.removeTarget(target) }
-        let (healthy, attempts) = await waitUntilHealthy(check(prometheus.url, failureLimit: 2), host: host, deadline: .seconds(10))
-        await service.stop()
+        let prometheus = try await Services.get().prometheus
+        let (healthy, attempts) = await waitUntilHealthy(
+            check(prometheus.url, failureLimit: 2), host: "metric-erroring", deadline: .seconds(10))
         #expect(!healthy)
         #expect(attempts.map { $0.measurement?.failures } == [1, 2, 3])
         #expect(attempts.map { $0.measurement?.code } == [nil, nil, "metric_check_failed"])
     }
 
     @Test func aSlowServiceFailsALatencyGate() async throws {
-        let host = "metric-slow"
-        let (prometheus, service, target) = try await Self.scrapedService(host: host, .slow)
-        defer { prometheus.removeTarget(target) }
-        let p99 = "histogram_quantile(0.99, sum by (le) (rate(baton_test_request_duration_seconds_bucket{host=\"{{host}}\"}[3s])))"
-        try await prometheus.waitFor(p99.replacing("{{host}}", with: host)) { $0.count == 1 && !$0[0].isNaN }
-        let (healthy, attempts) = await waitUntilHealthy(check(prometheus.url, query: p99, max: 0.25), host: host)
-        await service.stop()
+        let prometheus = try await Services.get().prometheus
+        let (healthy, attempts) = await waitUntilHealthy(check(prometheus.url, query: Self.p99, max: 0.25), host: "metric-slow")
         #expect(!healthy)
         let measurement = try #require(attempts.last?.measurement)
         #expect(measurement.verdict == .failed)
@@ -112,7 +119,7 @@ import Testing
         let prometheus = try PrometheusServer.shared()
         // A series no target exposes: the answer is an empty vector.
         let (healthy, attempts) = await waitUntilHealthy(
-            check(prometheus.url, query: "sum(rate(baton_test_requests_total{host=\"{{host}}\"}[3s]))"), host: "nobody-here")
+            check(prometheus.url, query: "sum(rate(baton_test_requests_total{host=\"{{host}}\"}[2s]))"), host: "nobody-here")
         #expect(!healthy)
         #expect(attempts.count == 1)
         #expect(attempts.last?.measurement?.code == "metric_no_data")
@@ -179,12 +186,9 @@ import Testing
     }
 
     @Test func anErroringReleaseIsRolledBackWithTheMetricCode() async throws {
-        let host = "metric-host-erroring"
-        let (prometheus, service, target) = try await Self.scrapedService(host: host, .erroring)
-        defer { prometheus.removeTarget(target) }
-        let (fixture, record) = try await deployV2(host: host, prometheus: prometheus.url, bake: .seconds(1))
+        let prometheus = try await Services.get().prometheus
+        let (fixture, record) = try await deployV2(host: "metric-erroring", prometheus: prometheus.url, bake: .seconds(1))
         defer { fixture.remove() }
-        await service.stop()
         #expect(record.phase == .rolledBack)
         #expect(record.error?.code == "metric_check_failed")
         #expect(record.error?.message.contains("value 1 outside max 0.05") == true, "\(record.error?.message ?? "")")
@@ -197,9 +201,8 @@ import Testing
     }
 
     @Test func aServiceThatStartsFailingDuringTheBakeIsRolledBack() async throws {
-        let host = "metric-host-bake"
-        let (prometheus, service, target) = try await Self.scrapedService(host: host, .healthy)
-        defer { prometheus.removeTarget(target) }
+        let services = try await Services.get()
+        let (prometheus, service) = (services.prometheus, services.bake)
         let marker = try TemporaryDirectory(prefix: "baton-bake-marker")
         defer { marker.remove() }
         // Healthy through `checking`; the test makes the service fail once the bake began.
@@ -211,10 +214,9 @@ import Testing
             service.mode = .erroring
         }
         let (fixture, record) = try await deployV2(
-            host: host, prometheus: prometheus.url, bake: .seconds(20), bakeFlag: flag)
+            host: "metric-bake", prometheus: prometheus.url, bake: .seconds(20), bakeFlag: flag)
         defer { fixture.remove() }
         flip.cancel()
-        await service.stop()
         #expect(record.phase == .rolledBack, "\(record.events.map(\.message))")
         #expect(record.error?.code == "metric_check_failed")
         #expect(record.healthAttempts.contains { $0.stage == "checking" && $0.measurement?.verdict == .successful })

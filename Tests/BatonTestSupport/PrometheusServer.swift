@@ -2,7 +2,7 @@ import Foundation
 
 /// A Prometheus server of the test process's own: Debian's `/usr/bin/prometheus` on a
 /// free loopback port, with its configuration and storage in a temporary directory,
-/// scraping every second the targets the tests register (`addTarget`, through a
+/// scraping twice a second the targets the tests register (`addTarget`, through a
 /// file-based discovery file it watches). One per test process, started by the first test
 /// that asks and stopped when the process exits, as `PostgresServer`.
 public final class PrometheusServer: @unchecked Sendable {
@@ -49,8 +49,8 @@ public final class PrometheusServer: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: directory.child("targets"), withIntermediateDirectories: true)
         let config = """
             global:
-              scrape_interval: 1s
-              scrape_timeout: 900ms
+              scrape_interval: 500ms
+              scrape_timeout: 400ms
               evaluation_interval: 1s
             scrape_configs:
               - job_name: baton-test
@@ -131,7 +131,7 @@ public final class PrometheusServer: @unchecked Sendable {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 
-    /// Has Prometheus scrape `127.0.0.1:port` every second with these target labels (e.g.
+    /// Has Prometheus scrape `127.0.0.1:port` every 500 ms with these target labels (e.g.
     /// `host`); returns a name for `removeTarget`. Discovery picks the file up within a
     /// second or two.
     public func addTarget(port: Int, labels: [String: String]) throws -> String {
