@@ -198,6 +198,9 @@ import Testing
         #expect(measured.measurement == MetricMeasurement(
             verdict: .failed, value: 1, bounds: "max 0.05", failures: 1, consecutiveErrors: 0, inconclusive: 0,
             code: "metric_check_failed"))
+        // And in its events, which the controller streams and `baton logs` prints.
+        #expect(record.events.contains { $0.message.hasPrefix("metric (checking) prometheus ") && $0.message.hasSuffix("value 1 outside max 0.05: failed (failures 1, limit 0)") },
+                "\(record.events.map(\.message))")
     }
 
     @Test func aServiceThatStartsFailingDuringTheBakeIsRolledBack() async throws {

@@ -72,6 +72,13 @@ extension HealthAttempt {
 
     /// A metric measurement that passed a limit: the stage ends now.
     var endsStage: Bool { measurement?.code != nil }
+
+    /// The deployment event of a metric measurement: `metric (checking) prometheus …:
+    /// value 1 outside max 0.05: failed (failures 1, limit 0)`; nil for other checks.
+    var measurementEvent: String? {
+        guard measurement != nil else { return nil }
+        return "metric (\(stage)) \(check): \(detail)"
+    }
 }
 
 extension DeploymentRecord {
