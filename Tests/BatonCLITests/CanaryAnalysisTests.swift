@@ -52,8 +52,14 @@ struct CanaryAnalysisTests {
         func value(_ query: String, _ host: String, _ condition: @escaping (Double) -> Bool) async throws {
             try await prometheus.waitFor(query.replacing("{{host}}", with: host)) { $0.count == 1 && condition($0[0]) }
         }
-        try analyse(Self.errorRatio(label), "  maxDifference: 0.01\n  failDifference: 0.05\n  maxRatio: 2\n")
-        for host in fleet.hostIDs { try await value(Self.errorRatio(label), host) { $0 == 0 } }
+        try analyse(
+            Self.errorRatio(label),
+            "  maxDifference: 0.01\n  failDifference: 0.05\n  maxRatio: 2\n  mannWhitney: {window: 4s, step: 1s, alpha: 0.05}\n")
+        // Enough history for the Mann-Whitney test's window: 3 samples a side at the least
+        // (fewer is inconclusive).
+        for host in fleet.hostIDs {
+            try await value("count_over_time((\(Self.errorRatio(label)))[4s:1s])", host) { $0 >= 4 }
+        }
 
         // 1. Healthy everywhere: the analysis passes and the rollout finishes.
         let good = try RolloutTests.JSONRun(try await fleet.run(
@@ -62,7 +68,7 @@ struct CanaryAnalysisTests {
         #expect(good.summary["outcome"] as? String == "succeeded")
         for host in fleet.hostIDs { #expect(fleet.current(host) == "v2") }
         let passed = good.events.filter { $0["type"] as? String == "analysis" }.compactMap { $0["message"] as? String }
-        #expect(passed.last == "canary analysis pass: canary 0 vs baseline 0 (1 canary, 2 baseline host(s)); difference 0 within maxDifference 0.01; ratio 1 within maxRatio 2")
+        #expect(passed.last == "canary analysis pass: canary 0 vs baseline 0 (1 canary, 2 baseline host(s)); difference 0 within maxDifference 0.01; ratio 1 within maxRatio 2; Mann-Whitney: p 1, not below alpha 0.05")
 
         // 2. The canary's every request fails: halted by the analysis, the canary reverted.
         canary.mode = .erroring
@@ -77,8 +83,10 @@ struct CanaryAnalysisTests {
         for host in fleet.hostIDs { #expect(fleet.current(host) == "v2") }
         let badID = try #require(bad.summary["rolloutID"] as? String)
         let failed = try await Self.analysisLines(fleet, badID)
-        #expect(failed.contains { $0.hasSuffix("canary analysis fail: canary 1 vs baseline 0 (1 canary, 2 baseline host(s)); difference 1 over failDifference 0.05; ratio +Inf over maxRatio 2") },
-                "\(failed)")
+        let verdict = try #require(failed.first { $0.contains("canary analysis fail: ") }, "\(failed)")
+        #expect(verdict.contains("canary analysis fail: canary 1 vs baseline 0 (1 canary, 2 baseline host(s)); difference 1 over failDifference 0.05; ratio +Inf over maxRatio 2; "), "\(verdict)")
+        // The samples of the window, over Prometheus's range API: the canary's are all higher.
+        #expect(verdict.contains("; Mann-Whitney: canary higher than baseline, p "), "\(verdict)")
 
         // 3. The canary is slow, between the pass and failure limits of its p99: paused for
         // a person, who resumes it.
