@@ -1,6 +1,7 @@
 @testable import BatonController
 import BatonProtocol
 import Foundation
+import BatonTestSupport
 import Testing
 
 /// The state machine's side of canary analysis: after a healthy canary it asks for an
@@ -199,5 +200,60 @@ struct CanaryJudgeTests {
         #expect(CanaryAnalysis(server: "ftp://x", query: " ").problems().count == 3)
         #expect(CanaryAnalysis(server: "http://p:9090", query: "q", maxRatio: 2, failRatio: 1).problems()
             == ["analysis.failRatio needs maxRatio and must be at least it"])
+    }
+}
+
+/// The analyzer's queries against a real Prometheus (Debian's, started by the tests), and
+/// against none.
+@Suite("Canary analyzer")
+struct CanaryAnalyzerTests {
+    @Test("an unreachable Prometheus makes the analysis inconclusive, never a pass or a failure")
+    func unreachable() async throws {
+        let port = try await Self.closedPort()
+        let analysis = CanaryAnalysis(server: "http://127.0.0.1:\(port)", query: "up{host=\"{{host}}\"}", maxDifference: 0.01)
+        let report = await CanaryAnalyzer(analysis: analysis).run(canary: ["host-1": "v2"], baseline: ["host-2": "v1"])
+        #expect(report.verdict == .inconclusive)
+        #expect(report.reasons.first == "Prometheus at http://127.0.0.1:\(port): connection refused", "\(report.reasons)")
+    }
+
+    @Test("a query Prometheus refuses is inconclusive with its words; a canary without data fails")
+    func refusedAndEmpty() async throws {
+        let prometheus = try PrometheusServer.shared()
+        let refused = await CanaryAnalyzer(analysis: CanaryAnalysis(server: prometheus.url, query: "sum(rate(", maxDifference: 0.01))
+            .run(canary: ["host-1": "v2"], baseline: ["host-2": "v1"])
+        #expect(refused.verdict == .inconclusive)
+        #expect(refused.reasons.first?.contains("bad_data") == true, "\(refused.reasons)")
+        // `+` in a query reaches Prometheus as `+`, not as a space.
+        let empty = await CanaryAnalyzer(analysis: CanaryAnalysis(
+            server: prometheus.url, query: "baton_no_such_series{host=\"{{host}}\"} + 1", maxDifference: 0.01))
+            .run(canary: ["host-1": "v2"], baseline: ["host-2": "v1"])
+        #expect(empty.verdict == .fail)
+        #expect(empty.reasons.contains("no data from canary host(s) host-1"), "\(empty.reasons)")
+        #expect(empty.reasons.contains("no data from the baseline"), "\(empty.reasons)")
+    }
+
+    @Test("a pause for an inconclusive analysis is announced with its reason, not as a healthy canary")
+    func inconclusivePauseNotification() {
+        var milestones = RolloutMilestones(identity: RolloutIdentity(
+            app: "web", release: "v2", serial: 2, environment: "staging", actor: "ci", hosts: 3))
+        let message = "paused: the canary analysis was inconclusive (no data from the baseline): `baton rollout resume r-1` continues"
+        #expect(milestones.observe(RolloutEvent(type: .paused, rolloutID: "r-1", message: message)) == nil)
+        let made = milestones.finish(RolloutSummary(
+            rolloutID: "r-1", app: "web", release: "v2", serial: 2, environment: "staging", strategy: "canary 1",
+            outcome: .paused, halted: false, haltReason: nil, startedAt: Date(), finishedAt: Date(),
+            hosts: [HostResult(host: "host-1", phase: .succeeded)]))
+        #expect(made.map(\.message) == [message])
+    }
+
+    static func closedPort() async throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        return Int(UInt16(bigEndian: address.sin_port))
     }
 }
