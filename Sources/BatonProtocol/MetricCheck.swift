@@ -134,6 +134,8 @@ public struct MetricMeasurement: Codable, Sendable, Equatable {
     public var value: Double?
     /// The bounds it was judged against, e.g. `max 0.05`.
     public var bounds: String
+    /// Its place among the check's measurements in this stage, from 1.
+    public var number: Int
     /// Counts so far in this stage.
     public var failures: Int
     public var consecutiveErrors: Int
@@ -143,10 +145,11 @@ public struct MetricMeasurement: Codable, Sendable, Equatable {
     public var code: String?
 
     public init(
-        verdict: Verdict, value: Double?, bounds: String, failures: Int, consecutiveErrors: Int, inconclusive: Int,
-        code: String? = nil
+        verdict: Verdict, value: Double?, bounds: String, number: Int, failures: Int, consecutiveErrors: Int,
+        inconclusive: Int, code: String? = nil
     ) {
         self.verdict = verdict
+        self.number = number
         self.value = value
         self.bounds = bounds
         self.failures = failures

@@ -103,6 +103,7 @@ import Testing
             check(prometheus.url, failureLimit: 2), host: "metric-erroring", deadline: .seconds(10))
         #expect(!healthy)
         #expect(attempts.map { $0.measurement?.failures } == [1, 2, 3])
+        #expect(attempts.map { $0.measurement?.number } == [1, 2, 3])
         #expect(attempts.map { $0.measurement?.code } == [nil, nil, "metric_check_failed"])
     }
 
@@ -146,6 +147,24 @@ import Testing
         #expect(attempts.count == 1)
         #expect(attempts.last?.measurement?.code == "metric_check_errors")
         #expect(attempts.last?.detail.contains("bad_data") == true, "\(attempts.map(\.detail))")
+    }
+
+    @Test func theFirst200MeasurementsOfAStageAreEventsAndTheOneThatEndsIt() {
+        func attempt(_ number: Int, code: String? = nil) -> HealthAttempt {
+            HealthAttempt(
+                stage: "baking", release: "r1", check: "prometheus q (max 1)", time: Date(), durationMilliseconds: 3,
+                passed: code == nil, detail: "value 0 within max 1: successful",
+                measurement: MetricMeasurement(
+                    verdict: code == nil ? .successful : .failed, value: 0, bounds: "max 1", number: number, failures: 0,
+                    consecutiveErrors: 0, inconclusive: 0, code: code))
+        }
+        #expect(attempt(1).measurementEvent == "metric (baking) prometheus q (max 1): value 0 within max 1: successful")
+        #expect(attempt(200).measurementEvent?.hasSuffix("(later measurements of this stage are in the record's health attempts only)") == true)
+        #expect(attempt(201).measurementEvent == nil)
+        #expect(attempt(5000, code: "metric_check_failed").measurementEvent != nil)
+        let http = HealthAttempt(
+            stage: "baking", release: "r1", check: "http", time: Date(), durationMilliseconds: 1, passed: true, detail: "status 200")
+        #expect(http.measurementEvent == nil)
     }
 
     @Test func namesThatCouldLeaveAStringLiteralAreNotSubstituted() {
@@ -196,7 +215,7 @@ import Testing
         // The measurement is in the record, with its value, bounds and verdict.
         let measured = try #require(record.healthAttempts.first { $0.stage == "checking" })
         #expect(measured.measurement == MetricMeasurement(
-            verdict: .failed, value: 1, bounds: "max 0.05", failures: 1, consecutiveErrors: 0, inconclusive: 0,
+            verdict: .failed, value: 1, bounds: "max 0.05", number: 1, failures: 1, consecutiveErrors: 0, inconclusive: 0,
             code: "metric_check_failed"))
         // And in its events, which the controller streams and `baton logs` prints.
         #expect(record.events.contains { $0.message.hasPrefix("metric (checking) prometheus ") && $0.message.hasSuffix("value 1 outside max 0.05: failed (failures 1, limit 0)") },

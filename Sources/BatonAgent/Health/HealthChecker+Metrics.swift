@@ -73,11 +73,19 @@ extension HealthAttempt {
     /// A metric measurement that passed a limit: the stage ends now.
     var endsStage: Bool { measurement?.code != nil }
 
+    /// Measurements of one check in one stage that are also events; later ones are kept
+    /// in the record's health attempts only (its first and latest), so a day-long bake
+    /// measured every second does not grow the record without bound.
+    static let measurementEvents = 200
+
     /// The deployment event of a metric measurement: `metric (checking) prometheus …:
-    /// value 1 outside max 0.05: failed (failures 1, limit 0)`; nil for other checks.
+    /// value 1 outside max 0.05: failed (failures 1, limit 0)`; nil for other checks, and
+    /// past the first `measurementEvents` of a stage unless it ends the stage.
     var measurementEvent: String? {
-        guard measurement != nil else { return nil }
-        return "metric (\(stage)) \(check): \(detail)"
+        guard let measurement, measurement.number <= Self.measurementEvents || measurement.code != nil else { return nil }
+        let more = measurement.number == Self.measurementEvents && measurement.code == nil
+            ? " (later measurements of this stage are in the record's health attempts only)" : ""
+        return "metric (\(stage)) \(check): \(detail)\(more)"
     }
 }
 

@@ -10,6 +10,7 @@ final class MetricTally: Sendable {
         var inconclusive = 0
         var consecutiveErrors = 0
         var consecutiveSuccesses = 0
+        var measurements = 0
     }
 
     private let counts = Mutex<[Int: Counts]>([:])
@@ -23,6 +24,7 @@ final class MetricTally: Sendable {
         counts.withLock { all in
             var c = all[index] ?? Counts()
             var code: String?
+            c.measurements += 1
             switch verdict {
             case .successful:
                 c.consecutiveErrors = 0
@@ -46,7 +48,7 @@ final class MetricTally: Sendable {
             return (
                 MetricMeasurement(
                     verdict: verdict, value: value.flatMap { $0.isFinite ? $0 : nil }, bounds: check.bounds,
-                    failures: c.failures, consecutiveErrors: c.consecutiveErrors, inconclusive: c.inconclusive,
+                    number: c.measurements, failures: c.failures, consecutiveErrors: c.consecutiveErrors, inconclusive: c.inconclusive,
                     code: code),
                 c.consecutiveSuccesses
             )
