@@ -116,6 +116,29 @@ import Testing
         #expect((measurement.value ?? 0) > 0.25)
     }
 
+    @Test func aValueBetweenTheBoundsAndTheFailureThresholdIsInconclusive() async throws {
+        let prometheus = try await Services.get().prometheus
+        // p99 about 0.99: over max 0.5, short of failAbove 2.
+        let gate = HealthCheck.prometheus(MetricCheck(server: prometheus.url, query: Self.p99, max: 0.5, failAbove: 2))
+        let (healthy, attempts) = await waitUntilHealthy(gate, host: "metric-slow")
+        #expect(!healthy)
+        #expect(attempts.count == 1)
+        let measurement = try #require(attempts.last?.measurement)
+        #expect(measurement.verdict == .inconclusive)
+        #expect(measurement.code == "metric_check_inconclusive")
+        #expect(attempts.last?.detail.hasSuffix("short of the failure thresholds: inconclusive (inconclusive 1, limit 0)") == true,
+                "\(attempts.map(\.detail))")
+    }
+
+    @Test func checkingPassesAfterCountSuccessesInARow() async throws {
+        let prometheus = try await Services.get().prometheus
+        let gate = HealthCheck.prometheus(MetricCheck(server: prometheus.url, query: Self.errorRatio, max: 0.05, count: 3))
+        let (healthy, attempts) = await waitUntilHealthy(gate, host: "metric-healthy")
+        #expect(healthy)
+        #expect(attempts.map(\.passed) == [false, false, true])
+        #expect(attempts.map(\.detail).last == "value 0 within max 0.05: successful (3 of 3 in a row)")
+    }
+
     @Test func noDataIsAFailureNeverAPass() async throws {
         let prometheus = try PrometheusServer.shared()
         // A series no target exposes: the answer is an empty vector.
