@@ -24,6 +24,8 @@ public enum ManifestLimits {
     public static let maxOwnerBytes = 256
     public static let maxSourceBytes = 512
     public static let maxURLBytes = 2048
+    public static let maxQueryBytes = 4096
+    public static let metricLimit = 0...100
 }
 
 extension Manifest {
@@ -171,6 +173,8 @@ extension HealthPolicy {
                 if !(1...65_535).contains(port) { problems.append("\(field).port \(port) is not a TCP port") }
             case .command(let command):
                 problems += command.problems(field: "\(field).command")
+            case .prometheus(let metric):
+                problems += metric.problems(field: field)
             }
         }
         if let timeout, !ManifestLimits.checkTimeout.contains(timeout) {

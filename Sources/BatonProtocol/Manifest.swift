@@ -175,11 +175,13 @@ public struct HealthPolicy: Codable, Sendable, Equatable {
     public var effectiveDeadline: BatonDuration { deadline ?? .seconds(30) }
 }
 
-/// One health check, tagged by `type`: `http`, `tcp` or `command`.
+/// One health check, tagged by `type`: `http`, `tcp`, `command` or `prometheus`.
 public enum HealthCheck: Codable, Sendable, Equatable {
     case http(url: String, expectStatus: StatusRange, bodyContains: String?)
     case tcp(host: String, port: Int)
     case command(Command)
+    /// A metric gate: its fields sit beside `type` (see `MetricCheck`).
+    case prometheus(MetricCheck)
 
     private enum CodingKeys: String, CodingKey {
         case type, url, expectStatus, bodyContains, host, port, command
@@ -198,9 +200,11 @@ public enum HealthCheck: Codable, Sendable, Equatable {
             self = .tcp(host: try c.decode(String.self, forKey: .host), port: try c.decode(Int.self, forKey: .port))
         case "command":
             self = .command(try c.decode(Command.self, forKey: .command))
+        case "prometheus":
+            self = .prometheus(try MetricCheck(from: decoder))
         default:
             throw DecodingError.dataCorruptedError(
-                forKey: .type, in: c, debugDescription: "unknown health check type '\(type)'; use http, tcp or command")
+                forKey: .type, in: c, debugDescription: "unknown health check type '\(type)'; use http, tcp, command or prometheus")
         }
     }
 
@@ -219,6 +223,9 @@ public enum HealthCheck: Codable, Sendable, Equatable {
         case .command(let command):
             try c.encode("command", forKey: .type)
             try c.encode(command, forKey: .command)
+        case .prometheus(let metric):
+            try c.encode("prometheus", forKey: .type)
+            try metric.encode(to: encoder)
         }
     }
 
@@ -231,6 +238,8 @@ public enum HealthCheck: Codable, Sendable, Equatable {
             // The program by its name: a long install or build path says nothing to a reader.
             "command " + ([command.arguments.first.map { String($0.split(separator: "/").last ?? Substring($0)) } ?? ""]
                 + command.arguments.dropFirst()).joined(separator: " ")
+        case .prometheus(let metric):
+            "prometheus " + (metric.query.count > 120 ? String(metric.query.prefix(119)) + "…" : metric.query) + " (\(metric.bounds))"
         }
     }
 }

@@ -125,9 +125,11 @@ public struct HealthAttempt: Codable, Sendable, Equatable {
     public var durationMilliseconds: Int
     public var passed: Bool
     public var detail: String
+    /// A `prometheus` check's measurement: value, bounds, verdict and counts.
+    public var measurement: MetricMeasurement?
 
     public init(stage: String, release: String, check: String, time: Date, durationMilliseconds: Int,
-                passed: Bool, detail: String) {
+                passed: Bool, detail: String, measurement: MetricMeasurement? = nil) {
         self.stage = stage
         self.release = release
         self.check = check
@@ -135,6 +137,7 @@ public struct HealthAttempt: Codable, Sendable, Equatable {
         self.durationMilliseconds = durationMilliseconds
         self.passed = passed
         self.detail = detail
+        self.measurement = measurement
     }
 }
 

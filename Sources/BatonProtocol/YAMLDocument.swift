@@ -236,11 +236,17 @@ public struct YAMLValue: Sendable {
 
     /// This value as a JSON-compatible tree, for decoding into Codable wire types
     /// (hooks and health checks in app files use the manifest's own shapes).
+    static func isDecimal(_ text: String) -> Bool {
+        text.wholeMatch(of: /-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?/) != nil
+    }
+
     public func jsonObject() throws(ConfigurationError) -> JSONValue {
         switch node.content {
         case .scalar(let text, let plain):
             if plain {
                 if let int = Int(text) { return .number(Double(int)) }
+                // Decimals (`0.05`, `1e-3`), for metric bounds; `1.2.3`, `inf`, `.5` stay text.
+                if Self.isDecimal(text), let double = Double(text) { return .number(double) }
                 switch text {
                 case "true": return .bool(true)
                 case "false": return .bool(false)

@@ -46,7 +46,11 @@ struct PlanCommand: AsyncParsableCommand {
                 envelope: Array(bytes), manifest: checked.manifest, hosts: checked.hosts, strategy: strategy, policy: policy, client: client)
         }
         if json {
-            for host in planned { Output.json(host) }
+            let freeze = RolloutPlanner.freeze(envelope: Array(bytes), manifest: checked.manifest, policy: policy)
+            for var host in planned {
+                host.freeze = freeze
+                Output.json(host)
+            }
         } else {
             let m = checked.manifest
             Output.line("plan: \(m.app) \(m.release) (serial \(m.serial)) to \(planned.count) host(s) in \(m.environment); \(strategy.summary)\(policy == nil ? "; no trust policy configured, signatures not checked" : "")")

@@ -40,7 +40,11 @@ extension RolloutCommand {
 
         func run() async throws {
             let context = try ControllerContext(controller)
-            let (record, request) = try RolloutCommand.recorded(rolloutID, context: context, allowed: RecordedRollout.resumable)
+            let (record, recorded) = try RolloutCommand.recorded(rolloutID, context: context, allowed: RecordedRollout.resumable)
+            var request = recorded
+            // A freeze that began while it was paused holds it, as it would a new rollout.
+            let policy = try context.policy()
+            do { try request.recheckFreeze(policy: policy) } catch { throw error.cli }
             throw ExitCode(try await context.runRollout(request, signers: record.signers, output: output))
         }
     }

@@ -53,7 +53,12 @@ struct RolloutStartCommand: AsyncParsableCommand {
         } catch {
             throw cliError(error)
         }
-        let request = checked.request(envelope: Array(bytes), strategy: strategy, revertKey: try context.revertKey())
+        var withAnalysis = strategy
+        // The app file's canary analysis, when it has one and the rollout has a canary.
+        if strategy.canary > 0, (try? context.configuration.appFile(checked.manifest.app)) != nil {
+            withAnalysis.analysis = try context.app(checked.manifest.app).analysis
+        }
+        let request = checked.request(envelope: Array(bytes), strategy: withAnalysis, revertKey: try context.revertKey())
         throw ExitCode(try await context.runRollout(request, signers: checked.signerNames, output: output, lockWait: lockWait?.seconds ?? 0))
     }
 }

@@ -16,8 +16,9 @@ import Testing
         #expect(app.app == "web")
         #expect(app.hooks?.activate?.command == .argv(["systemctl", "restart", "web"]))
         #expect(app.hooks?.prepare?.command == .shell("./bin/check-config"))
-        #expect(app.health?.checks.count == 2)
+        #expect(app.health?.checks.count == 3)
         #expect(app.bake == .minutes(2))
+        #expect(app.analysis?.failDifference == 0.02)
     }
 
     @Test func selections() throws {

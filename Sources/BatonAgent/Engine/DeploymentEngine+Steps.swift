@@ -197,7 +197,9 @@ extension DeploymentEngine {
             await note(id, "healthy")
             return .succeeded
         }
-        let last = (try? store.loadRecord(id))?.healthAttempts.last { !$0.passed }
+        let record = try? store.loadRecord(id)
+        if let metric = record?.metricFailure(stage: "checking") { return .failed(metric(.healthCheckFailed)) }
+        let last = record?.healthAttempts.last { !$0.passed }
         return .failed(
             AgentError(
                 .healthCheckFailed,
@@ -218,7 +220,9 @@ extension DeploymentEngine {
             await note(id, "baked for \(manifest.effectiveBake) without a failed check")
             return .succeeded
         }
-        let last = (try? store.loadRecord(id))?.healthAttempts.last { !$0.passed }
+        let record = try? store.loadRecord(id)
+        if let metric = record?.metricFailure(stage: "baking") { return .failed(metric(.bakeFailed)) }
+        let last = record?.healthAttempts.last { !$0.passed }
         return .failed(
             AgentError(.bakeFailed, "a health check failed while baking" + (last.map { ": \($0.check): \($0.detail)" } ?? "")).info)
     }

@@ -431,6 +431,8 @@ public actor DeploymentEngine {
 
     func recordAttempts(_ id: String, _ attempts: [HealthAttempt]) async {
         await change(id) { _, time in RecordChange(time: time, attempts: attempts) }
+        // A metric measurement is also an event: the controller and `baton logs` show them.
+        for attempt in attempts { if let line = attempt.measurementEvent { await note(id, line) } }
     }
 
     /// Marks a deployment found interrupted at start (a summary: it is what the settling

@@ -12,6 +12,10 @@ struct CheckContext: Sendable {
     var workingDirectory: String
     var environment: [String: String]
     var timeout: BatonDuration
+    /// The agent's host ID, for `{{host}}` in metric queries.
+    var host: String = ""
+    /// The stage's metric counts; nil for a lone attempt (counted from zero).
+    var tally: MetricTally? = nil
 }
 
 extension HealthChecker {
@@ -21,9 +25,16 @@ extension HealthChecker {
     static let commandKillGrace = Duration.milliseconds(250)
 
     /// Runs one check once.
-    func run(_ check: HealthCheck, _ context: CheckContext) async -> HealthAttempt {
+    func run(_ check: HealthCheck, index: Int = 0, _ context: CheckContext) async -> HealthAttempt {
         let time = Date()
         let stopwatch = Stopwatch()
+        if case .prometheus(let metric) = check {
+            let (passed, detail, measurement) = await measure(metric, index: index, context)
+            return HealthAttempt(
+                stage: context.stage, release: context.release, check: check.summary, time: time,
+                durationMilliseconds: stopwatch.elapsedMilliseconds, passed: passed, detail: detail,
+                measurement: measurement)
+        }
         let (passed, detail) = await evaluate(check, context)
         return HealthAttempt(
             stage: context.stage, release: context.release, check: check.summary, time: time,
@@ -67,6 +78,10 @@ extension HealthChecker {
                     workingDirectory: context.workingDirectory, environment: context.environment,
                     timeout: context.timeout, outputLimit: Self.commandOutputLimit, killGrace: Self.commandKillGrace))
             return (run.succeeded, Self.describe(run, timeout: context.timeout))
+
+        case .prometheus:
+            // Measured by `measure`, which counts it (see `run`).
+            return (false, "a metric check is measured apart")
         }
     }
 

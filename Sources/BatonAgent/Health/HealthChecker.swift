@@ -50,12 +50,22 @@ public struct HealthChecker: Sendable {
         _ policy: HealthPolicy, stage: String, release: String, workingDirectory: String,
         environment: [String: String]
     ) async -> [HealthAttempt] {
+        await attempt(
+            policy, stage: stage, release: release, workingDirectory: workingDirectory, environment: environment,
+            tally: nil)
+    }
+
+    /// One attempt, its metric measurements counted in `tally` (one per stage).
+    func attempt(
+        _ policy: HealthPolicy, stage: String, release: String, workingDirectory: String,
+        environment: [String: String], tally: MetricTally?
+    ) async -> [HealthAttempt] {
         let context = CheckContext(
             stage: stage, release: release, workingDirectory: workingDirectory, environment: environment,
-            timeout: policy.effectiveTimeout)
+            timeout: policy.effectiveTimeout, host: environment["BATON_HOST"] ?? "", tally: tally)
         return await withTaskGroup(of: (Int, HealthAttempt).self) { group in
             for (index, check) in policy.checks.enumerated() {
-                group.addTask { (index, await self.run(check, context)) }
+                group.addTask { (index, await self.run(check, index: index, context)) }
             }
             var attempts = [HealthAttempt?](repeating: nil, count: policy.checks.count)
             for await (index, attempt) in group { attempts[index] = attempt }
@@ -73,11 +83,13 @@ public struct HealthChecker: Sendable {
         let deadline = clock.now() + policy.effectiveDeadline.swiftDuration
         let interval = policy.effectiveInterval.swiftDuration
         let metadata: Logger.Metadata = ["baton.release": "\(release)", "baton.health.stage": "\(stage)"]
+        let tally = MetricTally()
         var count = 0
         while true {
             let started = clock.now()
             let attempts = await attempt(
-                policy, stage: stage, release: release, workingDirectory: workingDirectory, environment: environment)
+                policy, stage: stage, release: release, workingDirectory: workingDirectory, environment: environment,
+                tally: tally)
             count += 1
             if !attempts.isEmpty { await onAttempt(attempts) }
             if attempts.allSatisfy(\.passed) {
@@ -85,6 +97,11 @@ public struct HealthChecker: Sendable {
                 return true
             }
             logger.debug("health attempt failed", metadata: metadata.merging(["baton.health.detail": "\(Self.failures(attempts))"]) { $1 })
+            // A metric check past its limits: no later attempt can make up for it.
+            if attempts.contains(where: \.endsStage) {
+                logger.warning("metric check failed", metadata: metadata.merging(["baton.health.detail": "\(Self.failures(attempts))"]) { $1 })
+                return false
+            }
             if Task.isCancelled || clock.now() >= deadline { break }
             do {
                 try await clock.sleep(until: min(started + interval, deadline))
@@ -113,6 +130,7 @@ public struct HealthChecker: Sendable {
         let interval = policy.effectiveInterval.swiftDuration
         let metadata: Logger.Metadata = ["baton.release": "\(release)", "baton.health.stage": "\(stage)"]
         var next = clock.now() + interval
+        let tally = MetricTally()
         while true {
             let at = min(next, end)
             do {
@@ -121,9 +139,11 @@ public struct HealthChecker: Sendable {
                 return false
             }
             let attempts = await attempt(
-                policy, stage: stage, release: release, workingDirectory: workingDirectory, environment: environment)
+                policy, stage: stage, release: release, workingDirectory: workingDirectory, environment: environment,
+                tally: tally)
             await onAttempt(attempts)
-            guard attempts.allSatisfy(\.passed) else {
+            // A metric measurement within its check's limits lets the bake go on.
+            guard attempts.allSatisfy({ $0.passed || $0.isTolerated }) else {
                 logger.warning(
                     "health check failed while baking",
                     metadata: metadata.merging(["baton.health.detail": "\(Self.failures(attempts))"]) { $1 })

@@ -30,6 +30,8 @@ public struct AppDefinition: Sendable, Equatable {
     /// `drill: {maxAge: 30d}`: how old the last successful `baton drill` of the app in an
     /// environment may be before `baton status` flags it; nil: drills are not required.
     public var drillMaxAge: BatonDuration?
+    /// Canary analysis for rollouts with a canary (``CanaryAnalysis``).
+    public var analysis: CanaryAnalysis?
 
     public init(app: String, owner: String? = nil, environments: [String], hooks: Hooks? = nil,
                 health: HealthPolicy? = nil, bake: BatonDuration? = nil, keep: Int? = nil) {
@@ -51,7 +53,7 @@ public struct AppDefinition: Sendable, Equatable {
 
     public static func parse(yaml text: String, file: String) throws(ConfigurationError) -> AppDefinition {
         let root = try YAMLDocument(text: text, file: file).root.mapping()
-        try root.allowOnly(["app", "owner", "environments", "hooks", "health", "bake", "keep", "drill"])
+        try root.allowOnly(["app", "owner", "environments", "hooks", "health", "bake", "keep", "drill", "analysis"])
         var definition = AppDefinition(
             app: try root.require("app").name(),
             environments: try root.require("environments").list().map { node throws(ConfigurationError) in try node.name() })
@@ -78,6 +80,15 @@ public struct AppDefinition: Sendable, Equatable {
         if let node = root["health"] {
             try node.mapping().allowOnly(["checks", "timeout", "interval", "deadline"])
             definition.health = try decode(HealthPolicy.self, from: node)
+        }
+        if let node = root["analysis"] {
+            try node.mapping().allowOnly([
+                "server", "query", "maxRatio", "failRatio", "maxDifference", "failDifference", "mannWhitney", "timeout",
+            ])
+            let analysis = try decode(CanaryAnalysis.self, from: node)
+            let problems = analysis.problems()
+            if !problems.isEmpty { throw node.error(.invalidValue, problems.joined(separator: "; ")) }
+            definition.analysis = analysis
         }
         // Check what agents would check, now, with the file's line numbers.
         var probe = Manifest(

@@ -21,6 +21,9 @@ public struct RolloutMilestones: Sendable {
     private var phases: [String: HostPhase] = [:]
     private var rolloutID: String?
     private var sent = Set<RolloutMilestone>()
+    /// Why the rollout paused, as its `paused` event said (after a healthy canary, or an
+    /// inconclusive canary analysis).
+    private var pausedBecause: String?
 
     public init(identity: RolloutIdentity) { self.identity = identity }
 
@@ -38,7 +41,10 @@ public struct RolloutMilestones: Sendable {
             guard var notification = once(.halted, severity, time: event.time, message: event.message) else { return nil }
             notification.haltReason = reason
             return notification
-        case .host, .wave, .paused, .revert, .finished:
+        case .paused:
+            pausedBecause = event.message
+            return nil
+        case .host, .wave, .revert, .finished, .analysis:
             // `paused` and `finished` are sent from the summary, which has the outcome.
             return nil
         }
@@ -59,7 +65,7 @@ public struct RolloutMilestones: Sendable {
             out.append(notification)
         }
         if summary.outcome == .paused {
-            add(once(.paused, .warning, time: summary.finishedAt, message: "paused after a healthy canary; resume or abort it"))
+            add(once(.paused, .warning, time: summary.finishedAt, message: pausedBecause ?? "paused after a healthy canary; resume or abort it"))
             return out
         }
         let revertFailed = summary.hosts.filter { $0.phase == .revertFailed }.count

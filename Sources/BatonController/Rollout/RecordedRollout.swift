@@ -32,7 +32,7 @@ public struct RecordedRollout: Sendable {
     }
 
     /// The request that picks the rollout up: its hosts as the fleet file describes them now,
-    /// no pause after the canary (that pause is what is being resumed), the artifact where it
+    /// no pause after the canary and no canary analysis (that pause is what is being resumed), the artifact where it
     /// still is, and each host's release before the rollout, as first recorded.
     public func request(fleet: Fleet, state: ControllerState, revertKey: SigningKey?) throws(ControllerError) -> RolloutRequest {
         var hosts: [Fleet.Host] = []
@@ -44,6 +44,8 @@ public struct RecordedRollout: Sendable {
         }
         var strategy = info.strategy
         strategy.pauseAfterCanary = false
+        // The canary's analysis was what paused it (inconclusive): a person has decided.
+        strategy.analysis = nil
         let artifact = info.artifactFile.flatMap { FileManager.default.fileExists(atPath: $0) ? $0 : nil }
             ?? (state.hasArtifact(manifest.artifact.sha256) ? state.artifactPath(manifest.artifact.sha256) : nil)
         var request = RolloutRequest(

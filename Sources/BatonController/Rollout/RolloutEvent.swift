@@ -35,11 +35,13 @@ public enum HostPhase: String, Codable, Sendable, CaseIterable {
 }
 
 /// One thing that happened in a rollout, as shown live and written with `--json` (one
-/// object per line, `type` first in meaning: `started`, `wave`, `host`, `halted`,
-/// `paused`, `revert`, `finished`).
+/// object per line, `type` first in meaning: `started`, `wave`, `host`, `analysis`,
+/// `halted`, `paused`, `revert`, `finished`).
 public struct RolloutEvent: Codable, Sendable, Equatable {
     public enum Kind: String, Codable, Sendable {
         case started, wave, host, halted, paused, revert, finished
+        /// The canary analysis's verdict and numbers (``CanaryAnalysisReport``).
+        case analysis
     }
 
     public var type: Kind

@@ -18,6 +18,8 @@ public enum RolloutPlanner {
         /// `deploy`, `already` (an identical resend: nothing would change), or `refused`.
         public var action: String
         public var error: ErrorInfo?
+        /// The change freeze in force for the environment, when there is one (`--json`).
+        public var freeze: PlannedFreeze?
     }
 
     /// What a host reports that the plan needs.

@@ -161,6 +161,17 @@ public actor RolloutRunner {
                 pauseWait = nil
             case .revert(let plan):
                 revert(plan, in: &group)
+            case .analyse(let hosts):
+                guard let analysis = request.strategy.analysis else { continue }
+                group.addTask {
+                    let report = await CanaryAnalyzer(analysis: analysis).run(
+                        canary: hosts.canary, baseline: hosts.baseline, now: clock())
+                    switch report.verdict {
+                    case .pass: post.yield(.analysisPassed(report, now: clock()))
+                    case .fail: post.yield(.analysisFailed(report, now: clock()))
+                    case .inconclusive: post.yield(.analysisInconclusive(report, now: clock()))
+                    }
+                }
             case .finish(let summary):
                 self.summary = summary
             }

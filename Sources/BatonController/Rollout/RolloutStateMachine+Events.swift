@@ -32,6 +32,11 @@ extension RolloutStateMachine {
         case lockChecked(holds: Bool, now: Date)
         /// The wait of ``Action/waitUntil(_:)`` is over.
         case pauseElapsed(now: Date)
+        /// The answer to ``Action/analyse(_:)``, by verdict: the rollout goes on, halts
+        /// and reverts the canary, or pauses for a person.
+        case analysisPassed(CanaryAnalysisReport, now: Date)
+        case analysisFailed(CanaryAnalysisReport, now: Date)
+        case analysisInconclusive(CanaryAnalysisReport, now: Date)
     }
 
     /// How a host's revert ended.
@@ -62,6 +67,15 @@ extension RolloutStateMachine {
         case emit(RolloutEvent)
         /// The rollout is over.
         case finish(RolloutSummary)
+        /// Compare the canary hosts with the baseline (the strategy's analysis); answer
+        /// with `analysisPassed`, `analysisFailed` or `analysisInconclusive`.
+        case analyse(AnalysisRequest)
+    }
+
+    /// The hosts a canary analysis compares, each with the release it runs.
+    public struct AnalysisRequest: Sendable, Equatable {
+        public var canary: [String: String?]
+        public var baseline: [String: String?]
     }
 
     /// A halted rollout's way back: one manifest per approved manifest the hosts go back to.

@@ -18,6 +18,8 @@ public struct RolloutStateMachine: Sendable {
         case checkingLockBeforeWave(Int)
         case inWave(Int, queue: [String], running: Set<String>)
         case pausing(next: Int, until: Date)
+        /// The canary wave `Int` ended healthy; its analysis is under way.
+        case analysing(Int)
         case checkingLockBeforeRevert
         case reverting(remaining: Set<String>)
         case finished
@@ -117,6 +119,12 @@ public struct RolloutStateMachine: Sendable {
         case .pauseElapsed(let now):
             guard case .pausing(let next, _) = stage else { break }
             nextWave(next, now: now)
+        case .analysisPassed(let report, let now):
+            analysed(report, now: now)
+        case .analysisFailed(let report, let now):
+            analysed(report, now: now)
+        case .analysisInconclusive(let report, let now):
+            analysed(report, now: now)
         }
         return actions
     }
@@ -237,6 +245,16 @@ public struct RolloutStateMachine: Sendable {
         let wave = waves[index]
         let isLast = index == waves.count - 1
         if halted { return enterHalting(now: now) }
+        if wave.isCanary, !isLast, strategy.analysis != nil {
+            return startAnalysis(index, now: now)
+        }
+        afterWave(index, now: now)
+    }
+
+    /// A healthy wave (and its analysis, for the canary) is behind: pause as asked, or go on.
+    mutating func afterWave(_ index: Int, now: Date) {
+        let wave = waves[index]
+        let isLast = index == waves.count - 1
         if wave.isCanary, strategy.pauseAfterCanary, !isLast {
             paused = true
             skipPending()

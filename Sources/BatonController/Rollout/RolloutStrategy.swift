@@ -73,6 +73,9 @@ public struct RolloutStrategy: Sendable, Equatable, Codable {
     /// where controller and agents share two cores, saw no gain from it (CPU is the limit
     /// there, not bandwidth), so it is not the default.
     public var uploadParallel: Int?
+    /// Compare the canary with the hosts still on the old release once it has baked
+    /// (``CanaryAnalysis``); from the app file's `analysis`.
+    public var analysis: CanaryAnalysis?
 
     public init() {}
 
@@ -129,6 +132,7 @@ public struct RolloutStrategy: Sendable, Equatable, Codable {
         parts.append("failure-threshold \(failureThreshold)")
         if let pause { parts.append("pause \(pause)") }
         if !autoRevert { parts.append("no auto-revert") }
+        if analysis != nil, canary > 0 { parts.append("canary analysis") }
         return parts.joined(separator: ", ")
     }
 }
