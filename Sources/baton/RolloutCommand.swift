@@ -41,6 +41,13 @@ extension RolloutCommand {
         func run() async throws {
             let context = try ControllerContext(controller)
             let (record, request) = try RolloutCommand.recorded(rolloutID, context: context, allowed: RecordedRollout.resumable)
+            // Resumed on another runner than the one that started it: its artifact may be there only.
+            do {
+                try ArtifactWhereabouts.check(
+                    request.manifest, artifactFile: request.artifactFile, state: context.state, registry: try context.releaseStore())
+            } catch let error as ControllerError where error.code == .artifactElsewhere {
+                throw error.cli
+            } catch {}
             throw ExitCode(try await context.runRollout(request, signers: record.signers, output: output))
         }
     }

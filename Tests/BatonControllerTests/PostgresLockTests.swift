@@ -145,9 +145,9 @@ struct PostgresLockTests {
         }
         #expect(opened.withLock { $0 } == [])
         let applied = try Self.open(url).migrations()
-        // Each once, in order, whichever controller applied it.
-        #expect(applied.map(\.id) == Array(1...applied.count))
-        #expect(applied.count == 2)
+        // Each once, in order, whichever controller applied it (ids grow; they need not be contiguous).
+        #expect(applied.map(\.id) == Array(Set(applied.map(\.id))).sorted())
+        #expect(Set([1, 2, 3]).isSubset(of: applied.map(\.id)))
         #expect(applied.allSatisfy { !$0.name.isEmpty })
     }
 }

@@ -78,6 +78,8 @@ enum PostgresMigrations {
         Migration(id: 2, name: "break glass", sql: [
             "ALTER TABLE rollouts ADD COLUMN break_glass boolean NOT NULL DEFAULT false",
         ]),
+        // Releases, approvals and serial counters (SQLite's v6-releases; PostgresHistoryStore+Releases.swift).
+        Migration(id: 3, name: "releases and approvals", sql: PostgresHistoryStore.releasesMigration),
     ]
 
     /// Applies the migrations this database lacks, in one transaction under the advisory

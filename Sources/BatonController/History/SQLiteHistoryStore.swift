@@ -79,6 +79,8 @@ public final class SQLiteHistoryStore: HistoryStore {
         migrator.registerMigration("v5-break-glass") { db in
             try db.execute(sql: "ALTER TABLE rollouts ADD COLUMN breakGlass INTEGER NOT NULL DEFAULT 0")
         }
+        // Releases, approvals and serial counters (SQLiteHistoryStore+Releases.swift).
+        migrator.registerMigration("v6-releases", migrate: releasesMigration)
         return migrator
     }
 
@@ -133,7 +135,7 @@ public final class SQLiteHistoryStore: HistoryStore {
             artifactFile: row["artifactFile"])
     }
 
-    private func write<T>(_ body: (Database) throws -> T) throws(ControllerError) -> T {
+    func write<T>(_ body: (Database) throws -> T) throws(ControllerError) -> T {
         do {
             var result: T?
             try queue.writeWithoutTransaction { db in
@@ -148,7 +150,7 @@ public final class SQLiteHistoryStore: HistoryStore {
         }
     }
 
-    private func read<T>(_ body: (Database) throws -> T) throws(ControllerError) -> T {
+    func read<T>(_ body: (Database) throws -> T) throws(ControllerError) -> T {
         do { return try queue.read(body) } catch {
             throw ControllerError(.stateError, "the history store '\(path)' failed: \(error)")
         }

@@ -1,0 +1,28 @@
+import BatonCLISupport
+import BatonController
+import Foundation
+
+extension ControllerContext {
+    /// The history store as the release registry (both stores are one): releases,
+    /// approvals and serials live beside the rollouts, shared when the store is.
+    func releaseStore() throws(CLIError) -> any HistoryStore & ReleaseRegistry {
+        guard let store = try history() as? any HistoryStore & ReleaseRegistry else {
+            throw CLIError(.internalError, "the configured history store keeps no releases")
+        }
+        return store
+    }
+}
+
+extension ControllerContext {
+    /// The envelope of the registered release `reference`, with the approvals the store
+    /// holds; `threshold_not_met` naming the missing approvers until there are enough.
+    func approvedEnvelope(_ reference: String, environment: String?) throws(CLIError) -> [UInt8] {
+        let store = try releaseStore()
+        let policy = try policy()
+        do {
+            return try ReleaseApprovals.approvedEnvelope(reference, environment: environment, registry: store, policy: policy).envelope
+        } catch {
+            throw error.cli
+        }
+    }
+}
