@@ -47,6 +47,16 @@ struct TeamReleaseTests {
         }
         let (a, b, c) = (fleet.dir.child("state"), fleet.dir.child("state-b"), fleet.dir.child("state-c"))
 
+        // Runner A's SQLite history (v1, deployed before the team switched) goes into the shared store, once.
+        let migrated = try await fleet.run(["history", "migrate", "--to", "postgres", "--json"])
+        #expect(migrated.status == 0, "\(migrated.stderr)")
+        let copied = try #require(try Self.json(migrated.stdout).first?["copied"] as? [String: Int], "\(migrated.stdout)")
+        #expect(copied["rollouts"] == 1 && copied["releases"] == 1 && (copied["events"] ?? 0) > 0, "\(copied)")
+        let again = try await fleet.run(["history", "migrate", "--to", "postgres"])
+        #expect(again.status == 0 && again.stdout.contains("rollouts    0 copied, 1 already there"), "\(again.stdout)\(again.stderr)")
+        let seen = try await fleet.run(["history", "web", "--state-dir", b])
+        #expect(seen.stdout.contains(" v1 ") && seen.stdout.contains("succeeded"), "\(seen.stdout)")
+
         // Runner A creates v2: registered with its serial and where the bytes are.
         let artifact = try fleet.artifact("v2")
         let created = try await fleet.run(
@@ -57,7 +67,7 @@ struct TeamReleaseTests {
         // Runner B sees it, unapproved; a key the policy does not count is refused.
         let listed = try Self.json(try await fleet.run(["release", "list", "web", "--json", "--state-dir", b]).stdout)
         let row = try #require(listed.first)
-        #expect(listed.count == 1 && row["release"] as? String == "v2" && row["ready"] as? Bool == false)
+        #expect(listed.count == 2 && row["release"] as? String == "v2" && row["ready"] as? Bool == false)
         #expect((row["artifactLocation"] as? String)?.contains("\(a)/artifacts/sha256/") == true, "\(row)")
         let serial = try #require(row["serial"] as? Int)
         let mallory = try await fleet.run(["approve", "web@v2", "--key", "keys/mallory.key", "--state-dir", b])
@@ -104,7 +114,8 @@ struct TeamReleaseTests {
         #expect(try await fleet.run(["release", "create", "web", "--artifact", v4, "--release", "v4", "--environment", "staging", "--state-dir", b]).status == 0)
         let serials = try Self.json(try await fleet.run(["release", "list", "web", "--json", "--state-dir", c]).stdout)
             .map { "\($0["release"] as? String ?? "?")=\($0["serial"] as? Int ?? 0)" }
-        #expect(serials == ["v4=\(serial + 2)", "v3=\(serial + 1)", "v2=\(serial)"], "\(serials)")
+        // (v1 came with the migrated history.)
+        #expect(serials == ["v4=\(serial + 2)", "v3=\(serial + 1)", "v2=\(serial)", "v1=\(serial - 1)"], "\(serials)")
     }
 }
 
