@@ -153,6 +153,14 @@ struct TeamLeaseTests {
         #expect(Date().timeIntervalSince(killedAt) < Self.lease, "the check ran after the lease; the machine is too slow for this test")
         try await Task.sleep(for: .seconds(Self.lease - Date().timeIntervalSince(killedAt) + 0.5))
 
+        // As if on another machine: without the first runner's copy of the bytes the resume is
+        // refused before any host is contacted, naming where they are.
+        let artifacts = fleet.dir.child("state/artifacts")
+        try FileManager.default.moveItem(atPath: artifacts, toPath: artifacts + ".elsewhere")
+        let lacking = try await fleet.run(["rollout", "resume", id, "--plain", "--state-dir", fleet.dir.child("state-b")], environment: Self.otherRunner)
+        #expect(lacking.status == 2 && lacking.stderr.hasPrefix("error: artifact_elsewhere: ") && lacking.stderr.contains(artifacts), "\(lacking.stderr)")
+        try FileManager.default.moveItem(atPath: artifacts + ".elsewhere", toPath: artifacts)
+
         let resumed = try await fleet.run(["rollout", "resume", id, "--plain", "--state-dir", fleet.dir.child("state-b")], environment: Self.otherRunner)
         #expect(resumed.status == 0, "\(resumed.stdout)\(resumed.stderr)")
         #expect(resumed.stderr.contains("took over the lock"), "\(resumed.stderr)")
