@@ -26,3 +26,18 @@ extension ControllerContext {
         }
     }
 }
+
+extension ControllerContext {
+    /// The envelope of the registered release `reference` with whatever approvals it has
+    /// (`baton plan APP@RELEASE`, which reports per host whether they suffice).
+    func registeredEnvelope(_ reference: String, environment: String?) throws(CLIError) -> [UInt8] {
+        let store = try releaseStore()
+        do {
+            let release = try ReleaseApprovals.resolve(reference, environment: environment, in: store)
+            let approvals = try store.approvals(app: release.app, environment: release.environment, serial: release.serial)
+            return Array(ReleaseApprovals.envelope(release, approvals: approvals).serialized(pretty: false))
+        } catch {
+            throw error.cli
+        }
+    }
+}

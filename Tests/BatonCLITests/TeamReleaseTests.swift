@@ -80,6 +80,10 @@ struct TeamReleaseTests {
         #expect(early.status == 2, "\(early.stdout)\(early.stderr)")
         #expect(early.stderr.hasPrefix("error: threshold_not_met: web@v2") && early.stderr.contains("from alice"), "\(early.stderr)")
         for host in fleet.hostIDs { #expect(fleet.current(host) == "v1") }
+        // The plan of the registered release shows every host would refuse it as it stands.
+        let planned = try await fleet.run(["plan", "web@v2", "--artifact", artifact, "--state-dir", c])
+        #expect(planned.status == 1 && planned.stdout.contains("threshold_not_met") && planned.stdout.contains("nothing was changed"),
+                "\(planned.stdout)\(planned.stderr)")
 
         // Alice approves from runner C's machine; the plain text view agrees.
         let second = try await fleet.run(["approve", "web@v2", "--key", "keys/alice.key", "--state-dir", c])
