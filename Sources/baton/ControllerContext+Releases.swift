@@ -1,5 +1,6 @@
 import BatonCLISupport
 import BatonController
+import BatonProtocol
 import Foundation
 
 extension ControllerContext {
@@ -36,6 +37,23 @@ extension ControllerContext {
             let release = try ReleaseApprovals.resolve(reference, environment: environment, in: store)
             let approvals = try store.approvals(app: release.app, environment: release.environment, serial: release.serial)
             return Array(ReleaseApprovals.envelope(release, approvals: approvals).serialized(pretty: false))
+        } catch {
+            throw error.cli
+        }
+    }
+}
+
+extension ControllerContext {
+    /// `deploy`'s own signature, recorded as an approval of the release it registered, so
+    /// `release list` shows who approved it. The rollout's preflight checks the key against
+    /// the trust policy; counting approvals checks it again.
+    func recordApproval(of created: ReleaseCreation.Created, with key: SigningKey) throws(CLIError) {
+        let store = try releaseStore()
+        let release = RegisteredRelease(
+            manifest: created.manifest, payload: created.payload, artifactHolder: nil, artifactPath: nil,
+            createdBy: ControllerActor.current, createdAt: Date())
+        do {
+            try store.addApproval(try ReleaseApprovals.approve(release, with: key, policy: nil, by: ControllerActor.current, now: Date()))
         } catch {
             throw error.cli
         }
