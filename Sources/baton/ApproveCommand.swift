@@ -19,21 +19,37 @@ struct ApproveCommand: AsyncParsableCommand {
             """)
 
     @Argument(help: "The release, as APP@RELEASE (e.g. web@v2).") var reference: String
-    @Option(help: ArgumentHelp("The approver's Ed25519 private key (PKCS#8 PEM).", valueName: "file")) var key: String
+    @Option(help: ArgumentHelp("The approver's Ed25519 private key (PKCS#8 PEM).", valueName: "file")) var key: String?
+    @Option(help: ArgumentHelp("Instead of --key: take the approvals on an envelope of this release signed elsewhere (`baton manifest sign` on its manifest file).", valueName: "file"))
+    var envelope: String?
     @Option(help: ArgumentHelp("The environment, when the release is registered for several.", valueName: "env")) var environment: String?
     @OptionGroup var controller: ControllerOptions
 
     func run() async throws {
+        guard (key == nil) != (envelope == nil) else {
+            throw CLIError(code: "invalid_value", message: "give one of --key KEY (sign now) or --envelope FILE (signed elsewhere)")
+        }
         let context = try ControllerContext(controller)
-        let signingKey = try loadSigningKey(key)
+        let signingKey = try key.map { path throws(CLIError) in try loadSigningKey(path) }
+        let envelopeBytes = try envelope.map { path throws(CLIError) in Array(try OperatorFiles.read(path, what: "envelope")) }
         let store = try context.releaseStore()
         let policy = try context.policy()
-        do {
+        do throws(ControllerError) {
             let release = try ReleaseApprovals.resolve(reference, environment: environment, in: store)
-            let approval = try ReleaseApprovals.approve(release, with: signingKey, policy: policy, by: ControllerActor.current, now: Date())
-            let added = try store.addApproval(approval)
             let label = "\(release.reference) (\(release.environment), serial \(release.serial))"
-            Output.line(added ? "\(label): approved with keyid \(signingKey.keyid)" : "\(label): already approved with keyid \(signingKey.keyid); nothing added")
+            if let signingKey {
+                let approval = try ReleaseApprovals.approve(release, with: signingKey, policy: policy, by: ControllerActor.current, now: Date())
+                let added = try store.addApproval(approval)
+                Output.line(added ? "\(label): approved with keyid \(signingKey.keyid)" : "\(label): already approved with keyid \(signingKey.keyid); nothing added")
+            } else if let envelopeBytes {
+                guard let policy else {
+                    throw ControllerError(.configurationInvalid, "--envelope needs the trust policy (trustPolicy: in baton.yaml) to tell which signatures count")
+                }
+                for approval in try ReleaseApprovals.imported(envelopeBytes, into: release, policy: policy, by: ControllerActor.current, now: Date()) {
+                    let added = try store.addApproval(approval)
+                    Output.line("\(label): \(added ? "approved" : "already approved") with keyid \(approval.keyid) (from \(envelope ?? "the envelope"))")
+                }
+            }
             guard let policy else { return }
             let status = ReleaseApprovals.status(
                 of: release, approvals: try store.approvals(app: release.app, environment: release.environment, serial: release.serial),

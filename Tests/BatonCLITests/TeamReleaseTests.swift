@@ -121,6 +121,13 @@ struct TeamReleaseTests {
             .map { "\($0["release"] as? String ?? "?")=\($0["serial"] as? Int ?? 0)" }
         // (v1 came with the migrated history.)
         #expect(serials == ["v4=\(serial + 2)", "v3=\(serial + 1)", "v2=\(serial)", "v1=\(serial - 1)"], "\(serials)")
+
+        // An approval made on the manifest file elsewhere is taken into the store from its envelope.
+        #expect(try await fleet.run(["manifest", "sign", "web-v3.manifest.json", "--key", "keys/alice.key"]).status == 0)
+        let imported = try await fleet.run(["approve", "web@v3", "--envelope", "web-v3.manifest.envelope.json", "--state-dir", b])
+        #expect(imported.status == 0 && imported.stdout.contains("1 of 2 (alice)"), "\(imported.stdout)\(imported.stderr)")
+        let wrong = try await fleet.run(["approve", "web@v4", "--envelope", "web-v3.manifest.envelope.json", "--state-dir", b])
+        #expect(wrong.status == 2 && wrong.stderr.contains("envelope_invalid") && wrong.stderr.contains("another manifest"), "\(wrong.stderr)")
     }
 }
 

@@ -149,5 +149,25 @@ struct ReleaseRegistryTests {
         #expect(verified.signers.flatMap(\.names).sorted() == ["alice", "bob"])
         #expect(verified.payload == v2.payload)
         #expect(try first.approvals(app: "web", environment: "staging", serial: 5).map(\.approvedBy) == ["alice@laptop", "someone@db", "bob@desk"])
+
+        // Carol signed the manifest file offline (`manifest sign`): her signature is taken from
+        // the envelope; mallory's beside it, and envelopes of other bytes, are not.
+        var signed = Envelope(payloadType: Manifest.payloadType, payload: v2.payload)
+        signed.sign(with: carol)
+        signed.sign(with: mallory)
+        let imported = try ReleaseApprovals.imported(Array(signed.serialized()), into: v2, policy: policy, by: "carol@offline", now: now)
+        #expect(imported.map(\.keyid) == [carol.keyid] && imported.map(\.approvedBy) == ["carol@offline"])
+        var other = Envelope(payloadType: Manifest.payloadType, payload: Array("{}".utf8))
+        other.sign(with: carol)
+        let wrongBytes = #expect(throws: ControllerError.self) {
+            try ReleaseApprovals.imported(Array(other.serialized()), into: v2, policy: policy, by: "x", now: now)
+        }
+        #expect(wrongBytes?.code == .envelopeInvalid)
+        var byMallory = Envelope(payloadType: Manifest.payloadType, payload: v2.payload)
+        byMallory.sign(with: mallory)
+        let nobody = #expect(throws: ControllerError.self) {
+            try ReleaseApprovals.imported(Array(byMallory.serialized()), into: v2, policy: policy, by: "x", now: now)
+        }
+        #expect(nobody?.code == .untrustedKey)
     }
 }

@@ -132,3 +132,37 @@ public enum ReleaseApprovals {
         return (release, Array(envelope(release, approvals: approvals).serialized(pretty: false)))
     }
 }
+
+extension ReleaseApprovals {
+    /// The approvals carried by an envelope signed elsewhere (`baton manifest sign` on the
+    /// manifest file, an offline key): only over the registered payload's exact bytes, and
+    /// only signatures that verify with a key the policy counts for the environment.
+    public static func imported(
+        _ envelopeBytes: [UInt8], into release: RegisteredRelease, policy: TrustPolicy, by actor: String, now: Date
+    ) throws(ControllerError) -> [ReleaseApproval] {
+        let envelope: Envelope
+        do { envelope = try Envelope.parse(envelopeBytes) } catch {
+            throw ControllerError(.envelopeInvalid, "not an envelope: \(error.message)")
+        }
+        guard envelope.payloadDigest == release.payloadSHA256 else {
+            throw ControllerError(
+                .envelopeInvalid,
+                "the envelope signs another manifest (sha256:\(envelope.payloadDigest)) than \(release.reference) (serial \(release.serial), sha256:\(release.payloadSHA256))")
+        }
+        let message = envelope.preAuthenticationEncoding
+        let counting = policy.verifyingKeys(for: release.environment)
+        var approvals: [ReleaseApproval] = []
+        for signature in envelope.signatures {
+            guard let key = counting.first(where: { $0.isValidSignature(signature.sig, for: message) }),
+                  !approvals.contains(where: { $0.keyid == key.keyid })
+            else { continue }
+            approvals.append(ReleaseApproval(
+                app: release.app, environment: release.environment, serial: release.serial, keyid: key.keyid, signature: signature.sig,
+                approvedBy: actor, approvedAt: now))
+        }
+        guard !approvals.isEmpty else {
+            throw ControllerError(.untrustedKey, "no signature on the envelope verifies with a key the trust policy counts for '\(release.environment)'")
+        }
+        return approvals
+    }
+}
