@@ -61,6 +61,13 @@ public struct ControllerError: CodedError, Equatable {
         /// A change freeze of the trust policy is in force for the environment and the
         /// envelope is not signed to break glass (the verifier's `change_frozen`).
         case changeFrozen = "change_frozen"
+        /// `APP@RELEASE` names no release registered in the history store.
+        case releaseUnknown = "release_unknown"
+        /// A release registered under a serial that another payload already has.
+        case releaseConflict = "release_conflict"
+        /// The artifact's bytes are in another controller's state directory, this one has
+        /// no copy and the manifest has no `url`: no agent could get them.
+        case artifactElsewhere = "artifact_elsewhere"
     }
 
     public var code: Code

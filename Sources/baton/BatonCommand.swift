@@ -9,7 +9,7 @@ struct BatonCommand: AsyncParsableCommand {
         commandName: "baton",
         abstract: "Signed, staged, reversible deployments to a fleet of Linux hosts.",
         version: "0.1.0",
-        subcommands: [KeysCommand.self, ManifestCommand.self, PKICommand.self, ReleaseCommand.self, RolloutCommand.self, DeployCommand.self, HistoryCommand.self, LockCommand.self, StatusCommand.self, CheckCommand.self, ReleasesCommand.self, LogsCommand.self, AuditCommand.self, EvidenceCommand.self, RollbackCommand.self, DrillCommand.self, ReportCommand.self, PlanCommand.self, InitCommand.self, DemoCommand.self]
+        subcommands: [KeysCommand.self, ManifestCommand.self, PKICommand.self, ReleaseCommand.self, ApproveCommand.self, RolloutCommand.self, DeployCommand.self, HistoryCommand.self, LockCommand.self, StatusCommand.self, CheckCommand.self, ReleasesCommand.self, LogsCommand.self, AuditCommand.self, EvidenceCommand.self, RollbackCommand.self, DrillCommand.self, ReportCommand.self, PlanCommand.self, InitCommand.self, DemoCommand.self]
     )
 
     static func main() async {

@@ -24,6 +24,7 @@ struct DeployCommand: AsyncParsableCommand {
         let strategy = try strategy.strategy()
         let signingKey = try loadSigningKey(key)
         let created = try await release.create(app: app, context: context)
+        try context.recordApproval(of: created, with: signingKey)
         let bytes: [UInt8]
         do { bytes = try Envelope.signing(created.manifest, with: signingKey) } catch { throw CLIError(.internalError, "\(error)") }
         let envelopePath = "\(context.state.root)/releases/\(app)/\(created.manifest.release).envelope.json"

@@ -8,7 +8,7 @@ struct HistoryCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "history",
         abstract: "Past rollouts: who ran what where, and how each host ended.",
-        subcommands: [List.self, Show.self, Migrations.self],
+        subcommands: [List.self, Show.self, Migrations.self, Migrate.self],
         defaultSubcommand: List.self
     )
 

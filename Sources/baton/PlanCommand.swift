@@ -10,7 +10,7 @@ struct PlanCommand: AsyncParsableCommand {
         abstract: "What a rollout would do, per host, changing nothing: current → target, wave, upload, foreseeable refusals.",
         discussion: "Only reads from the agents. Exit status 1 when some host would refuse or is unreachable. `baton rollout --dry-run` is the same.")
 
-    @Argument(help: "The signed envelope.") var envelope: String
+    @Argument(help: "The signed envelope, or APP@RELEASE: a registered release with the approvals it has so far.") var envelope: String
     @Option(help: ArgumentHelp("The artifact file, checked against the manifest's digest.", valueName: "file")) var artifact: String?
     @Option(help: ArgumentHelp("The environment expected (default: the manifest's).", valueName: "env")) var environment: String?
     @OptionGroup var selection: SelectionOptions
@@ -28,7 +28,11 @@ struct PlanCommand: AsyncParsableCommand {
     static func plan(envelope path: String, artifact: String?, environment: String?, selection: SelectionOptions,
                      strategy: RolloutStrategy, json: Bool, controller: ControllerOptions) async throws -> Int32 {
         let context = try ControllerContext(controller)
-        let bytes = try OperatorFiles.read(path, what: "envelope")
+        // `APP@RELEASE`: the registered release with the approvals it has so far; the plan
+        // shows per host whether they are enough.
+        let bytes = try ReleaseApprovals.looksLikeReference(path)
+            ? Data(try context.registeredEnvelope(path, environment: environment))
+            : OperatorFiles.read(path, what: "envelope")
         let policy = try context.policy()
         let checked: RolloutPreflight.Checked
         do {

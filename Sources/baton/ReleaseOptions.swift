@@ -40,10 +40,11 @@ extension ReleaseOptions {
             app: app, release: releaseName, environment: environment, artifactFile: artifact, notes: notes, source: source,
             expiresIn: requested, targets: targets)
         let (policy, definition, fleet) = (try context.policy(), try context.app(app), try context.fleet())
+        let registry = try context.releaseStore()
         do {
             return try await ReleaseCreation.create(
                 spec, definition: definition, fleet: fleet, policy: policy, state: context.state, makeClient: context.agentClients,
-                warn: { Output.error($0) })
+                registry: registry, warn: { Output.error($0) })
         } catch {
             throw error.cli
         }

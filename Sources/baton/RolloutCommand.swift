@@ -45,6 +45,13 @@ extension RolloutCommand {
             // A freeze that began while it was paused holds it, as it would a new rollout.
             let policy = try context.policy()
             do { try request.recheckFreeze(policy: policy) } catch { throw error.cli }
+            // Resumed on another runner than the one that started it: its artifact may be there only.
+            do {
+                try ArtifactWhereabouts.check(
+                    request.manifest, artifactFile: request.artifactFile, state: context.state, registry: try context.releaseStore())
+            } catch let error as ControllerError where error.code == .artifactElsewhere {
+                throw error.cli
+            } catch {}
             throw ExitCode(try await context.runRollout(request, signers: record.signers, output: output))
         }
     }

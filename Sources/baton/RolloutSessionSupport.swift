@@ -20,6 +20,7 @@ extension ControllerContext {
             history: try history(), state: state, makeClient: agentClients, progress: notifying ?? renderer,
             notify: { Output.error($0) })
         session.lockWait = lockWait
+        if let lease = configuration.lockLease { session.lease = lease }
         let summary: RolloutSummary
         do {
             summary = try await session.run(request, signers: signers, mode: mode)

@@ -22,7 +22,8 @@ struct RolloutStartCommand: AsyncParsableCommand {
             one lost its lock and stopped (abandoned); 5 paused after the canary; 2 usage or configuration errors.
             """)
 
-    @Argument(help: "The signed envelope (from `baton manifest sign`).") var envelope: String
+    @Argument(help: "The signed envelope (from `baton manifest sign`), or APP@RELEASE: a registered release with its approvals (`baton approve`).")
+    var envelope: String
     @Option(help: ArgumentHelp("The artifact file, checked against the manifest's digest (default: the controller's store).", valueName: "file"))
     var artifact: String?
     @Option(help: ArgumentHelp("The environment expected (default: the manifest's).", valueName: "env")) var environment: String?
@@ -41,10 +42,15 @@ struct RolloutStartCommand: AsyncParsableCommand {
                 strategy: try strategy.strategy(), json: output.json, controller: controller))
         }
         let context = try ControllerContext(controller)
-        let bytes = try OperatorFiles.read(envelope, what: "envelope")
         let strategy = try strategy.strategy()
+        // `APP@RELEASE`: the registered release with its approvals from the history store.
+        let bytes = try ReleaseApprovals.looksLikeReference(envelope)
+            ? Data(try context.approvedEnvelope(envelope, environment: environment))
+            : OperatorFiles.read(envelope, what: "envelope")
         let checked: RolloutPreflight.Checked
         do {
+            try ArtifactWhereabouts.check(
+                envelope: Array(bytes), artifactFile: artifact, state: context.state, registry: try context.releaseStore())
             checked = try RolloutPreflight.check(
                 .init(envelope: Array(bytes), envelopeFile: envelope, fleet: try context.fleet(),
                       environment: environment, hostIDs: selection.hostIDs, selector: try selection.labels(),

@@ -149,7 +149,7 @@ struct PostgresLockTests {
         // (migrations are numbered as they are written, on more than one branch).
         let ids = applied.map(\.id)
         #expect(ids.first == 1 && ids == ids.sorted() && Set(ids).count == ids.count, "\(ids)")
-        #expect(ids.contains(4) && ids.contains(5), "the drills and receipts migrations: \(ids)")
+        #expect(Set([3, 4, 5]).isSubset(of: ids), "the releases, drills and receipts migrations: \(ids)")
         #expect(applied.allSatisfy { !$0.name.isEmpty })
     }
 }

@@ -31,6 +31,8 @@ public struct ControllerConfiguration: Sendable, Equatable {
     public var notifications: [NotificationHook] = []
     /// Where the history and the locks are (`history:`, `BATON_HISTORY_POSTGRES`).
     public var history: HistoryConfiguration = .sqlite
+    /// A rollout lock's lease (`history: {lease: 20s}`, `BATON_LOCK_LEASE`); nil: RolloutLease's default.
+    public var lockLease: TimeInterval?
     /// The file the values came from, if any.
     public var file: String?
 
@@ -52,7 +54,7 @@ public struct ControllerConfiguration: Sendable, Equatable {
     public static let environmentVariables = [
         "BATON_CONFIG", "BATON_FLEET", "BATON_APPS", "BATON_TRUST_POLICY", "BATON_STATE_DIR",
         "BATON_TLS_CERT", "BATON_TLS_KEY", "BATON_TLS_CA", "BATON_SIGNING_KEY",
-        "BATON_HISTORY_POSTGRES",
+        "BATON_HISTORY_POSTGRES", "BATON_LOCK_LEASE",
     ]
 
     public static func resolve(
@@ -83,6 +85,9 @@ public struct ControllerConfiguration: Sendable, Equatable {
         configuration.caPath = pick(overrides.ca, "BATON_TLS_CA", configuration.caPath)
         configuration.signingKeyPath = pick(overrides.signingKey, "BATON_SIGNING_KEY", configuration.signingKeyPath)
         configuration.history = try configuration.history.overridden(by: environment)
+        if let lease = environment["BATON_LOCK_LEASE"], !lease.isEmpty {
+            configuration.lockLease = try RolloutLease.parse(lease, what: "BATON_LOCK_LEASE")
+        }
         return configuration
     }
 
@@ -108,7 +113,10 @@ public struct ControllerConfiguration: Sendable, Equatable {
         if let node = root["stateDir"] { configuration.stateDirectory = absolute(try node.string()) }
         configuration.signingKeyPath = try root["signingKey"].map { node throws(ConfigurationError) in absolute(try node.string()) }
         if let node = root["notifications"] { configuration.notifications = try NotificationHook.parseList(node, base: base) }
-        if let node = root["history"] { configuration.history = try HistoryConfiguration.parse(node, file: path, absolute: absolute) }
+        if let node = root["history"] {
+            configuration.history = try HistoryConfiguration.parse(node, file: path, absolute: absolute)
+            configuration.lockLease = try RolloutLease.parse(history: node, file: path)
+        }
         if let tlsNode = root["tls"] {
             let tls = try tlsNode.mapping()
             try tls.allowOnly(["certificate", "key", "ca"])

@@ -78,6 +78,8 @@ enum PostgresMigrations {
         Migration(id: 2, name: "break glass", sql: [
             "ALTER TABLE rollouts ADD COLUMN break_glass boolean NOT NULL DEFAULT false",
         ]),
+        // Releases, approvals and serial counters (SQLite's v6-releases; PostgresHistoryStore+Releases.swift).
+        Migration(id: 3, name: "releases and approvals", sql: PostgresHistoryStore.releasesMigration),
         // Drills, and a rollout's kind and manifest issue time for delivery metrics
         // (SQLite's v7-drills; PostgresHistoryStore+Drills.swift).
         Migration(id: 4, name: "drills", sql: [

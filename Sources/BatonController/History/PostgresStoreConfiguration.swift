@@ -83,7 +83,9 @@ extension HistoryConfiguration {
             return .sqlite
         }
         let entry = try node.mapping()
-        try entry.allowOnly(["postgres", "passwordFile", "tls"])
+        try entry.allowOnly(["postgres", "passwordFile", "tls", "lease"])
+        // `{lease: 20s}` alone: the default SQLite store with another lock lease (RolloutLease).
+        if entry["postgres"] == nil, entry["passwordFile"] == nil, entry["tls"] == nil, entry["lease"] != nil { return .sqlite }
         let url = try entry.require("postgres").string()
         let passwordFile = try entry["passwordFile"].map { node throws(ConfigurationError) in absolute(try node.string()) }
         var tls = PostgresStoreConfiguration.TLSMode.require

@@ -79,6 +79,8 @@ public final class SQLiteHistoryStore: HistoryStore {
         migrator.registerMigration("v5-break-glass") { db in
             try db.execute(sql: "ALTER TABLE rollouts ADD COLUMN breakGlass INTEGER NOT NULL DEFAULT 0")
         }
+        // Releases, approvals and serial counters (SQLiteHistoryStore+Releases.swift).
+        migrator.registerMigration("v6-releases", migrate: releasesMigration)
         // Drills, and what delivery metrics need of a rollout: its kind and when its manifest
         // was issued (SQLiteHistoryStore+Drills.swift).
         migrator.registerMigration("v7-drills") { db in

@@ -34,13 +34,18 @@ public enum ReleaseCreation {
         public var manifest: Manifest
         /// The environment's hosts, which were asked for their serials.
         public var hosts: [Fleet.Host]
+        /// The manifest's bytes as written and registered: what approvers sign.
+        public var payload: [UInt8]
     }
 
     /// `warn` hears of every host that did not answer: its serial is unknown, so the new
-    /// one may be refused there.
+    /// one may be refused there. With a `registry` (the history store) the serial comes from
+    /// its counter for the app and environment, above what the agents and this controller
+    /// report, and the release is registered there for `baton approve` and
+    /// `baton rollout APP@RELEASE` on any controller sharing the store.
     public static func create(
         _ spec: Spec, definition: AppDefinition, fleet: Fleet, policy: TrustPolicy?, state: ControllerState,
-        makeClient: AgentClientFactory, warn: @Sendable (String) -> Void
+        makeClient: AgentClientFactory, registry: (any ReleaseRegistry)? = nil, warn: @Sendable (String) -> Void
     ) async throws(ControllerError) -> Created {
         let validity = try ReleaseBuilder.validity(requested: spec.expiresIn, environment: spec.environment, policy: policy)
         let targets = try ReleaseBuilder.targets(
@@ -61,12 +66,23 @@ public enum ReleaseCreation {
         for (host, error) in unreachable {
             warn("warning: \(host) did not answer (\(error.code)); its serial is unknown, so the rollout may find it refuses this one")
         }
-        let serial = ReleaseBuilder.nextSerial(agentSerials: serials, controllerSerial: state.lastSerial(app: spec.app))
+        var serial = ReleaseBuilder.nextSerial(agentSerials: serials, controllerSerial: state.lastSerial(app: spec.app))
+        if let registry {
+            // One counter per app and environment for every controller sharing the store.
+            serial = try registry.nextSerial(app: spec.app, environment: spec.environment, above: serial - 1)
+        }
         let manifest = try ReleaseBuilder.manifest(
             definition: definition, release: spec.release, environment: spec.environment, artifact: artifact,
             serial: serial, notes: spec.notes, source: spec.source, targets: targets, validFor: validity)
+        let payload: [UInt8]
+        do { payload = Array(try BatonJSON.encode(manifest, pretty: true)) } catch {
+            throw ControllerError(.stateError, "cannot encode the manifest: \(error)")
+        }
         try state.saveManifest(manifest)
         try state.recordSerial(app: spec.app, serial)
-        return Created(manifest: manifest, hosts: hosts)
+        try registry?.registerRelease(RegisteredRelease(
+            manifest: manifest, payload: payload, artifactHolder: ControllerActor.current,
+            artifactPath: state.artifactPath(artifact.sha256), createdBy: ControllerActor.current, createdAt: Date()))
+        return Created(manifest: manifest, hosts: hosts, payload: payload)
     }
 }

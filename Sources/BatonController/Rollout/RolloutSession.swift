@@ -27,7 +27,8 @@ public struct RolloutSession: Sendable {
     public var notify: @Sendable (String) -> Void
     /// How long to wait for a live holder's lock; 0 fails at once with `lock_held`.
     public var lockWait: TimeInterval = 0
-    public var lease: TimeInterval = 60
+    /// The lock's lease, renewed at a third of it (`RolloutLease`: `history.lease` in baton.yaml).
+    public var lease: TimeInterval = RolloutLease.defaultSeconds
     /// `user@host`, as the lock and the record name the controller.
     public var owner: String = ControllerActor.current
     public var pid: Int32 = getpid()
