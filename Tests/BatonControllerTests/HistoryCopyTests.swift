@@ -1,6 +1,7 @@
 import BatonController
 import BatonProtocol
 import BatonTestSupport
+import Crypto
 import Foundation
 import Testing
 
@@ -43,17 +44,39 @@ struct HistoryCopyTests {
         let policy = TrustPolicy(keys: ["alice": alice.verifyingKey], environments: ["staging": .init(threshold: 1, keys: ["alice"])])
         try sqlite.addApproval(try ReleaseApprovals.approve(release, with: alice, policy: policy, by: "alice@laptop", now: start))
         #expect(try sqlite.nextSerial(app: "web", environment: "staging", above: 8) == 9)
+        // What drills and evidence keep: the rollout's kind and issue time, a drill, an
+        // agent's signed receipt and a revert envelope the rollout signed.
+        try sqlite.noteRollout(id: "r1", kind: .rollback, issuedAt: start.addingTimeInterval(-3600))
+        var drill = DrillRecord(id: "drill-1", app: "web", environment: "staging", actor: "a@b", startedAt: start,
+                                hosts: [DrillRecord.Host(host: "h1", original: "v2", previous: "v1")])
+        drill.outcome = .succeeded
+        drill.finishedAt = start.addingTimeInterval(30)
+        drill.timeToRecover = 2.5
+        try sqlite.saveDrill(drill)
+        let receipt = try ReceiptStoreTests.signedReceipt(host: "h1", id: "d-1", outcome: .succeeded, key: P256.Signing.PrivateKey())
+        try sqlite.recordReceipt(CollectedReceipt(host: "h1", deploymentID: "d-1", receipt: receipt, receivedAt: start))
+        let manifest = Manifest(
+            app: "web", release: "v1", serial: 8, environment: "staging", issuedAt: start, expiresAt: start.addingTimeInterval(3600),
+            artifact: ArtifactReference(sha256: String(repeating: "b", count: 64), size: 10, format: .tarGz))
+        let revert = SentEnvelope(rolloutID: "r1", role: .revert, envelope: try Envelope.signing(manifest, with: SigningKey()), sentAt: start)
+        try sqlite.recordEnvelope(revert)
 
         let postgres = try PostgresLockTests.open(try PostgresServer.createDatabase())
         let counts = try HistoryCopy.copy(from: sqlite, to: postgres)
         #expect(counts.copied == ["rollouts": 1, "events": 2, "resume": 1, "auditHeads": 1, "lockEvents": 2, "lockTerms": 1,
-                                  "releases": 1, "approvals": 1, "serials": 1])
+                                  "releases": 1, "approvals": 1, "serials": 1, "drills": 1, "receipts": 1, "envelopes": 1])
         #expect(counts.present.isEmpty)
 
         // Read back as any controller on the shared store reads it.
         #expect(try postgres.rollout(id: "r1") == sqlite.rollout(id: "r1"))
         #expect(try postgres.events(rolloutID: "r1") == sqlite.events(rolloutID: "r1"))
+        #expect(try postgres.rollout(id: "r1")?.kind == .rollback)
+        #expect(try postgres.rollout(id: "r1")?.issuedAt == start.addingTimeInterval(-3600))
         #expect(try postgres.resumeInfo(rolloutID: "r1") == info)
+        #expect(try postgres.drills(app: "web", environment: "staging", limit: 5) == sqlite.drills(app: "web", environment: "staging", limit: 5))
+        #expect(try postgres.drills(app: "web", environment: nil, limit: 5).map(\.id) == ["drill-1"])
+        #expect(try postgres.receipt(host: "h1", deploymentID: "d-1")?.receipt == receipt)
+        #expect(try postgres.envelopes(rolloutID: "r1") == [revert])
         #expect(try postgres.lastAuditHead(host: "h1") == head)
         #expect(try postgres.lockEvents(app: "web").map(\.action) == ["acquired", "released"])
         #expect(try postgres.registeredReleases(app: "web", limit: 5) == [release])
@@ -70,7 +93,7 @@ struct HistoryCopyTests {
         let again = try HistoryCopy.copy(from: sqlite, to: postgres)
         #expect(again.copied == ["rollouts": 1], "\(again)")
         #expect(again.present == ["rollouts": 1, "resume": 1, "auditHeads": 1, "lockEvents": 2, "lockTerms": 1, "releases": 1,
-                                  "approvals": 1, "serials": 1])
+                                  "approvals": 1, "serials": 1, "drills": 1, "receipts": 1, "envelopes": 1])
         #expect(try postgres.rollouts(app: "web", limit: 10).map(\.id) == ["r2", "r1"])
         #expect(try postgres.events(rolloutID: "r1").count == 2)
     }

@@ -21,7 +21,8 @@ public enum HistoryCopy {
         }
 
         /// The kinds, in the order they are copied.
-        public static let kinds = ["rollouts", "events", "resume", "auditHeads", "lockEvents", "lockTerms", "releases", "approvals", "serials"]
+        public static let kinds = ["rollouts", "events", "resume", "auditHeads", "lockEvents", "lockTerms", "releases", "approvals", "serials",
+                                   "drills", "receipts", "envelopes"]
     }
 
     /// Everything of the SQLite store.
@@ -35,6 +36,10 @@ public enum HistoryCopy {
         var releases: [RegisteredRelease] = []
         var approvals: [ReleaseApproval] = []
         var serials: [(app: String, environment: String, serial: UInt64)] = []
+        var drills: [DrillRecord] = []
+        /// Receipts as the store keeps them: the agent's signed JSON, copied as it is.
+        var receipts: [(host: String, deploymentID: String, text: String, receivedAt: Double)] = []
+        var envelopes: [SentEnvelope] = []
     }
 
     public static func copy(from source: SQLiteHistoryStore, to target: PostgresHistoryStore) throws(ControllerError) -> Counts {
@@ -49,12 +54,13 @@ public enum HistoryCopy {
         for rollout in snapshot.rollouts {
             let inserted = try sql.run("""
                 INSERT INTO rollouts (id, app, release, serial, environment, strategy, actor, signers, owner, notes, source, started_at,
-                    finished_at, outcome, exit_status, halted, halt_reason, revert_serial, break_glass)
+                    finished_at, outcome, exit_status, halted, halt_reason, revert_serial, break_glass, kind, issued_at)
                 VALUES (\(rollout.id), \(rollout.app), \(rollout.release), \(Int64(rollout.serial)), \(rollout.environment),
                         \(rollout.strategy), \(rollout.actor), \(rollout.signers), \(rollout.owner), \(rollout.notes), \(rollout.source),
                         \(rollout.startedAt.timeIntervalSince1970), \(rollout.finishedAt?.timeIntervalSince1970), \(rollout.outcome?.rawValue),
                         \(rollout.exitStatus.map { Int64($0) }), \(rollout.halted), \(rollout.haltReason),
-                        \(rollout.revertSerial.map { Int64($0) }), \(rollout.breakGlass))
+                        \(rollout.revertSerial.map { Int64($0) }), \(rollout.breakGlass), \(rollout.kind.rawValue),
+                        \(rollout.issuedAt?.timeIntervalSince1970))
                 ON CONFLICT (id) DO NOTHING
                 """).metadata.rows == 1
             counts.count("rollouts", copied: inserted)
@@ -140,6 +146,35 @@ public enum HistoryCopy {
                 """).metadata.rows == 1
             counts.count("serials", copied: raised)
         }
+        // Evidence and practice: a drill by id, a receipt per host and deployment, a revert
+        // envelope per rollout and payload; what the database has already stays (a receipt
+        // is never replaced).
+        for drill in snapshot.drills {
+            let inserted = try sql.run("""
+                INSERT INTO drills (id, app, environment, started_at, outcome, record)
+                VALUES (\(drill.id), \(drill.app), \(drill.environment), \(drill.startedAt.timeIntervalSince1970),
+                        \(drill.outcome?.rawValue), \(try DrillRecord.encoded(drill)))
+                ON CONFLICT (id) DO NOTHING
+                """).metadata.rows == 1
+            counts.count("drills", copied: inserted)
+        }
+        for receipt in snapshot.receipts {
+            let inserted = try sql.run("""
+                INSERT INTO receipts (host, deployment_id, receipt, received_at)
+                VALUES (\(receipt.host), \(receipt.deploymentID), \(receipt.text), \(receipt.receivedAt))
+                ON CONFLICT (host, deployment_id) DO NOTHING
+                """).metadata.rows == 1
+            counts.count("receipts", copied: inserted)
+        }
+        for envelope in snapshot.envelopes {
+            let inserted = try sql.run("""
+                INSERT INTO rollout_envelopes (rollout_id, payload_digest, role, envelope, sent_at)
+                VALUES (\(envelope.rolloutID), \(envelope.payloadDigest), \(envelope.role.rawValue), \(Data(envelope.envelope)),
+                        \(envelope.sentAt.timeIntervalSince1970))
+                ON CONFLICT (rollout_id, payload_digest) DO NOTHING
+                """).metadata.rows == 1
+            counts.count("envelopes", copied: inserted)
+        }
         return counts
     }
 }
@@ -160,6 +195,14 @@ extension SQLiteHistoryStore {
             if let rollout = try rollout(id: id) { snapshot.rollouts.append(rollout) }
             snapshot.events[id] = try events(rolloutID: id)
             if let info = try resumeInfo(rolloutID: id) { snapshot.resume.append(info) }
+            snapshot.envelopes += try envelopes(rolloutID: id)
+        }
+        snapshot.drills = try drills(app: nil, environment: nil, limit: Int.max).reversed()
+        snapshot.receipts = try read { db in
+            try Row.fetchAll(db, sql: "SELECT host, deploymentID, receipt, receivedAt FROM receipts ORDER BY receivedAt, host, deploymentID").map { row in
+                (host: row["host"] as String, deploymentID: row["deploymentID"] as String, text: row["receipt"] as String,
+                 receivedAt: row["receivedAt"] as Double)
+            }
         }
         snapshot.lockEvents = try lockEvents(app: nil)
         snapshot.auditHeads = try read { db in
