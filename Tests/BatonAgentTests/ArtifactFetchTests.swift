@@ -116,7 +116,7 @@ struct ArtifactFetchTests {
         let log = setup.nginx.accessLog
         #expect(log.count == 2, "\(log)")
         let resumed = try #require(log.last)
-        let range = try #require(resumed.firstMatch(of: /^206 (\d+) "GET \/web-v1.tar.gz HTTP\/1.1" "bytes=(\d+)-" "(.+)"$/), "\(log)")
+        let range = try #require(resumed.firstMatch(of: #/^206 (\d+) "GET /web-v1.tar.gz HTTP/1.1" "bytes=(\d+)-" "([^"]+)" /#), "\(log)")
         let from = try #require(UInt64(range.2))
         #expect(from > 0 && from < 100_000)
         #expect(UInt64(range.1) == v1.size - from)
@@ -265,6 +265,75 @@ struct ArtifactFetchTests {
         #expect(untrusted.error?.code == "artifact_fetch_failed")
         #expect(untrusted.error?.message.contains("refused by TLS") == true, "\(String(describing: untrusted.error))")
         #expect(system.cached().isEmpty)
+    }
+
+    @Test("connections that fail are retried with a growing backoff; too many in a row without a byte end the fetch")
+    func retries() async throws {
+        let setup = try Setup(fetch: "attempts: 3")
+        defer { setup.remove() }
+        let engine = try setup.fixture.engine()
+        let v1 = try setup.fixture.artifact("v1")
+        try setup.nginx.serve(v1.path, at: "/web-v1.tar.gz")
+        // Two connections closed before a byte came back, then a good one.
+        let flaky = try CuttingProxy(upstreamPort: setup.nginx.port, cutAfter: 0, cutConnections: 2)
+        defer { flaky.stop() }
+        let record = try await engine.deploy(
+            try setup.fixture.envelope("v1", artifact: v1, url: flaky.url("/web-v1.tar.gz", scheme: "https")), artifact: nil)
+        #expect(record.phase == .succeeded, "\(Self.messages(record))")
+        let retries = Self.messages(record).filter { $0.hasPrefix("fetch attempt failed") }
+        #expect(retries.count == 2, "\(retries)")
+        #expect(retries.first?.contains("(1 in a row without a new byte)") == true && retries.first?.contains("retrying in 0.05s") == true, "\(retries)")
+        #expect(retries.last?.contains("(2 in a row without a new byte)") == true && retries.last?.contains("retrying in 0.1s") == true, "\(retries)")
+        #expect(Self.messages(record).contains { $0.contains("(3 attempt(s))") })
+
+        // Never a byte: the third failure in a row ends it, and v1 stays.
+        let v2 = try setup.fixture.artifact("v2")
+        try setup.nginx.serve(v2.path, at: "/web-v2.tar.gz")
+        let dead = try CuttingProxy(upstreamPort: setup.nginx.port, cutAfter: 0, cutConnections: 100)
+        defer { dead.stop() }
+        let failed = try await engine.deploy(
+            try setup.fixture.envelope("v2", artifact: v2, url: dead.url("/web-v2.tar.gz", scheme: "https")), artifact: nil)
+        #expect(failed.phase == .failed)
+        #expect(failed.error?.code == "artifact_fetch_failed")
+        #expect(failed.error?.message.contains("failed 3 time(s) in a row without a new byte (fetch.attempts)") == true, "\(String(describing: failed.error))")
+        #expect(dead.connections == 3)
+        #expect(setup.fixture.current() == "v1")
+        #expect(!setup.cached().contains(v2.sha256) && setup.temporaryFiles().isEmpty)
+    }
+
+    @Test("fetch.maxConcurrent: a second deployment waits for a slot, and the transfers never overlap")
+    func concurrentFetchesAreBounded() async throws {
+        let setup = try Setup(fetch: "maxConcurrent: 1", serverDirectives: "limit_rate 256k;")
+        defer { setup.remove() }
+        let engine = try setup.fixture.engine()
+        let web = try Self.bigArtifact(setup.fixture, "w1", bytes: 160 << 10)
+        let api = try Self.bigArtifact(setup.fixture, "a1", bytes: 160 << 10)
+        try setup.nginx.serve(web.path, at: "/web.tar.gz")
+        try setup.nginx.serve(api.path, at: "/api.tar.gz")
+        let now = Date()
+        func envelope(_ app: String, _ release: String, _ artifact: AgentFixture.Artifact, _ path: String) throws -> [UInt8] {
+            let manifest = Manifest(
+                app: app, release: release, serial: 1, environment: setup.fixture.environment,
+                issuedAt: now.addingTimeInterval(-60), expiresAt: now.addingTimeInterval(3600),
+                artifact: ArtifactReference(sha256: artifact.sha256, size: artifact.size, format: .tarGz, url: setup.nginx.url(path)))
+            return try setup.fixture.envelope(manifest, signers: [setup.fixture.key]).bytes
+        }
+        let first = try await engine.submit(envelope: try envelope("web", "w1", web, "/web.tar.gz"))
+        let second = try await engine.submit(envelope: try envelope("api", "a1", api, "/api.tar.gz"))
+        async let a = engine.wait(for: first.id)
+        async let b = engine.wait(for: second.id)
+        let records = [try #require(await a), try #require(await b)]
+        for record in records { #expect(record.phase == .succeeded, "\(Self.messages(record))") }
+        let waited = records.filter { Self.messages($0).contains("waiting for a fetch slot (1 at a time)") }
+        #expect(waited.count == 1, "\(records.map(Self.messages))")
+        // nginx's own clock: each request's start (end minus duration) and end.
+        let spans = try setup.nginx.accessLog.map { line -> (Double, Double) in
+            let times = try #require(line.firstMatch(of: #/ ([0-9.]+) ([0-9.]+)$/#), "\(line)")
+            let end = try #require(Double(times.1)), took = try #require(Double(times.2))
+            return (end - took, end)
+        }.sorted { $0.0 < $1.0 }
+        #expect(spans.count == 2)
+        if spans.count == 2 { #expect(spans[1].0 >= spans[0].1 - 0.002, "overlapping transfers: \(spans)") }
     }
 
     @Test("a redirect on the same server is followed")

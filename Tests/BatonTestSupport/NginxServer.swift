@@ -68,7 +68,7 @@ public final class NginxServer: @unchecked Sendable {
                 }
                 lastError = fileText(directory.child("logs/error.log"))
                 if process.isRunning {
-                    FileManager.default.createFile(atPath: directory.child("stop"), contents: nil)
+                    _ = FileManager.default.createFile(atPath: directory.child("stop"), contents: nil)
                     process.waitUntilExit()
                     break
                 }
@@ -94,7 +94,9 @@ public final class NginxServer: @unchecked Sendable {
         try FileManager.default.copyItem(atPath: file, toPath: destination)
     }
 
-    /// The access log so far: one line per request, `$status $bytes_sent "$request" "$http_range"`.
+    /// The access log so far: one line per request, `$status $body_bytes_sent "$request"
+    /// "$http_range" "$http_if_range" $msec $request_time` (the end of the request and how
+    /// long it took, in seconds with milliseconds).
     public var accessLog: [String] {
         fileText(directory.child("logs/access.log")).split(separator: "\n").map(String.init)
     }
@@ -103,7 +105,7 @@ public final class NginxServer: @unchecked Sendable {
 
     /// Stops nginx (the watchdog sends SIGTERM, a fast shutdown) and removes its directory.
     public func stop() {
-        FileManager.default.createFile(atPath: directory.child("stop"), contents: nil)
+        _ = FileManager.default.createFile(atPath: directory.child("stop"), contents: nil)
         process.waitUntilExit()
         directory.remove()
     }
@@ -116,7 +118,7 @@ public final class NginxServer: @unchecked Sendable {
             error_log \(d)/logs/error.log info;
             events { worker_connections 256; }
             http {
-                log_format baton '$status $body_bytes_sent "$request" "$http_range" "$http_if_range"';
+                log_format baton '$status $body_bytes_sent "$request" "$http_range" "$http_if_range" $msec $request_time';
                 access_log \(d)/logs/access.log baton;
                 client_body_temp_path \(d)/tmp/client_body;
                 proxy_temp_path \(d)/tmp/proxy;

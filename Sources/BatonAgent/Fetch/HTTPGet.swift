@@ -131,13 +131,24 @@ struct HTTPGet: Sendable {
             lastModified: headers.first(name: "Last-Modified"))
     }
 
-    /// Handshake and certificate failures: the server is not who the trust setting
-    /// accepts, which no retry changes.
+    /// A handshake the server's certificate or protocol failed: the server is not one the
+    /// trust setting accepts, or does not speak TLS as asked, which no retry changes. A
+    /// handshake cut short (EOF, reset) is not one of these: it is retried like any cut.
+    /// BoringSSL's reason is only text, so the permanent ones are matched by name; anything
+    /// not matched is retried, within the attempts and the deadline.
     static func isTLSRefusal(_ error: any Error) -> Bool {
-        if let error = error as? NIOSSLError, case .handshakeFailed = error { return true }
-        if error is NIOSSLExtraError { return true }
-        return false
+        if let error = error as? NIOSSLExtraError {
+            return error == .failedToValidateHostname || error == .serverHostnameImpossibleToMatch
+        }
+        guard let error = error as? NIOSSLError, case .handshakeFailed(let inner) = error else { return false }
+        let text = "\(inner)"
+        return permanentHandshakeFailures.contains { text.contains($0) }
     }
+
+    static let permanentHandshakeFailures = [
+        "CERTIFICATE_VERIFY_FAILED", "WRONG_VERSION_NUMBER", "UNSUPPORTED_PROTOCOL", "NO_SHARED_CIPHER",
+        "TLSV1_ALERT_PROTOCOL_VERSION", "SSLV3_ALERT_HANDSHAKE_FAILURE", "TLSV1_ALERT_UNKNOWN_CA", "TLSV1_ALERT_ACCESS_DENIED",
+    ]
 
     static func describe(_ error: any Error) -> String {
         if let error = error as? NIOSSLError, case .handshakeFailed(let inner) = error {
