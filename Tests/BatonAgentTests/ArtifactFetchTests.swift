@@ -495,3 +495,37 @@ struct FetchSettingsTests {
         }
     }
 }
+
+/// `batond apply` without `--artifact`: the agent fetches `artifact.url` itself.
+@Suite("batond apply fetches")
+struct ApplyFetchTests {
+    @Test("without --artifact, apply fetches the URL; with neither a URL nor a cached copy it refuses before using the serial")
+    func applyFetches() async throws {
+        let setup = try ArtifactFetchTests.Setup()
+        defer { setup.remove() }
+        let v1 = try setup.fixture.artifact("v1")
+        try setup.nginx.serve(v1.path, at: "/web-v1.tar.gz")
+        let fetched = try setup.fixture.envelope("v1", artifact: v1, url: setup.nginx.url("/web-v1.tar.gz"))
+        let config = setup.fixture.configPath
+        let result = try await offThePool {
+            try ProcessRunner.run(ProcessRunner.executable("batond"), ["apply", "--config", config, "--envelope", fetched.path])
+        }
+        #expect(result.status == 0, "\(result.stdout)\n\(result.stderr)")
+        #expect(result.stdout.contains("fetched and verified"), "\(result.stdout)")
+        #expect(setup.fixture.current() == "v1")
+
+        let v2 = try setup.fixture.artifact("v2")
+        let noURL = try setup.fixture.envelope("v2", artifact: v2)
+        let refused = try await offThePool {
+            try ProcessRunner.run(ProcessRunner.executable("batond"), ["apply", "--config", config, "--envelope", noURL.path])
+        }
+        #expect(refused.status == 2)
+        #expect(refused.stderr.contains("artifact_unavailable") && refused.stderr.contains("pass --artifact FILE"), "\(refused.stderr)")
+        // The serial is still unused: the same envelope deploys with the file.
+        let again = try await offThePool {
+            try ProcessRunner.run(ProcessRunner.executable("batond"), ["apply", "--config", config, "--envelope", noURL.path, "--artifact", v2.path])
+        }
+        #expect(again.status == 0, "\(again.stdout)\n\(again.stderr)")
+        #expect(setup.fixture.current() == "v2")
+    }
+}
