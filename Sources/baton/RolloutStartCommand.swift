@@ -47,7 +47,7 @@ struct RolloutStartCommand: AsyncParsableCommand {
         if dryRun {
             throw ExitCode(try await PlanCommand.plan(
                 envelope: envelope, artifact: artifact, environment: environment, selection: selection,
-                strategy: try strategy.strategy(), json: output.json, controller: controller))
+                strategy: try strategy.strategy(), json: output.json, controller: controller, fetch: fetch))
         }
         let context = try ControllerContext(controller)
         let bytes = try OperatorFiles.read(envelope, what: "envelope")

@@ -37,6 +37,12 @@ struct FetchRolloutTests {
         try nginx.serve(v1, at: "/builds/web-v1.tar.gz")
         let envelope = try await Self.release(fleet, "v1", artifact: v1, url: nginx.url("/builds/web-v1.tar.gz"))
 
+        // The plan says who would fetch, not upload.
+        let plan = try await fleet.run(["rollout", envelope, "--fetch", "--dry-run"])
+        #expect(plan.status == 0, "\(plan.stdout)\n\(plan.stderr)")
+        let rows = plan.stdout.split(separator: "\n").filter { $0.hasPrefix("host-") }
+        #expect(rows.count == 2 && rows.allSatisfy { $0.contains(" fetch ") }, "\(plan.stdout)")
+
         let result = try await fleet.run(["rollout", envelope, "--fetch", "--json"])
         let run = try RolloutTests.JSONRun(result)
         #expect(run.status == 0, "\(result.stdout)\n\(result.stderr)")
