@@ -18,8 +18,9 @@ struct ArtifactFetchTests {
         let pki: DaemonPKI
         let nginx: NginxServer
 
-        init(fetch: String = "", https: Bool = true, serverDirectives: String = "") throws {
+        init(fetch: String = "", https: Bool = true, serverDirectives: String = "", limits: String = "") throws {
             fixture = try AgentFixture(extraConfig: """
+                limits: {\(limits)}
                 tls:
                   certificate: pki/agent/host-1.pem
                   privateKey: pki/agent/host-1.key
@@ -214,6 +215,27 @@ struct ArtifactFetchTests {
         let progress = Self.messages(record).filter { $0.hasPrefix("fetched ") && $0.contains(" of \(ByteCount(v2.size))") }
         #expect(progress.count >= 1 && progress.count <= 21, "\(progress)")
         #expect(progress.allSatisfy { $0.hasSuffix("/s") && $0.contains("%)") }, "\(progress)")
+    }
+
+    @Test("the agent's own limits hold before a byte is fetched: its maximum artifact size, its cache")
+    func limits() async throws {
+        let big = try Setup(limits: "maxArtifactSize: 1KiB")
+        defer { big.remove() }
+        let v1 = try Self.bigArtifact(big.fixture, "v1", bytes: 8 << 10)
+        try #require(v1.size > 2048)
+        try big.nginx.serve(v1.path, at: "/web-v1.tar.gz")
+        let tooLarge = try await big.fixture.engine().deploy(
+            try big.fixture.envelope("v1", artifact: v1, url: big.nginx.url("/web-v1.tar.gz")), artifact: nil)
+        #expect(tooLarge.error?.code == "artifact_too_large", "\(String(describing: tooLarge.error))")
+
+        let small = try Setup(limits: "artifactCache: 1KiB")
+        defer { small.remove() }
+        try small.nginx.serve(v1.path, at: "/web-v1.tar.gz")
+        let full = try await small.fixture.engine().deploy(
+            try small.fixture.envelope("v1", artifact: v1, url: small.nginx.url("/web-v1.tar.gz")), artifact: nil)
+        #expect(full.error?.code == "cache_full", "\(String(describing: full.error))")
+        #expect(big.nginx.accessLog.isEmpty && small.nginx.accessLog.isEmpty, "nothing was asked of the server")
+        #expect(big.cached().isEmpty && small.cached().isEmpty)
     }
 
     @Test("a 404 ends the fetch at once with the status, and the host stays as it was")
