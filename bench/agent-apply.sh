@@ -5,7 +5,8 @@
 # times `batond apply` of it (release build; median of RUNS runs, each a fresh data
 # directory) against the floor: `sha256sum` + `tar xzf` into a fresh directory +
 # `sync -f`, on the same file. Prints both medians, their ratio, and the peak RSS of
-# `batond apply`. Targets: ratio <= 1.2, peak RSS < 40 MB.
+# `batond apply`. Targets: ratio <= 1.2, peak RSS < 40 MB. STRACE=1 also prints the
+# fsync, syncfs and rename calls and the bytes written of one more (untimed) deployment.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${RUNS:-7}"
@@ -78,3 +79,33 @@ echo "batond apply:       ${A} ms   (all: ${agent_times[*]})"
 echo "floor (sha256sum + tar xzf + sync -f): ${F} ms   (all: ${floor_times[*]})"
 awk -v a="$A" -v f="$F" 'BEGIN { printf "ratio:              %.2f  (target <= 1.20)\n", a / f }'
 echo "peak RSS of apply:  $((P / 1024)) MB  (${P} KiB; target < 40 MB)"
+
+# STRACE=1: the durable writes of one more deployment, untimed (docs/durability.md's
+# table): fsync, fdatasync, syncfs and rename calls, and the bytes written to files.
+if [ "${STRACE:-0}" = 1 ]; then
+    command -v strace >/dev/null || { apt-get update -qq && apt-get install -y -qq strace; }
+    rm -rf data; sync
+    strace -f -c -e trace=fsync,fdatasync,syncfs,rename,renameat,renameat2 -o counts.txt "$BIN/batond" apply \
+        --config batond.yaml --envelope m.envelope.json --artifact app.tar.gz >/dev/null
+    rm -rf data; sync
+    strace -f -e trace=write,pwrite64,writev -o writes.txt "$BIN/batond" apply \
+        --config batond.yaml --envelope m.envelope.json --artifact app.tar.gz >/dev/null
+    python3 - counts.txt writes.txt "$SIZE" <<'PY'
+import re, sys
+counts = {}
+for line in open(sys.argv[1]):
+    fields = line.split()
+    if len(fields) >= 5 and fields[-1].isidentifier() and fields[3].isdigit():
+        counts[fields[-1]] = int(fields[3])
+calls = written = 0
+for line in open(sys.argv[2]):
+    m = re.search(r'(write|pwrite64|writev)\((\d+),', line)
+    r = re.search(r'= (\d+)$', line.strip())
+    if m and r and int(m.group(2)) > 2:   # not stdout or stderr
+        calls += 1
+        written += int(r.group(1))
+size = int(sys.argv[3])
+print("per deployment:     " + ", ".join(f"{counts.get(k, 0)} {k}" for k in ["fsync", "fdatasync", "syncfs", "rename"]))
+print(f"written to files:   {written / 1048576:.1f} MiB in {calls} calls ({written / size:.2f}x the artifact)")
+PY
+fi

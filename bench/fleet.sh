@@ -19,6 +19,13 @@
 # (target <= 1.5), and where the controller's time went in the median run (from the
 # arrival time of each --json event).
 #
+# FETCH=1 adds a third contender, timed in the same rounds: the same rollout where the
+# controller uploads nothing and every agent fetches the artifact over HTTPS from a local
+# nginx (Debian's; its certificate from the fleet CA): `baton release create`, the URL
+# added to the manifest, `baton manifest sign`, `baton rollout --fetch`. The controller's
+# uplink is then out of the picture. Each round deploys one new release by upload and
+# one by fetch, in alternating order.
+#
 # Environment: RUNS (default 3); SCRATCH (default .build-release); BIN=DIR uses the
 # baton and batond already in DIR instead of building; FLOOR_SYNC=1 adds
 # `sync -f` to the floor's per-host work (the agent makes each release durable with one
@@ -30,6 +37,11 @@ cd "$(dirname "$0")/.."
 RUNS="${RUNS:-3}"
 SCRATCH="${SCRATCH:-.build-release}"
 FLOOR_SYNC="${FLOOR_SYNC:-0}"
+FETCH="${FETCH:-0}"
+if [ "$FETCH" = 1 ]; then
+    NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
+    [ -x "$NGINX" ] || { echo "error: FETCH=1 needs nginx (Debian: apt-get install nginx)" >&2; exit 2; }
+fi
 if [ $# -eq 0 ]; then set -- 10 50; fi
 for n in "$@"; do
     [[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "usage: bench/fleet.sh [N ...]  (N: number of agents)" >&2; exit 2; }
@@ -211,10 +223,55 @@ EOF
     done
     for i in $(seq 1 "$n"); do mkdir -p "floor/host-$i/releases"; done
 
+    # FETCH=1: nginx on a free loopback port, HTTPS with a certificate of the fleet CA
+    # (the agents trust it by default), serving nginx/www.
+    local nport=""
+    if [ "$FETCH" = 1 ]; then
+        mkdir -p nginx/www nginx/logs nginx/tmp nginx/tls
+        "$BATON" pki issue agent artifacts --ip 127.0.0.1 --ca pki/ca --out nginx/tls >/dev/null
+        nport=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+        cat > nginx/nginx.conf <<NGINX
+$([ "$(id -u)" = 0 ] && echo "user root;")
+worker_processes auto;
+error_log $dir/nginx/logs/error.log;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    sendfile on;
+    client_body_temp_path $dir/nginx/tmp/body; proxy_temp_path $dir/nginx/tmp/proxy;
+    fastcgi_temp_path $dir/nginx/tmp/fastcgi; uwsgi_temp_path $dir/nginx/tmp/uwsgi; scgi_temp_path $dir/nginx/tmp/scgi;
+    default_type application/octet-stream;
+    server {
+        listen 127.0.0.1:$nport ssl;
+        ssl_certificate $dir/nginx/tls/artifacts.pem;
+        ssl_certificate_key $dir/nginx/tls/artifacts.key;
+        root $dir/nginx/www;
+    }
+}
+NGINX
+        "$NGINX" -p "$dir/nginx" -c "$dir/nginx/nginx.conf" -e "$dir/nginx/logs/error.log" \
+            -g "daemon off; pid $dir/nginx/nginx.pid;" &
+        pids+=($!)
+        local tries=0
+        until "$PY" -c "import socket; socket.create_connection(('127.0.0.1', $nport), 0.2)" 2>/dev/null; do
+            tries=$((tries + 1)); [ $tries -lt 100 ] || { echo "error: nginx did not start:" >&2; cat nginx/logs/error.log >&2; exit 1; }
+            sleep 0.05
+        done
+    fi
+
     deploy() {   # deploy RELEASE OUT: the timed command, with each --json line timestamped
         { echo -e "start\t$(date +%s.%N)"
           "$BATON" deploy web --artifact "art-$1.tar.gz" --release "$1" --environment staging \
               --key keys/ci.key --json | "$PY" -c "$stamp_py"; } > "$2"
+    }
+    fetch_deploy() {   # fetch_deploy RELEASE OUT: the same rollout, the agents fetching from nginx
+        cp "art-$1.tar.gz" nginx/www/
+        { echo -e "start\t$(date +%s.%N)"
+          "$BATON" release create web --artifact "art-$1.tar.gz" --release "$1" --environment staging -o "$1.manifest.json" >/dev/null
+          "$PY" -c 'import json, sys; p = sys.argv[1]; m = json.load(open(p)); m["artifact"]["url"] = sys.argv[2]; json.dump(m, open(p, "w"))' \
+              "$1.manifest.json" "https://127.0.0.1:$nport/art-$1.tar.gz"
+          "$BATON" manifest sign "$1.manifest.json" --key keys/ci.key >/dev/null
+          "$BATON" rollout "$1.manifest.envelope.json" --fetch --json | "$PY" -c "$stamp_py"; } > "$2"
     }
     floor() {    # floor RELEASE
         printf '%s\n' "${hosts_floor[@]}" | xargs -P "$n" -I{} sh -c "$floor_host" sh {} "$dir/art-$1.tar.gz" "$1" "$FLOOR_SYNC"
@@ -227,9 +284,27 @@ EOF
     if ! deploy r0 deploy-r0.out; then echo "error: deploy r0 failed:" >&2; tail -3 deploy-r0.out >&2; exit 1; fi
     floor r0
 
-    local agent_times=() floor_times=() rel t0 t1 r
+    local agent_times=() floor_times=() fetch_times=() rel t0 t1 r last=""
+    timed_fetch() {   # timed_fetch ROUND: one release by fetch, its time appended to fetch_times
+        local frel="r$1f"
+        make_artifact "$frel"
+        sync
+        t0=$(now_ns)
+        if ! fetch_deploy "$frel" "fetch-$frel.out"; then
+            echo "error: fetch rollout $frel failed:" >&2; tail -3 "fetch-$frel.out" >&2; exit 1
+        fi
+        t1=$(now_ns)
+        echo "$t1" > "fetch-$frel.end"
+        fetch_times+=($(( (t1 - t0) / 1000000 )))
+        grep -q '"outcome":"succeeded"' "fetch-$frel.out" || { echo "error: $frel did not succeed everywhere" >&2; tail -1 "fetch-$frel.out" >&2; exit 1; }
+        if grep -q '"phase":"uploading"' "fetch-$frel.out"; then echo "error: $frel uploaded" >&2; exit 1; fi
+        rm -f "art-$frel.tar.gz" nginx/www/*.tar.gz
+        last="$frel"
+    }
     for r in $(seq 1 "$RUNS"); do
         rel="r$r"
+        # Odd rounds fetch first, even rounds upload first.
+        if [ "$FETCH" = 1 ] && [ $((r % 2)) = 1 ]; then timed_fetch "$r"; fi
         make_artifact "$rel"
         rm -f "art-r$((r - 1)).tar.gz"
         rm -rf floor/host-*/releases/"r$((r - 2))"
@@ -242,6 +317,8 @@ EOF
         echo "$t1" > "deploy-$rel.end"
         agent_times+=($(( (t1 - t0) / 1000000 )))
         grep -q '"outcome":"succeeded"' "deploy-$rel.out" || { echo "error: $rel did not succeed everywhere" >&2; tail -1 "deploy-$rel.out" >&2; exit 1; }
+        last="$rel"
+        if [ "$FETCH" = 1 ] && [ $((r % 2)) = 0 ]; then timed_fetch "$r"; fi
 
         sync
         t0=$(now_ns)
@@ -250,7 +327,7 @@ EOF
         floor_times+=($(( (t1 - t0) / 1000000 )))
     done
     for i in $(seq 1 "$n"); do
-        [ "$(readlink "hosts/host-$i/data/apps/web/current" | xargs basename)" = "r$RUNS" ] || { echo "error: host-$i is not on r$RUNS" >&2; exit 1; }
+        [ "$(readlink "hosts/host-$i/data/apps/web/current" | xargs basename)" = "$last" ] || { echo "error: host-$i is not on $last" >&2; exit 1; }
         [ "$(readlink "floor/host-$i/current")" = "releases/r$RUNS" ] || { echo "error: floor host-$i is not on r$RUNS" >&2; exit 1; }
     done
 
@@ -263,8 +340,19 @@ EOF
     echo "rollout (baton deploy, all $n at once): ${A} ms   (all: ${agent_times[*]})"
     echo "floor (xargs -P $n: sha256sum + tar xzf + ln -s/mv -T$([ "$FLOOR_SYNC" = 1 ] && echo ' + sync -f')): ${F} ms   (all: ${floor_times[*]})"
     awk -v a="$A" -v f="$F" 'BEGIN { printf "ratio: %.2f  (target <= 1.50)\n", a / f }'
+    if [ "$FETCH" = 1 ]; then
+        local G
+        G=$(printf '%s\n' "${fetch_times[@]}" | median)
+        echo "rollout --fetch (agents fetch over HTTPS from a local nginx; release create + sign + rollout): ${G} ms   (all: ${fetch_times[*]})"
+        awk -v g="$G" -v a="$A" -v f="$F" 'BEGIN { printf "fetch / upload: %.2f   fetch / floor: %.2f\n", g / a, g / f }'
+    fi
     echo "  where the rollout's time went (run r$median_run):"
     "$PY" -c "$phases_py" "deploy-r$median_run.out" "$(awk '{printf "%.6f", $1 / 1e9}' "deploy-r$median_run.end")"
+    if [ "$FETCH" = 1 ]; then
+        for r in $(seq 1 "$RUNS"); do [ "${fetch_times[$((r - 1))]}" = "$G" ] && { median_run=$r; break; }; done
+        echo "  where the rollout --fetch's time went (run r${median_run}f, from the start of release create):"
+        "$PY" -c "$phases_py" "fetch-r${median_run}f.out" "$(awk '{printf "%.6f", $1 / 1e9}' "fetch-r${median_run}f.end")"
+    fi
 
     stop_agents
     cd "$work"

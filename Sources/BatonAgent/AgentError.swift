@@ -26,6 +26,10 @@ public struct AgentError: CodedError, Equatable {
         case sizeMismatch = "size_mismatch"
         case artifactTooLarge = "artifact_too_large"
         case releaseConflict = "release_conflict"
+        /// Fetching from `artifact.url` failed: an HTTP status, TLS, or the network after retries.
+        case artifactFetchFailed = "artifact_fetch_failed"
+        /// Fetching from `artifact.url` took longer than `fetch.deadline`.
+        case artifactFetchDeadline = "artifact_fetch_deadline"
         // Deployment steps
         case extractionFailed = "extraction_failed"
         case diskFull = "disk_full"

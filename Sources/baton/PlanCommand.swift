@@ -25,8 +25,9 @@ struct PlanCommand: AsyncParsableCommand {
         throw ExitCode(status)
     }
 
+    /// `fetch`: `baton rollout --fetch --dry-run`; nothing would be uploaded.
     static func plan(envelope path: String, artifact: String?, environment: String?, selection: SelectionOptions,
-                     strategy: RolloutStrategy, json: Bool, controller: ControllerOptions) async throws -> Int32 {
+                     strategy: RolloutStrategy, json: Bool, controller: ControllerOptions, fetch: Bool = false) async throws -> Int32 {
         let context = try ControllerContext(controller)
         // `APP@RELEASE`: the registered release with the approvals it has so far; the plan
         // shows per host whether they are enough.
@@ -38,10 +39,11 @@ struct PlanCommand: AsyncParsableCommand {
         do {
             // The signature check is per host below (a return to an earlier release needs
             // fewer signatures), so the preflight leaves it out.
-            checked = try RolloutPreflight.check(
-                .init(envelope: Array(bytes), envelopeFile: path, fleet: try context.fleet(), environment: environment,
-                      hostIDs: selection.hostIDs, selector: try selection.labels(), artifactFile: artifact, policy: nil),
-                state: context.state)
+            var input = RolloutPreflight.Input(
+                envelope: Array(bytes), envelopeFile: path, fleet: try context.fleet(), environment: environment,
+                hostIDs: selection.hostIDs, selector: try selection.labels(), artifactFile: artifact, policy: nil)
+            input.fetch = fetch
+            checked = try RolloutPreflight.check(input, state: context.state)
         } catch {
             throw cliError(error)
         }
@@ -62,7 +64,8 @@ struct PlanCommand: AsyncParsableCommand {
             Output.line("HOST         CURRENT → TARGET                 WAVE       UPLOAD  ACTION")
             for host in planned {
                 let change = "\(host.current ?? "(none)") → \(host.target)"
-                let upload = host.upload.map { $0 ? "yes" : "no" } ?? "?"
+                // Without a file to send, an agent that lacks the artifact fetches artifact.url.
+                let upload = host.upload.map { $0 ? (checked.artifactFile == nil ? "fetch" : "yes") : "no" } ?? "?"
                 let action = host.action + (host.error.map { ": \($0.code): \($0.message)" } ?? "")
                 Output.line("\(pad(host.host, 12)) \(pad(change, 32)) \(pad(host.wave ?? "-", 10)) \(pad(upload, 7)) \(action)")
             }

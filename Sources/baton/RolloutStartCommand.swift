@@ -12,7 +12,8 @@ struct RolloutStartCommand: AsyncParsableCommand {
         discussion: """
             Checks everything it can before contacting any agent (envelope and trust policy, \
             environment, hosts, artifact digest), then asks every host for its state, uploads the \
-            artifact where missing and deploys wave by wave. When the failure threshold is exceeded \
+            artifact where missing (or, with --fetch or when the controller does not hold it, lets \
+            every agent fetch the manifest's artifact.url) and deploys wave by wave. When the failure threshold is exceeded \
             (or the canary fails) the rollout halts and every host it switched is reverted at once \
             with a manifest signed by the controller's key.
 
@@ -26,6 +27,8 @@ struct RolloutStartCommand: AsyncParsableCommand {
     var envelope: String
     @Option(help: ArgumentHelp("The artifact file, checked against the manifest's digest (default: the controller's store).", valueName: "file"))
     var artifact: String?
+    @Flag(help: "Upload nothing: every agent fetches the artifact from the manifest's artifact.url (the default when the controller does not hold the artifact).")
+    var fetch = false
     @Option(help: ArgumentHelp("The environment expected (default: the manifest's).", valueName: "env")) var environment: String?
     @OptionGroup var selection: SelectionOptions
     @OptionGroup var strategy: StrategyOptions
@@ -35,11 +38,17 @@ struct RolloutStartCommand: AsyncParsableCommand {
     var lockWait: BatonDuration?
     @OptionGroup var controller: ControllerOptions
 
+    func validate() throws {
+        if fetch, artifact != nil {
+            throw ValidationError("--fetch and --artifact exclude each other: with --fetch the agents fetch artifact.url and nothing is uploaded")
+        }
+    }
+
     func run() async throws {
         if dryRun {
             throw ExitCode(try await PlanCommand.plan(
                 envelope: envelope, artifact: artifact, environment: environment, selection: selection,
-                strategy: try strategy.strategy(), json: output.json, controller: controller))
+                strategy: try strategy.strategy(), json: output.json, controller: controller, fetch: fetch))
         }
         let context = try ControllerContext(controller)
         let strategy = try strategy.strategy()
@@ -51,11 +60,12 @@ struct RolloutStartCommand: AsyncParsableCommand {
         do {
             try ArtifactWhereabouts.check(
                 envelope: Array(bytes), artifactFile: artifact, state: context.state, registry: try context.releaseStore())
-            checked = try RolloutPreflight.check(
-                .init(envelope: Array(bytes), envelopeFile: envelope, fleet: try context.fleet(),
-                      environment: environment, hostIDs: selection.hostIDs, selector: try selection.labels(),
-                      artifactFile: artifact, policy: try context.policy()),
-                state: context.state)
+            var input = RolloutPreflight.Input(
+                envelope: Array(bytes), envelopeFile: envelope, fleet: try context.fleet(),
+                environment: environment, hostIDs: selection.hostIDs, selector: try selection.labels(),
+                artifactFile: artifact, policy: try context.policy())
+            input.fetch = fetch
+            checked = try RolloutPreflight.check(input, state: context.state)
         } catch {
             throw cliError(error)
         }

@@ -25,20 +25,32 @@ struct ApplyCommand: AsyncParsableCommand {
             Prints each step as it happens. The artifact is checked against the manifest (size, then \
             SHA-256) before the envelope's serial is used: a wrong file is refused (size_mismatch, \
             digest_mismatch) with nothing recorded, and the same envelope still works with the right file. \
+            Without --artifact the agent fetches the manifest's artifact.url (fetch: in the configuration). \
             Exit status: 0 succeeded; 1 refused, failed or rolled back (the previous release is live); \
             3 rollback failed (the host needs attention); 2 usage or configuration error.
             """)
 
     @Option(help: "The agent configuration file.") var config: String
     @Option(help: "The signed envelope.") var envelope: String
-    @Option(help: "The artifact the manifest names.") var artifact: String
+    @Option(help: "The artifact the manifest names (default: fetched from the manifest's artifact.url, unless already cached).")
+    var artifact: String?
     @Option(help: "Log level for the diagnostic log on stderr.") var logLevel: String = "warning"
 
     func run() async throws {
         let engine = try await AgentSetup.openEngine(config: config, logLevel: logLevel)
         let bytes = try OperatorFiles.read(envelope, what: "envelope")
-        guard FileManager.default.fileExists(atPath: artifact) else {
-            throw CLIError(.fileNotFound, "artifact '\(artifact)' does not exist")
+        if let artifact {
+            guard FileManager.default.fileExists(atPath: artifact) else {
+                throw CLIError(.fileNotFound, "artifact '\(artifact)' does not exist")
+            }
+        } else if let reference = try? Manifest.parse(payload: Envelope.parse(bytes).payload).artifact,
+            reference.url == nil, !engine.hasArtifact(reference.sha256)
+        {
+            // Refused before the serial is used: without a file or a URL the deployment
+            // could only fail.
+            throw CLIError(
+                code: AgentError.Code.artifactUnavailable.rawValue,
+                message: "the manifest has no artifact.url and the artifact is not cached here: pass --artifact FILE")
         }
         await engine.reconcile()
         let accepted: DeploymentAccepted

@@ -98,14 +98,14 @@ final class AgentFixture: @unchecked Sendable {
     func envelope(
         _ release: String, artifact: Artifact, format: ArtifactFormat = .tarGz, hooks: Hooks? = nil,
         health: HealthPolicy? = nil, bake: BatonDuration? = nil, keep: Int? = nil, targets: [String]? = nil,
-        size: UInt64? = nil, sha256: String? = nil, serial: UInt64? = nil, signers: [SigningKey]? = nil
+        size: UInt64? = nil, sha256: String? = nil, serial: UInt64? = nil, signers: [SigningKey]? = nil, url: String? = nil
     ) throws -> (path: String, bytes: [UInt8]) {
         if let serial { self.serial = serial } else { self.serial += 1 }
         let now = Date()
         let manifest = Manifest(
             app: app, release: release, serial: self.serial, environment: environment, targets: targets,
             issuedAt: now.addingTimeInterval(-60), expiresAt: now.addingTimeInterval(3600),
-            artifact: ArtifactReference(sha256: sha256 ?? artifact.sha256, size: size ?? artifact.size, format: format),
+            artifact: ArtifactReference(sha256: sha256 ?? artifact.sha256, size: size ?? artifact.size, format: format, url: url),
             hooks: hooks, health: health, bake: bake, keep: keep)
         return try envelope(manifest, signers: signers ?? [key])
     }

@@ -86,7 +86,7 @@ enum APIStatus {
         case .digestMismatch, .sizeMismatch: 422
         case .agentBusy: 503
         case .diskFull, .cacheFull: 507
-        case .artifactUnavailable, .extractionFailed, .prepareFailed, .activateFailed, .healthCheckFailed, .bakeFailed,
+        case .artifactUnavailable, .artifactFetchFailed, .artifactFetchDeadline, .extractionFailed, .prepareFailed, .activateFailed, .healthCheckFailed, .bakeFailed,
             .interrupted, .rollbackFailed, .ioError, .auditBroken:
             500
         }

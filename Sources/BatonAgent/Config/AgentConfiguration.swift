@@ -29,6 +29,8 @@ public struct AgentConfiguration: Sendable, Equatable {
     /// Path of the trust policy file.
     public var trustPolicyPath: String
     public var limits: Limits
+    /// Fetching artifacts from the manifest's `artifact.url` (`fetch:`).
+    public var fetch = FetchSettings()
 
     public struct TLSFiles: Sendable, Equatable {
         public var certificate: String
@@ -132,7 +134,7 @@ extension AgentConfiguration {
             p.hasPrefix("/") ? p : "\(base)/\(p)"
         }
         let root = try YAMLDocument(text: text, file: file).root.mapping()
-        try root.allowOnly(["hostId", "environment", "labels", "dataDir", "listen", "metricsListen", "tls", "trust", "limits"])
+        try root.allowOnly(["hostId", "environment", "labels", "dataDir", "listen", "metricsListen", "tls", "trust", "limits", "fetch"])
 
         var config = AgentConfiguration(
             hostID: try root.require("hostId").name(),
@@ -182,6 +184,7 @@ extension AgentConfiguration {
                 config.limits.uploadRateWindow = window
             }
         }
+        if let fetch = root["fetch"] { config.fetch = try FetchSettings.parse(fetch, resolve: resolve) }
         return config
     }
 }

@@ -47,10 +47,14 @@ extension DeploymentEngine {
                 return .succeeded
             }
             guard let file = context.artifactFile else {
+                if let url = artifact.url {
+                    try await fetchFromURL(id, artifact: artifact, url: url)
+                    return .succeeded
+                }
                 return .failed(
                     AgentError(
                         .artifactUnavailable,
-                        "artifact sha256:\(artifact.sha256) is not on this host; upload it (PUT /v1/artifacts/sha256/\(artifact.sha256)) before deploying"
+                        "artifact sha256:\(artifact.sha256) is not on this host and the manifest has no artifact.url; upload it (PUT /v1/artifacts/sha256/\(artifact.sha256)) before deploying"
                     ).info)
             }
             let cache = self.cache

@@ -49,6 +49,8 @@ public actor DeploymentEngine {
     private var turns: [Turn: TurnQueue] = [:]
     var contexts: [String: RunContext] = [:]
     let uploads = UploadReservations()
+    /// The bound on fetches from `artifact.url` running at once (`fetch.maxConcurrent`).
+    let fetchSlots: FetchSlots
     /// Refusals of one code from one peer are written once a minute, with a count.
     var refusals = RefusalCoalescer(interval: 60)
 
@@ -70,6 +72,7 @@ public actor DeploymentEngine {
         }
         store = StateStore(layout: layout)
         cache = ArtifactCache(layout: layout, capacity: configuration.limits.artifactCacheBytes)
+        fetchSlots = FetchSlots(configuration.fetch.maxConcurrent)
         audit = try AuditLog(layout: layout, now: now(), hostID: configuration.hostID)
         hooks = HookRunner(logger: logger, outputDirectory: layout.hookScratchDirectory)
         health = HealthChecker(hookRunner: hooks, logger: logger)

@@ -203,6 +203,19 @@ final class ArtifactWriter: @unchecked Sendable {
         written += UInt64(bytes.count)
     }
 
+    /// Drops every byte received so far and starts again from byte 0: a server asked to
+    /// resume that sent the whole artifact again, or could not serve the range asked for.
+    func restart() throws(AgentError) {
+        guard !closed else { throw AgentError(.ioError, "the artifact write already ended") }
+        guard ftruncate(fd, 0) == 0, lseek(fd, 0, SEEK_SET) == 0 else {
+            let e = errno
+            abort()
+            throw AgentError.io("truncate artifact", errno: e)
+        }
+        hasher = SHA256()
+        written = 0
+    }
+
     /// Checks size and digest, makes the file durable and visible under its digest.
     func finish() throws(AgentError) {
         guard written == size else {

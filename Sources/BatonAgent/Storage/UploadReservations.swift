@@ -8,6 +8,9 @@ final class UploadReservations: Sendable {
     struct Reservation: Sendable {
         let digest: String
         let size: UInt64
+        /// A fetch from `artifact.url`: its bytes count against the cache like an upload's,
+        /// but not against the upload limit (fetches have their own, `fetch.maxConcurrent`).
+        var isFetch = false
     }
 
     private let state = Mutex<(next: Int, open: [Int: Reservation])>((0, [:]))
@@ -16,9 +19,18 @@ final class UploadReservations: Sendable {
     /// progress already.
     func reserve(digest: String, size: UInt64, limit: Int) -> Int? {
         state.withLock { state in
-            guard state.open.count < limit else { return nil }
+            guard state.open.values.count(where: { !$0.isFetch }) < limit else { return nil }
             state.next += 1
             state.open[state.next] = Reservation(digest: digest, size: size)
+            return state.next
+        }
+    }
+
+    /// Records a fetch of `size` bytes; never refused (fetches wait for a slot before).
+    func reserveFetch(digest: String, size: UInt64) -> Int {
+        state.withLock { state in
+            state.next += 1
+            state.open[state.next] = Reservation(digest: digest, size: size, isFetch: true)
             return state.next
         }
     }
@@ -27,7 +39,8 @@ final class UploadReservations: Sendable {
         _ = state.withLock { $0.open.removeValue(forKey: token) }
     }
 
-    var count: Int { state.withLock { $0.open.count } }
+    /// Uploads in progress (fetches not counted).
+    var count: Int { state.withLock { $0.open.values.count(where: { !$0.isFetch }) } }
 
     /// What the uploads in progress other than `token` will add, and their digests.
     func others(than token: Int) -> (bytes: UInt64, digests: Set<String>) {

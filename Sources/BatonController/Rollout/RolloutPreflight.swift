@@ -18,6 +18,9 @@ public enum RolloutPreflight {
         public var artifactFile: String?
         public var policy: TrustPolicy?
         public var now: Date
+        /// `--fetch`: the agents fetch `artifact.url` themselves, even where the controller
+        /// could upload; no artifact bytes leave the controller.
+        public var fetch = false
 
         public init(envelope: [UInt8], envelopeFile: String, fleet: Fleet, environment: String? = nil, hostIDs: [String]? = nil,
                     selector: [String: String] = [:], artifactFile: String? = nil, policy: TrustPolicy?, now: Date = Date()) {
@@ -117,7 +120,13 @@ public enum RolloutPreflight {
         // The artifact: the operator's file (checked), else the controller's store, else a URL.
         let artifact = manifest.artifact
         var artifactFile: String?
-        if let file = input.artifactFile {
+        if input.fetch {
+            guard artifact.url != nil else {
+                throw ControllerError(
+                    .artifactMissing,
+                    "--fetch: the manifest has no artifact.url for the agents to fetch from; leave out --fetch to upload the artifact")
+            }
+        } else if let file = input.artifactFile {
             let (digest, size) = try ControllerState.digest(of: file)
             guard digest == artifact.sha256, size == artifact.size else {
                 throw ControllerError(
