@@ -26,6 +26,9 @@ public enum ManifestLimits {
     public static let maxURLBytes = 2048
     public static let maxQueryBytes = 4096
     public static let metricLimit = 0...100
+    /// A `prometheus` check's own `interval` and its `window`.
+    public static let metricInterval = BatonDuration.seconds(1)...BatonDuration.minutes(60)
+    public static let metricWindow = BatonDuration.seconds(1)...BatonDuration.minutes(720 * 60)
 }
 
 extension Manifest {

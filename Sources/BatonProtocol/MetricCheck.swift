@@ -12,7 +12,7 @@ public struct MetricCheck: Codable, Sendable, Equatable {
     public var server: String
     /// PromQL; `{{host}}` and `{{release}}` are replaced by the agent's host ID and the
     /// release being checked (names of a restricted alphabet: they cannot leave a string
-    /// literal).
+    /// literal), `{{window}}` by `window` (`rate(x[{{window}}])`).
     public var query: String
     /// Success bounds on the value (inclusive); at least one is given.
     public var min: Double?
@@ -29,11 +29,19 @@ public struct MetricCheck: Codable, Sendable, Equatable {
     public var consecutiveErrorLimit: Int?
     /// Inconclusive measurements tolerated. Default 0.
     public var inconclusiveLimit: Int?
+    /// How often this check is measured at most: at an attempt (every `health.interval`)
+    /// only once this long has passed since its last measurement in the stage; other
+    /// checks keep `health.interval`. Between measurements its last verdict stands.
+    /// Default: every attempt.
+    public var interval: BatonDuration?
+    /// What `{{window}}` in the query becomes, written as PromQL writes durations (`1m`,
+    /// `30s`, `1m30s`). A query that says `{{window}}` needs it, and it needs one.
+    public var window: BatonDuration?
 
     public init(
         server: String, query: String, min: Double? = nil, max: Double? = nil, failBelow: Double? = nil,
         failAbove: Double? = nil, count: Int? = nil, failureLimit: Int? = nil, consecutiveErrorLimit: Int? = nil,
-        inconclusiveLimit: Int? = nil
+        inconclusiveLimit: Int? = nil, interval: BatonDuration? = nil, window: BatonDuration? = nil
     ) {
         self.server = server
         self.query = query
@@ -45,7 +53,12 @@ public struct MetricCheck: Codable, Sendable, Equatable {
         self.failureLimit = failureLimit
         self.consecutiveErrorLimit = consecutiveErrorLimit
         self.inconclusiveLimit = inconclusiveLimit
+        self.interval = interval
+        self.window = window
     }
+
+    /// The placeholder `window` replaces.
+    public static let windowPlaceholder = "{{window}}"
 
     public var effectiveCount: Int { count ?? 1 }
     public var effectiveFailureLimit: Int { failureLimit ?? 0 }
@@ -72,16 +85,20 @@ public struct MetricCheck: Codable, Sendable, Equatable {
         return parts.joined(separator: ", ")
     }
 
-    /// Replaces `{{host}}` and `{{release}}`; nil when a value has a character outside
-    /// `[A-Za-z0-9._:@+-]`, which could end a PromQL string literal or a regex.
+    /// Replaces `{{host}}`, `{{release}}` and `{{window}}` (by `window`); nil when a name
+    /// has a character outside `[A-Za-z0-9._:@+-]`, which could end a PromQL string literal
+    /// or a regex.
     public func expandedQuery(host: String, release: String) -> String? {
-        Self.expand(query, host: host, release: release)
+        Self.expand(query, host: host, release: release, window: window)
     }
 
-    /// `query` with `{{host}}` and `{{release}}` replaced, or nil (see `expandedQuery`).
-    public static func expand(_ query: String, host: String, release: String) -> String? {
+    /// `query` with `{{host}}` and `{{release}}` replaced (and `{{window}}`, when a window
+    /// is given), or nil (see `expandedQuery`).
+    public static func expand(_ query: String, host: String, release: String, window: BatonDuration? = nil) -> String? {
         for value in [host, release] where !isPlain(value) { return nil }
-        return query.replacing("{{host}}", with: host).replacing("{{release}}", with: release)
+        var expanded = query.replacing("{{host}}", with: host).replacing("{{release}}", with: release)
+        if let window { expanded = expanded.replacing(windowPlaceholder, with: window.description) }
+        return expanded
     }
 
     static func isPlain(_ value: String) -> Bool {
@@ -118,6 +135,18 @@ public struct MetricCheck: Codable, Sendable, Equatable {
             }
         }
         if let count, !(1...100).contains(count) { problems.append("\(field).count \(count) is out of bounds (1 to 100)") }
+        if let interval, !ManifestLimits.metricInterval.contains(interval) {
+            problems.append("\(field).interval \(interval) is out of bounds (1s to 1h)")
+        }
+        let usesWindow = query.contains(Self.windowPlaceholder)
+        if let window {
+            if !ManifestLimits.metricWindow.contains(window) {
+                problems.append("\(field).window \(window) is out of bounds (1s to 720h)")
+            }
+            if !usesWindow { problems.append("\(field).window is given but the query does not use {{window}}") }
+        } else if usesWindow {
+            problems.append("\(field).query uses {{window}} but the check gives no window (e.g. window: 1m)")
+        }
         return problems
     }
 }
@@ -143,10 +172,13 @@ public struct MetricMeasurement: Codable, Sendable, Equatable {
     /// Set on the measurement that ended the check: `metric_check_failed`,
     /// `metric_no_data`, `metric_check_errors` or `metric_check_inconclusive`.
     public var code: String?
+    /// The query as asked, its placeholders replaced (`{{host}}`, `{{release}}`,
+    /// `{{window}}`); absent when a name could not be put into PromQL.
+    public var query: String?
 
     public init(
         verdict: Verdict, value: Double?, bounds: String, number: Int, failures: Int, consecutiveErrors: Int,
-        inconclusive: Int, code: String? = nil
+        inconclusive: Int, code: String? = nil, query: String? = nil
     ) {
         self.verdict = verdict
         self.number = number
@@ -156,6 +188,7 @@ public struct MetricMeasurement: Codable, Sendable, Equatable {
         self.consecutiveErrors = consecutiveErrors
         self.inconclusive = inconclusive
         self.code = code
+        self.query = query
     }
 
     /// A number as people write it: `0.05`, `3`, `+Inf`.

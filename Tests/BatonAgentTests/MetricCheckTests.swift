@@ -172,6 +172,21 @@ import Testing
         #expect(attempts.last?.detail.contains("bad_data") == true, "\(attempts.map(\.detail))")
     }
 
+    @Test func theWindowIsPutIntoTheQueryAsked() async throws {
+        let prometheus = try await Services.get().prometheus
+        // Without the substitution Prometheus refuses `[{{window}}]` (an error, no value).
+        let windowed = Self.errorRatio.replacing("[2s]", with: "[{{window}}]")
+        let gate = HealthCheck.prometheus(
+            MetricCheck(server: prometheus.url, query: windowed, max: 0.05, window: .seconds(2)))
+        let (healthy, attempts) = await waitUntilHealthy(gate, host: "metric-erroring")
+        #expect(!healthy)
+        let measurement = try #require(attempts.last?.measurement)
+        #expect(measurement.verdict == .failed, "\(attempts.map(\.detail))")
+        #expect(measurement.value == 1)
+        #expect(measurement.query == Self.errorRatio.replacing("{{host}}", with: "metric-erroring"))
+        #expect(measurement.query?.contains("{{window}}") == false)
+    }
+
     @Test func theFirst200MeasurementsOfAStageAreEventsAndTheOneThatEndsIt() {
         func attempt(_ number: Int, code: String? = nil) -> HealthAttempt {
             HealthAttempt(
@@ -203,9 +218,10 @@ import Testing
     /// v1 live with a plain health check; v2 carries the metric gate and a bake.
     /// `bakeFlag`: a file the activate hook's watcher creates once the record says the
     /// bake has begun (it gives up after 20 s so that it cannot outlive a failed test).
-    func deployV2(host: String, prometheus: String, bake: BatonDuration, bakeFlag: String? = nil) async throws
-        -> (AgentFixture, DeploymentRecord)
-    {
+    func deployV2(
+        host: String, prometheus: String, bake: BatonDuration, bakeFlag: String? = nil, checks: [HealthCheck]? = nil,
+        interval: BatonDuration = BatonDuration(milliseconds: 300)
+    ) async throws -> (AgentFixture, DeploymentRecord) {
         let fixture = try AgentFixture(hostID: host)
         let eventLog = fixture.layout.deploymentEvents("$BATON_DEPLOYMENT_ID")
         let activate = bakeFlag.map { flag in
@@ -220,7 +236,7 @@ import Testing
         #expect(v1Record.phase == .succeeded)
         let v2 = try fixture.artifact("v2")
         let policy = HealthPolicy(
-            checks: [check(prometheus)], timeout: .seconds(2), interval: BatonDuration(milliseconds: 300), deadline: .seconds(10))
+            checks: checks ?? [check(prometheus)], timeout: .seconds(2), interval: interval, deadline: .seconds(10))
         let record = try await engine.deploy(
             try fixture.envelope("v2", artifact: v2, hooks: activate.map { Hooks(activate: $0) }, health: policy, bake: bake),
             artifact: v2.path)
@@ -239,10 +255,32 @@ import Testing
         let measured = try #require(record.healthAttempts.first { $0.stage == "checking" })
         #expect(measured.measurement == MetricMeasurement(
             verdict: .failed, value: 1, bounds: "max 0.05", number: 1, failures: 1, consecutiveErrors: 0, inconclusive: 0,
-            code: "metric_check_failed"))
+            code: "metric_check_failed", query: Self.errorRatio.replacing("{{host}}", with: "metric-erroring")))
         // And in its events, which the controller streams and `baton logs` prints.
         #expect(record.events.contains { $0.message.hasPrefix("metric (checking) prometheus ") && $0.message.hasSuffix("value 1 outside max 0.05: failed (failures 1, limit 0)") },
                 "\(record.events.map(\.message))")
+    }
+
+    @Test func aCheckWithItsOwnIntervalIsMeasuredAtMostThatOftenWhileOtherChecksKeepHealthInterval() async throws {
+        let prometheus = try await Services.get().prometheus
+        // A bake of 5 s attempted every 500 ms: about 10 attempts. The metric gate's own
+        // interval of 2 s measures it at 0.5 s, 2.5 s and 4.5 s; the tcp check every time.
+        let gate = HealthCheck.prometheus(
+            MetricCheck(server: prometheus.url, query: Self.errorRatio, max: 0.05, interval: .seconds(2)))
+        let tcp = HealthCheck.tcp(host: "127.0.0.1", port: prometheus.port)
+        let (fixture, record) = try await deployV2(
+            host: "metric-healthy", prometheus: prometheus.url, bake: .seconds(5), checks: [gate, tcp],
+            interval: BatonDuration(milliseconds: 500))
+        defer { fixture.remove() }
+        #expect(record.phase == .succeeded, "\(record.events.map(\.message))")
+        let measured = record.events.filter { $0.message.hasPrefix("metric (baking) prometheus ") }
+        #expect((2...4).contains(measured.count), "\(measured.map(\.message))")
+        let baking = record.healthAttempts.filter { $0.stage == "baking" }
+        #expect(baking.filter { $0.measurement != nil }.count == measured.count)
+        let probed = baking.filter { $0.check.hasPrefix("tcp ") }.count
+        #expect(probed >= 8, "the tcp check keeps health.interval: \(probed) attempts")
+        // Each measured one a number in the stage: 1, 2, 3 …
+        #expect(baking.compactMap { $0.measurement?.number } == Array(1...measured.count))
     }
 
     @Test func aServiceThatStartsFailingDuringTheBakeIsRolledBack() async throws {

@@ -11,8 +11,10 @@ extension HealthChecker {
     {
         let tally = context.tally ?? MetricTally()
         let (verdict, value, noData, said) = await query(check, context)
-        let (measurement, inARow) = tally.record(verdict, noData: noData, value: value, check: check, index: index)
+        var (measurement, inARow) = tally.record(verdict, noData: noData, value: value, check: check, index: index)
+        measurement.query = check.expandedQuery(host: context.host, release: context.release)
         let passed: Bool
+        defer { tally.setPassed(index: index, passed) }
         var detail = said
         switch verdict {
         case .successful:

@@ -60,20 +60,49 @@ public struct HealthChecker: Sendable {
         _ policy: HealthPolicy, stage: String, release: String, workingDirectory: String,
         environment: [String: String], tally: MetricTally?
     ) async -> [HealthAttempt] {
+        await round(
+            policy, stage: stage, release: release, workingDirectory: workingDirectory, environment: environment,
+            tally: tally, at: nil
+        ).attempts
+    }
+
+    /// One attempt scheduled for `at` (on the health clock): every check, except a
+    /// `prometheus` check with its own `interval` that `tally` last measured less than
+    /// that interval before `at`. Returns the attempts of the checks that ran, in the
+    /// policy's order, and whether the attempt passed: every check that ran passed, and
+    /// every one left out passed its last measurement.
+    func round(
+        _ policy: HealthPolicy, stage: String, release: String, workingDirectory: String,
+        environment: [String: String], tally: MetricTally?, at: Duration?
+    ) async -> (attempts: [HealthAttempt], passed: Bool) {
         let context = CheckContext(
             stage: stage, release: release, workingDirectory: workingDirectory, environment: environment,
             timeout: policy.effectiveTimeout, host: environment["BATON_HOST"] ?? "", tally: tally)
-        return await withTaskGroup(of: (Int, HealthAttempt).self) { group in
-            for (index, check) in policy.checks.enumerated() {
+        var resting: [Int] = []
+        var due: [(Int, HealthCheck)] = []
+        for (index, check) in policy.checks.enumerated() {
+            if case .prometheus(let metric) = check, let interval = metric.interval, let tally, let at,
+                !tally.isDue(index: index, at: at, interval: interval)
+            {
+                resting.append(index)
+            } else {
+                due.append((index, check))
+            }
+        }
+        let attempts = await withTaskGroup(of: (Int, HealthAttempt).self) { group in
+            for (index, check) in due {
                 group.addTask { (index, await self.run(check, index: index, context)) }
             }
             var attempts = [HealthAttempt?](repeating: nil, count: policy.checks.count)
             for await (index, attempt) in group { attempts[index] = attempt }
             return attempts.compactMap { $0 }
         }
+        let passed = attempts.allSatisfy(\.passed) && resting.allSatisfy { tally?.lastPassed(index: $0) ?? false }
+        return (attempts, passed)
     }
 
-    /// Attempts every `interval` until one attempt passes (true) or the `deadline`
+    /// Attempts every `interval` (a metric check with its own `interval` only when that
+    /// is due) until one attempt passes (true) or the `deadline`
     /// passes (false); the last attempt is made at the deadline. Reports every attempt
     /// through `onAttempt`. Returns false when the task is cancelled.
     public func waitUntilHealthy(
@@ -85,14 +114,17 @@ public struct HealthChecker: Sendable {
         let metadata: Logger.Metadata = ["baton.release": "\(release)", "baton.health.stage": "\(stage)"]
         let tally = MetricTally()
         var count = 0
+        // When each attempt is due: a check's own interval is counted on these, so that
+        // a late wake-up does not skip a measurement.
+        var scheduled = clock.now()
         while true {
             let started = clock.now()
-            let attempts = await attempt(
+            let (attempts, passed) = await round(
                 policy, stage: stage, release: release, workingDirectory: workingDirectory, environment: environment,
-                tally: tally)
+                tally: tally, at: scheduled)
             count += 1
             if !attempts.isEmpty { await onAttempt(attempts) }
-            if attempts.allSatisfy(\.passed) {
+            if passed {
                 logger.info("healthy", metadata: metadata.merging(["baton.health.attempts": "\(count)"]) { $1 })
                 return true
             }
@@ -103,8 +135,9 @@ public struct HealthChecker: Sendable {
                 return false
             }
             if Task.isCancelled || clock.now() >= deadline { break }
+            scheduled = min(started + interval, deadline)
             do {
-                try await clock.sleep(until: min(started + interval, deadline))
+                try await clock.sleep(until: scheduled)
             } catch {
                 break
             }
@@ -117,7 +150,7 @@ public struct HealthChecker: Sendable {
     }
 
     /// Bake: keeps attempting every `interval` for `duration`, the last attempt at its
-    /// end. Returns false at the first failed attempt (or when the task is cancelled),
+    /// end (a metric check with its own `interval` only when that is due). Returns false at the first failed attempt (or when the task is cancelled),
     /// true when the duration ran out with every attempt passing. The first attempt is one
     /// interval in: baking follows an attempt that just passed.
     public func watch(
@@ -138,10 +171,10 @@ public struct HealthChecker: Sendable {
             } catch {
                 return false
             }
-            let attempts = await attempt(
+            let (attempts, _) = await round(
                 policy, stage: stage, release: release, workingDirectory: workingDirectory, environment: environment,
-                tally: tally)
-            await onAttempt(attempts)
+                tally: tally, at: at)
+            if !attempts.isEmpty { await onAttempt(attempts) }
             // A metric measurement within its check's limits lets the bake go on.
             guard attempts.allSatisfy({ $0.passed || $0.isTolerated }) else {
                 logger.warning(

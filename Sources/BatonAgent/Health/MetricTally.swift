@@ -11,9 +11,37 @@ final class MetricTally: Sendable {
         var consecutiveErrors = 0
         var consecutiveSuccesses = 0
         var measurements = 0
+        /// When (on the health clock) the check was last measured in this stage.
+        var measuredAt: Duration?
+        /// Whether its last measurement passed: its verdict until the next one.
+        var lastPassed = false
     }
 
     private let counts = Mutex<[Int: Counts]>([:])
+
+    /// Whether the check at `index`, with its own `interval`, is to be measured at the
+    /// attempt scheduled for `at`: its first in the stage, or `interval` after the last.
+    /// Marks it measured at `at` when it is.
+    func isDue(index: Int, at: Duration, interval: BatonDuration) -> Bool {
+        counts.withLock { all in
+            var c = all[index] ?? Counts()
+            if let last = c.measuredAt, at - last < interval.swiftDuration { return false }
+            c.measuredAt = at
+            all[index] = c
+            return true
+        }
+    }
+
+    /// Whether the last measurement of the check at `index` passed (false before its first).
+    func lastPassed(index: Int) -> Bool { counts.withLock { $0[index]?.lastPassed ?? false } }
+
+    func setPassed(index: Int, _ passed: Bool) {
+        counts.withLock { all in
+            var c = all[index] ?? Counts()
+            c.lastPassed = passed
+            all[index] = c
+        }
+    }
 
     /// Adds a verdict for the check at `index`; the measurement to record, with the code
     /// that ends the check when a limit was passed (`noData`: the failure was an empty
