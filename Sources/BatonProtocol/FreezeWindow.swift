@@ -5,23 +5,47 @@ import Foundation
 #endif
 
 /// One change freeze of an environment: a one-off period between two instants, or a
-/// weekly window (some days, a time of day to a time of day, at a fixed UTC offset).
+/// weekly window (some days, a time of day to a time of day, in UTC, at a fixed UTC
+/// offset, or in a named zone).
 ///
 /// Boundaries: a window starts at `from` (inclusive) and ends at `until` (exclusive), so
 /// `until: "2026-12-27T00:00:00Z"` lets a change through at midnight exactly.
 ///
-/// Weekly windows take a fixed UTC offset (`+01:00`), not a named zone: BatonProtocol
-/// builds on FoundationEssentials, which has no time zone database (`TimeZone(identifier:)`
-/// answers nil there), and reading one from disk would be I/O. A freeze that must follow
-/// daylight saving time is written as two one-off windows, or with the offset that makes
-/// it cover both.
+/// A named zone (`Europe/Berlin`) is read from the system's time zone database when the
+/// trust policy is loaded (`TimeZoneFile`: FoundationEssentials has none of its own), and
+/// a weekly window in it is evaluated at "now" with the zone's UTC offset at that
+/// instant, so `09:00-10:00 Europe/Berlin` is 08:00Z in winter and 07:00Z in summer. The
+/// end of an occurrence is converted with the offset in force at that end.
 public struct FreezeWindow: Sendable, Equatable {
     public enum Schedule: Sendable, Equatable {
         case once(from: Date, until: Date)
         /// `days` are the days a window starts on (at `from`, local time); a window whose
         /// `until` is not after `from` ends on the next day. Minutes since local midnight;
         /// `until` may be 1440 (24:00).
-        case weekly(days: Set<Weekday>, from: Int, until: Int, utcOffset: Int)
+        case weekly(days: Set<Weekday>, from: Int, until: Int, zone: Zone)
+    }
+
+    /// Where a weekly window's days and times are read.
+    public enum Zone: Sendable, Equatable {
+        /// Seconds east of UTC (0: UTC).
+        case offset(Int)
+        case named(TimeZoneFile)
+
+        /// The UTC offset at `instant`, in seconds.
+        public func offset(at instant: Date) -> Int {
+            switch self {
+            case .offset(let seconds): seconds
+            case .named(let zone): zone.offset(at: instant)
+            }
+        }
+
+        /// `UTC`, `+01:00`, `Europe/Berlin`.
+        public var text: String {
+            switch self {
+            case .offset(let seconds): FreezeWindow.offsetText(seconds)
+            case .named(let zone): zone.name
+            }
+        }
     }
 
     public enum Weekday: String, Sendable, CaseIterable, Comparable {
@@ -53,7 +77,8 @@ public struct FreezeWindow: Sendable, Equatable {
         switch schedule {
         case let .once(from, until):
             return from <= now && now < until ? until : nil
-        case let .weekly(days, from, until, offset):
+        case let .weekly(days, from, until, zone):
+            let offset = zone.offset(at: now)
             let local = Int64(now.timeIntervalSince1970.rounded(.down)) + Int64(offset)
             let today = local >= 0 ? local / 86_400 : (local - 86_399) / 86_400
             // An occurrence that crosses midnight may have started yesterday.
@@ -62,21 +87,27 @@ public struct FreezeWindow: Sendable, Equatable {
                 let endDay = until > from ? startDay : startDay + 1
                 let end = endDay * 86_400 + Int64(until) * 60
                 if start <= local, local < end {
-                    return Date(timeIntervalSince1970: Double(end - Int64(offset)))
+                    // At the offset in force at the end: a daylight saving change inside
+                    // the occurrence moves its end in UTC.
+                    let guess = end - Int64(offset)
+                    let atEnd = end - Int64(zone.offset(at: Date(timeIntervalSince1970: Double(guess))))
+                    let utcEnd = atEnd > Int64(now.timeIntervalSince1970.rounded(.down)) ? atEnd : guess
+                    return Date(timeIntervalSince1970: Double(utcEnd))
                 }
             }
             return nil
         }
     }
 
-    /// The window as an operator wrote it, for messages: `fri,sat 16:00-23:59 +01:00`.
+    /// The window as an operator wrote it, for messages: `weekly fri,sat 16:00-23:59 +01:00`
+    /// or `weekly mon 09:00-10:00 Europe/Berlin`.
     public var summary: String {
         switch schedule {
         case let .once(from, until):
             return "\(RFC3339.format(from)) to \(RFC3339.format(until))"
-        case let .weekly(days, from, until, offset):
+        case let .weekly(days, from, until, zone):
             let dayList = days.sorted().map(\.rawValue).joined(separator: ",")
-            return "weekly \(dayList) \(Self.clock(from))-\(Self.clock(until)) \(Self.offsetText(offset))"
+            return "weekly \(dayList) \(Self.clock(from))-\(Self.clock(until)) \(zone.text)"
         }
     }
 

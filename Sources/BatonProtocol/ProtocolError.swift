@@ -100,6 +100,9 @@ public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConver
         /// A configuration, policy or key file that group or others can write (or, for a
         /// private key, read).
         case insecurePermissions = "insecure_permissions"
+        /// A change freeze names a time zone the system's time zone database does not
+        /// have (or a file there that is not one this reader can evaluate).
+        case unknownTimeZone = "unknown_time_zone"
     }
 
     public let code: Code

@@ -12,7 +12,7 @@ import Foundation
 ///   freezes:
 ///     - {from: "2026-12-23T00:00:00Z", until: "2027-01-02T00:00:00Z", reason: "holidays"}
 ///     - weekly: {days: [fri], from: "16:00", until: "24:00"}
-///       zone: "+01:00"             # a UTC offset; default UTC
+///       zone: Europe/Berlin        # a named zone, or a UTC offset ("+01:00"); default UTC
 ///       reason: "no deploys into the weekend"
 ///   breakGlass: {keys: [carol, cto]}   # default: threshold + 1 distinct keys of the environment
 /// ```
@@ -28,8 +28,8 @@ extension TrustPolicy {
             }
             if let weekly = window["weekly"] {
                 try window.allowOnly(["weekly", "zone", "reason"])
-                let offset = try window["zone"].map { (node) throws(ConfigurationError) in try utcOffset(node) } ?? 0
-                windows.append(FreezeWindow(schedule: try weeklySchedule(weekly, utcOffset: offset), reason: reason))
+                let zone = try window["zone"].map { (node) throws(ConfigurationError) in try parseZone(node) } ?? FreezeWindow.Zone.offset(0)
+                windows.append(FreezeWindow(schedule: try weeklySchedule(weekly, zone: zone), reason: reason))
             } else {
                 try window.allowOnly(["from", "until", "reason", "weekly"])
                 let fromNode = try window.require("from")
@@ -53,7 +53,7 @@ extension TrustPolicy {
         return date
     }
 
-    private static func weeklySchedule(_ node: YAMLValue, utcOffset: Int) throws(ConfigurationError) -> FreezeWindow.Schedule {
+    private static func weeklySchedule(_ node: YAMLValue, zone: FreezeWindow.Zone) throws(ConfigurationError) -> FreezeWindow.Schedule {
         let weekly = try node.mapping()
         try weekly.allowOnly(["days", "from", "until"])
         var days = Set<FreezeWindow.Weekday>()
@@ -73,7 +73,7 @@ extension TrustPolicy {
         guard from != until else {
             throw untilNode.error(.invalidValue, "a window from \(FreezeWindow.clock(from)) until \(FreezeWindow.clock(until)) is empty; for a whole day write from: \"00:00\", until: \"24:00\"")
         }
-        return .weekly(days: days, from: from, until: until, utcOffset: utcOffset)
+        return .weekly(days: days, from: from, until: until, zone: zone)
     }
 
     /// `HH:MM`, 00:00 to 23:59, or 24:00 for the end of a day.
@@ -89,21 +89,28 @@ extension TrustPolicy {
             .invalidValue, "'\(text)' is not a time of day; write it as HH:MM in quotes, like \"16:00\"\(allowingEndOfDay ? " (\"24:00\" for the end of the day)" : "")")
     }
 
-    /// `UTC`, `Z` or `+HH:MM` / `-HH:MM`. Named zones are refused with the reason: see
-    /// `FreezeWindow`.
-    private static func utcOffset(_ node: YAMLValue) throws(ConfigurationError) -> Int {
+    /// `UTC`, `Z`, `+HH:MM` / `-HH:MM`, or a zone of the system's time zone database
+    /// (`Europe/Berlin`), read now: an unknown zone fails the policy (`unknown_time_zone`).
+    private static func parseZone(_ node: YAMLValue) throws(ConfigurationError) -> FreezeWindow.Zone {
         let text = try node.string()
-        if text == "UTC" || text == "Z" { return 0 }
+        if text == "UTC" || text == "Z" { return .offset(0) }
         let bytes = Array(text.utf8)
         if bytes.count == 6, bytes[0] == 0x2B || bytes[0] == 0x2D, bytes[3] == 0x3A,
             let h = Int(String(decoding: bytes[1..<3], as: UTF8.self)), let m = Int(String(decoding: bytes[4..<6], as: UTF8.self)),
             h <= 14, m < 60
         {
-            return (h * 3600 + m * 60) * (bytes[0] == 0x2B ? 1 : -1)
+            return .offset((h * 3600 + m * 60) * (bytes[0] == 0x2B ? 1 : -1))
         }
-        throw node.error(
-            .invalidValue,
-            "zone '\(text)' is not UTC or a UTC offset like \"+01:00\"; named zones (Europe/Berlin) are not supported: agents carry no time zone database, so write the offset (and a second window if daylight saving time moves it)")
+        guard TimeZoneFile.isValidName(text), text.utf8.contains(where: { ($0 | 0x20) >= 0x61 && ($0 | 0x20) <= 0x7A }) else {
+            throw node.error(
+                .invalidValue,
+                "zone '\(text)' is not UTC, a UTC offset like \"+01:00\" or a time zone name like Europe/Berlin (letters, digits, _ + - in segments separated by /)")
+        }
+        do {
+            return .named(try TimeZoneFile.load(named: text, directory: TimeZoneFile.defaultDirectory))
+        } catch {
+            throw node.error(.unknownTimeZone, error.description)
+        }
     }
 
     /// `breakGlass: {keys: [...]}`: the keys every one of which must sign to deploy during

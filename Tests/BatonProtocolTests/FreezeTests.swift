@@ -85,6 +85,65 @@ import Testing
         #expect(windows[1].summary == "weekly mon 00:00-01:00 -05:30")
     }
 
+    @Test func aWeeklyWindowInANamedZoneFollowsItsDaylightSavingTime() throws {
+        // 09:00 to 10:00 in Berlin on Thursdays and Fridays: 08:00Z in winter (CET, +1),
+        // 07:00Z in summer (CEST, +2). 2027-01-15 is a Friday, 2027-07-15 a Thursday.
+        let policy = try production(freezes: """
+                - weekly: {days: [thu, fri], from: "09:00", until: "10:00"}
+                  zone: Europe/Berlin
+                  reason: standup
+            """)
+        let window = try #require(policy.environments["production"]?.freezes.first)
+        #expect(window.summary == "weekly thu,fri 09:00-10:00 Europe/Berlin")
+        // 09:30 local in winter is 08:30Z; the window ends at 10:00 local, 09:00Z.
+        #expect(window.end(ifActiveAt: at("2027-01-15T08:30:00Z")) == at("2027-01-15T09:00:00Z"))
+        #expect(window.end(ifActiveAt: at("2027-01-15T07:30:00Z")) == nil)  // 08:30 local
+        #expect(window.end(ifActiveAt: at("2027-01-15T09:00:00Z")) == nil)  // 10:00 local
+        // 09:30 local in summer is 07:30Z; it ends at 08:00Z.
+        #expect(window.end(ifActiveAt: at("2027-07-15T07:30:00Z")) == at("2027-07-15T08:00:00Z"))
+        #expect(window.end(ifActiveAt: at("2027-07-15T08:30:00Z")) == nil)  // 10:30 local
+        #expect(window.end(ifActiveAt: at("2027-07-15T06:59:59Z")) == nil)  // 08:59:59 local
+        // The controller and the agent ask the same way.
+        #expect(policy.activeFreeze(of: "production", at: at("2027-07-15T07:30:00Z"))?.until == at("2027-07-15T08:00:00Z"))
+        #expect(policy.activeFreeze(of: "production", at: at("2027-01-15T07:30:00Z")) == nil)
+    }
+
+    @Test func anOccurrenceAcrossADaylightSavingChangeEndsAtTheOffsetThen() throws {
+        // Sunday 2027-03-28 in Berlin: clocks go from 02:00 CET to 03:00 CEST (01:00Z).
+        let policy = try production(freezes: """
+                - weekly: {days: [sun], from: "00:00", until: "24:00"}
+                  zone: Europe/Berlin
+                  reason: sunday
+            """)
+        let window = try #require(policy.environments["production"]?.freezes.first)
+        // At 01:30 CET the day's end is Monday 00:00 CEST: 22:00Z, not 23:00Z.
+        #expect(window.end(ifActiveAt: at("2027-03-28T00:30:00Z")) == at("2027-03-28T22:00:00Z"))
+        #expect(window.end(ifActiveAt: at("2027-03-27T23:00:00Z")) == at("2027-03-28T22:00:00Z"))
+        #expect(window.end(ifActiveAt: at("2027-03-27T22:59:59Z")) == nil)  // Saturday 23:59:59 CET
+        #expect(window.end(ifActiveAt: at("2027-03-28T22:00:00Z")) == nil)  // Monday 00:00 CEST
+    }
+
+    @Test func anUnknownZoneFailsThePolicyWithItsOwnCode() {
+        let error = #expect(throws: ConfigurationError.self) {
+            try production(freezes: """
+                    - weekly: {days: [fri], from: "16:00", until: "18:00"}
+                      zone: Mars/Olympus_Mons
+                      reason: x
+                """)
+        }
+        #expect(error?.code == .unknownTimeZone)
+        #expect(error?.code.rawValue == "unknown_time_zone")
+        #expect(error?.message.contains("/usr/share/zoneinfo/Mars/Olympus_Mons cannot be read") == true, "\(String(describing: error))")
+        let traversal = #expect(throws: ConfigurationError.self) {
+            try production(freezes: """
+                    - weekly: {days: [fri], from: "16:00", until: "18:00"}
+                      zone: Europe/../../../etc/passwd
+                      reason: x
+                """)
+        }
+        #expect(traversal?.code == .invalidValue)
+    }
+
     @Test func windowsThatFollowOneAnotherAreOneFreeze() throws {
         let policy = try production(freezes: """
                 - weekly: {days: [fri], from: "18:00", until: "24:00"}
@@ -117,7 +176,9 @@ import Testing
         ("    - weekly: {days: [fri], from: \"24:00\", until: \"18:00\"}\n      reason: x", 7, "not a time of day"),
         ("    - weekly: {days: [fri], from: \"16:00\", until: \"18:60\"}\n      reason: x", 7, "not a time of day"),
         ("    - weekly: {days: [fri], from: \"16:00\", until: \"16:00\"}\n      reason: x", 7, "is empty"),
-        ("    - weekly: {days: [fri], from: \"16:00\", until: \"18:00\"}\n      zone: Europe/Berlin\n      reason: x", 8, "named zones"),
+        ("    - weekly: {days: [fri], from: \"16:00\", until: \"18:00\"}\n      zone: Europe/Atlantis\n      reason: x", 8, "unknown time zone 'Europe/Atlantis'"),
+        ("    - weekly: {days: [fri], from: \"16:00\", until: \"18:00\"}\n      zone: ../../etc/passwd\n      reason: x", 8, "a time zone name like Europe/Berlin"),
+        ("    - weekly: {days: [fri], from: \"16:00\", until: \"18:00\"}\n      zone: /etc/localtime\n      reason: x", 8, "a time zone name like Europe/Berlin"),
         ("    - weekly: {days: [fri], from: \"16:00\", until: \"18:00\"}\n      zone: \"+1:00\"\n      reason: x", 8, "UTC offset"),
         ("    - weekly: {days: [fri], from: \"16:00\", until: \"18:00\", at: 1}\n      reason: x", 7, "unknown field 'at'"),
     ])
