@@ -200,6 +200,15 @@ struct CanaryJudgeTests {
         #expect(CanaryAnalysis(server: "ftp://x", query: " ").problems().count == 3)
         #expect(CanaryAnalysis(server: "http://p:9090", query: "q", maxRatio: 2, failRatio: 1).problems()
             == ["analysis.failRatio needs maxRatio and must be at least it"])
+        // `{{window}}` as in a manifest's metric gate: given together or not at all.
+        let windowed = "rate(errors_total{host=\"{{host}}\"}[{{window}}])"
+        #expect(CanaryAnalysis(server: "http://p:9090", query: windowed, maxDifference: 0.01).problems()
+            == ["analysis.query uses {{window}} but the analysis gives no window (e.g. window: 1m)"])
+        #expect(CanaryAnalysis(server: "http://p:9090", query: "q", maxDifference: 0.01, window: .minutes(1)).problems()
+            == ["analysis.window is given but the query does not use {{window}}"])
+        let analysis = CanaryAnalysis(server: "http://p:9090", query: windowed, maxDifference: 0.01, window: .seconds(90))
+        #expect(analysis.problems().isEmpty)
+        #expect(analysis.expandedQuery(host: "web-1", release: "v2") == "rate(errors_total{host=\"web-1\"}[1m30s])")
     }
 }
 
@@ -230,6 +239,18 @@ struct CanaryAnalyzerTests {
         #expect(empty.verdict == .fail)
         #expect(empty.reasons.contains("no data from canary host(s) host-1"), "\(empty.reasons)")
         #expect(empty.reasons.contains("no data from the baseline"), "\(empty.reasons)")
+    }
+
+    @Test("{{window}} reaches Prometheus as a PromQL duration: the windowed query is answered and judged")
+    func windowedQuery() async throws {
+        let prometheus = try PrometheusServer.shared()
+        // A subquery over the window: valid PromQL only once `{{window}}` is a duration (left
+        // as it is, Prometheus refuses it and the analysis would be inconclusive).
+        let analysis = CanaryAnalysis(
+            server: prometheus.url, query: "count_over_time(vector(1)[{{window}}:1s]) * 0 + 1", maxDifference: 0.01,
+            window: .seconds(30))
+        let report = await CanaryAnalyzer(analysis: analysis).run(canary: ["host-1": "v2"], baseline: ["host-2": "v1"])
+        #expect(report.verdict == .pass, "\(report.reasons)")
     }
 
     @Test("a pause for an inconclusive analysis is announced with its reason, not as a healthy canary")

@@ -24,8 +24,13 @@ import Foundation
 public struct CanaryAnalysis: Codable, Sendable, Equatable {
     /// `http://host:port` (or `https://`): the Prometheus server.
     public var server: String
-    /// PromQL with `{{host}}` (and `{{release}}`: the host's release) substituted per host.
+    /// PromQL with `{{host}}` (and `{{release}}`: the host's release) substituted per host,
+    /// and `{{window}}` by `window`.
     public var query: String
+    /// What `{{window}}` in the query stands for (`rate(x[{{window}}])`), as PromQL writes a
+    /// duration; required when the query uses it, refused when it does not, as in a
+    /// manifest's metric gate.
+    public var window: BatonDuration?
     public var maxRatio: Double?
     public var failRatio: Double?
     public var maxDifference: Double?
@@ -55,7 +60,7 @@ public struct CanaryAnalysis: Codable, Sendable, Equatable {
 
     public init(server: String, query: String, maxRatio: Double? = nil, failRatio: Double? = nil,
                 maxDifference: Double? = nil, failDifference: Double? = nil, mannWhitney: MannWhitneyOptions? = nil,
-                timeout: BatonDuration? = nil) {
+                timeout: BatonDuration? = nil, window: BatonDuration? = nil) {
         self.server = server
         self.query = query
         self.maxRatio = maxRatio
@@ -64,6 +69,7 @@ public struct CanaryAnalysis: Codable, Sendable, Equatable {
         self.failDifference = failDifference
         self.mannWhitney = mannWhitney
         self.timeout = timeout
+        self.window = window
     }
 
     public var effectiveTimeout: BatonDuration { timeout ?? .seconds(5) }
@@ -75,6 +81,13 @@ public struct CanaryAnalysis: Codable, Sendable, Equatable {
             problems.append("analysis.server must be an http:// or https:// URL")
         }
         if query.allSatisfy(\.isWhitespace) { problems.append("analysis.query is empty") }
+        let usesWindow = query.contains(MetricCheck.windowPlaceholder)
+        if let window {
+            if !ManifestLimits.metricWindow.contains(window) { problems.append("analysis.window \(window) is out of bounds (1s to 720h)") }
+            if !usesWindow { problems.append("analysis.window is given but the query does not use {{window}}") }
+        } else if usesWindow {
+            problems.append("analysis.query uses {{window}} but the analysis gives no window (e.g. window: 1m)")
+        }
         if maxRatio == nil && maxDifference == nil && mannWhitney == nil {
             problems.append("analysis needs a bound: maxRatio, maxDifference or mannWhitney")
         }
@@ -97,6 +110,6 @@ public struct CanaryAnalysis: Codable, Sendable, Equatable {
 
     /// The query for one host; nil when a name could leave a PromQL string literal.
     func expandedQuery(host: String, release: String?) -> String? {
-        MetricCheck.expand(query, host: host, release: release ?? "unknown")
+        MetricCheck.expand(query, host: host, release: release ?? "unknown", window: window)
     }
 }

@@ -83,7 +83,7 @@ public struct AppDefinition: Sendable, Equatable {
         }
         if let node = root["analysis"] {
             try node.mapping().allowOnly([
-                "server", "query", "maxRatio", "failRatio", "maxDifference", "failDifference", "mannWhitney", "timeout",
+                "server", "query", "maxRatio", "failRatio", "maxDifference", "failDifference", "mannWhitney", "timeout", "window",
             ])
             let analysis = try decode(CanaryAnalysis.self, from: node)
             let problems = analysis.problems()
