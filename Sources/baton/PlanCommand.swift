@@ -55,6 +55,8 @@ struct PlanCommand: AsyncParsableCommand {
             let freeze = RolloutPlanner.freeze(envelope: Array(bytes), manifest: checked.manifest, policy: policy)
             for var host in planned {
                 host.freeze = freeze
+                // Without a file to send, an agent that lacks the artifact fetches artifact.url.
+                if checked.artifactFile == nil, host.upload == true { (host.upload, host.fetch) = (false, true) }
                 Output.json(host)
             }
         } else {

@@ -42,6 +42,11 @@ struct FetchRolloutTests {
         #expect(plan.status == 0, "\(plan.stdout)\n\(plan.stderr)")
         let rows = plan.stdout.split(separator: "\n").filter { $0.hasPrefix("host-") }
         #expect(rows.count == 2 && rows.allSatisfy { $0.contains(" fetch ") }, "\(plan.stdout)")
+        let json = try await fleet.run(["rollout", envelope, "--fetch", "--dry-run", "--json"])
+        let planned = json.stdout.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+        #expect(planned.count == 2 && planned.allSatisfy { $0["fetch"] as? Bool == true && $0["upload"] as? Bool == false }, "\(json.stdout)")
 
         let result = try await fleet.run(["rollout", envelope, "--fetch", "--json"])
         let run = try RolloutTests.JSONRun(result)

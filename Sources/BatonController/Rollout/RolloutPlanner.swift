@@ -15,6 +15,10 @@ public enum RolloutPlanner {
         public var reachable: Bool
         /// The artifact would be uploaded (the agent holds neither the release nor the artifact).
         public var upload: Bool?
+        /// The agent lacks the artifact and, with no file to send (`--fetch`, or the controller
+        /// does not hold it), would fetch the manifest's `artifact.url` itself; `upload` is
+        /// then false (`--json`).
+        public var fetch: Bool?
         /// `deploy`, `already` (an identical resend: nothing would change), or `refused`.
         public var action: String
         public var error: ErrorInfo?
