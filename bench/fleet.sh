@@ -17,7 +17,9 @@
 # upload, hashing and unpacking really happen every time; a first untimed release (r0)
 # puts every host on a previous release. Prints both medians and their ratio
 # (target <= 1.5), and where the controller's time went in the median run (from the
-# arrival time of each --json event).
+# arrival time of each --json event), and the controller's peak RSS (VmHWM) and most
+# threads at once over every `baton deploy` of the run (r0 included), sampled from
+# /proc/PID/status every 10 ms.
 #
 # FETCH=1 adds a third contender, timed in the same rounds: the same rollout where the
 # controller uploads nothing and every agent fetches the artifact over HTTPS from a local
@@ -138,6 +140,23 @@ for p in order:
     print(f"    {p:<12} {statistics.median(d):>11.0f} {max(d):>9.0f} {(min(a for a, _ in spans[p]) - start) * 1000:>9.0f} {(max(b for _, b in spans[p]) - start) * 1000:>9.0f}")
 last_final = max(seq[-1][0] for seq in byhost.values()) if byhost else end
 print(f"    last host final until the controller exits: {(end - last_final) * 1000:.0f} ms")
+'
+# Runs a command (argv[2:]) and writes its peak RSS (VmHWM, KiB) and the most threads it
+# had at once to argv[1], sampling /proc/PID/status every 10 ms; exits with its status.
+peak_py='
+import subprocess, sys, time
+child = subprocess.Popen(sys.argv[2:])
+hwm = threads = 0
+while child.poll() is None:
+    try:
+        for line in open(f"/proc/{child.pid}/status"):
+            if line.startswith("VmHWM:"): hwm = max(hwm, int(line.split()[1]))
+            elif line.startswith("Threads:"): threads = max(threads, int(line.split()[1]))
+    except (OSError, ValueError):
+        pass
+    time.sleep(0.01)
+open(sys.argv[1], "w").write(f"{hwm} {threads}\n")
+sys.exit(child.returncode)
 '
 # Prefixes each line of stdin with its arrival time (epoch seconds).
 stamp_py='
@@ -261,7 +280,7 @@ NGINX
 
     deploy() {   # deploy RELEASE OUT: the timed command, with each --json line timestamped
         { echo -e "start\t$(date +%s.%N)"
-          "$BATON" deploy web --artifact "art-$1.tar.gz" --release "$1" --environment staging \
+          "$PY" -c "$peak_py" "$2.mem" "$BATON" deploy web --artifact "art-$1.tar.gz" --release "$1" --environment staging \
               --key keys/ci.key --json | "$PY" -c "$stamp_py"; } > "$2"
     }
     fetch_deploy() {   # fetch_deploy RELEASE OUT: the same rollout, the agents fetching from nginx
@@ -340,6 +359,7 @@ NGINX
     echo "rollout (baton deploy, all $n at once): ${A} ms   (all: ${agent_times[*]})"
     echo "floor (xargs -P $n: sha256sum + tar xzf + ln -s/mv -T$([ "$FLOOR_SYNC" = 1 ] && echo ' + sync -f')): ${F} ms   (all: ${floor_times[*]})"
     awk -v a="$A" -v f="$F" 'BEGIN { printf "ratio: %.2f  (target <= 1.50)\n", a / f }'
+    cat deploy-r*.out.mem | awk '{ if ($1 > m) m = $1; if ($2 > t) t = $2 } END { printf "controller (baton deploy): peak RSS %.0f MB, peak threads %d (most over r0..r'"$RUNS"')\n", m / 1024, t }'
     if [ "$FETCH" = 1 ]; then
         local G
         G=$(printf '%s\n' "${fetch_times[@]}" | median)

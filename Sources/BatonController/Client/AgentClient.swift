@@ -158,7 +158,7 @@ public final class HTTPAgentClient: AgentClient {
         let response = try await send(
             host, .PUT, "/v1/artifacts/sha256/\(sha256)", timeout: deadline,
             headers: [("Content-Type", "application/octet-stream")],
-            body: { .stream(FileChunks(path: file), length: .known(Int64(size))) })
+            body: { .stream(FileChunks(path: file, pacing: HTTPClient.defaultEventLoopGroup), length: .known(Int64(size))) })
         _ = try await decode(ArtifactReceipt.self, response, host)
         return true
     }
