@@ -1,45 +1,56 @@
 #!/usr/bin/env bash
-# A fleet rollout against the floor of doing the same per-host work by hand.
+# A fleet rollout against the floor of doing the same per-host work by hand, and against
+# the tool users would otherwise pick (Ansible).
 #
 #   bench/fleet.sh N        # N local agents
 #   bench/fleet.sh          # N = 10, then N = 50
 #
 # Starts N `batond run` agents on 127.0.0.1 (release build, each with its own data
-# directory, certificate and port), then, in one run, times
-#   * the rollout: `baton deploy web ... --json` (the real controller: hash and store the
+# directory, certificate and port), then times, in the same rounds, these contenders:
+#   * baton: `baton deploy web ... --json` (the real controller: hash and store the
 #     artifact, ask every agent for its serial, sign, upload to every agent, deploy all N
-#     at once in one batch, follow every host to the end), and
-#   * the floor: the same per-host work done by `xargs -P N` over N directories:
-#     `sha256sum` of the artifact, `tar xzf` into a fresh release directory, and the
-#     symlink switch (`ln -s` + `mv -T`).
-# Each of RUNS runs (default 3) deploys a new release (r1, r2, ...) of a new artifact of
-# about 2,000 files and 16 MB (tar.gz; one file and VERSION change between runs), so
-# upload, hashing and unpacking really happen every time; a first untimed release (r0)
-# puts every host on a previous release. Prints both medians and their ratio
-# (target <= 1.5), and where the controller's time went in the median run (from the
-# arrival time of each --json event), and the controller's peak RSS (VmHWM) and most
-# threads at once over every `baton deploy` of the run (r0 included), sampled from
-# /proc/PID/status every 10 ms.
+#     at once in one batch, follow every host to the end); every agent makes the release
+#     durable before it switches (docs/durability.md);
+#   * floor: the same per-host work done by `xargs -P N` over N directories: `sha256sum`
+#     of the artifact, `tar xzf` into a fresh release directory, and the symlink switch
+#     (`ln -s` + `mv -T`), with nothing synced: an unsafe deploy;
+#   * floor+sync: the same, plus `sync -f` of the release before the switch, so a power
+#     loss cannot leave `current` naming torn files: the floor for a crash-safe deploy;
+#   * ansible: `ansible-playbook` (ansible-core, in a venv the script makes in
+#     .build/bench-ansible; local connection, one inventory host per directory, forks N)
+#     doing the floor's work with its own modules: `stat` with a sha256 checksum,
+#     `file`, `unarchive` (remote_src), and the same `ln -s` + `mv -T` switch;
+#   * fetch (FETCH=1): the rollout where the controller uploads nothing and every agent
+#     fetches the artifact over HTTPS from a local nginx (Debian's; its certificate from
+#     the fleet CA): `baton release create`, the URL added to the manifest, `baton
+#     manifest sign`, `baton rollout --fetch`; the controller's uplink is out of the
+#     picture. It deploys an artifact of its own each round (a new digest), so that no
+#     agent finds it already cached.
+# Each of RUNS rounds (default 3, at least 3 for the medians to mean anything) deploys a
+# new release (r1, r2, ...) of a new artifact of about 2,000 files and 16 MB (tar.gz;
+# one file and VERSION change between rounds), so hashing and unpacking really happen
+# every time; a first untimed release (r0) puts every host of every contender on a
+# previous release. The order of the contenders rotates by one each round, and each
+# starts after a `sync`, so that neither the page cache nor another's writeback favours
+# one. Prints each contender's median (and every round), the ratios against the floors
+# (targets: baton <= 1.0x floor+sync and <= 1.2x floor), where the controller's time
+# went in its median round (from the arrival time of each --json event), and the
+# controller's peak RSS (VmHWM) and most threads at once over every `baton deploy` of the
+# run (r0 included), sampled from /proc/PID/status every 10 ms; at the end, one line per
+# N and file system.
 #
-# FETCH=1 adds a third contender, timed in the same rounds: the same rollout where the
-# controller uploads nothing and every agent fetches the artifact over HTTPS from a local
-# nginx (Debian's; its certificate from the fleet CA): `baton release create`, the URL
-# added to the manifest, `baton manifest sign`, `baton rollout --fetch`. The controller's
-# uplink is then out of the picture. Each round deploys one new release by upload and
-# one by fetch, in alternating order.
-#
-# Environment: RUNS (default 3); SCRATCH (default .build-release); BIN=DIR uses the
-# baton and batond already in DIR instead of building; FLOOR_SYNC=1 adds
-# `sync -f` to the floor's per-host work (the agent makes each release durable with one
-# syncfs, and fsyncs its artifact, records and audit log); TMPDIR picks the file system
-# both sides write to (e.g. TMPDIR=/dev/shm: no disk, so fsync costs nothing); KEEP=1
-# keeps the work directory.
+# Environment: RUNS (default 3); MEDIA, the file systems to run on, in order (default
+# "disk tmpfs"; disk is DISK_DIR, default /var/tmp; tmpfs is /dev/shm, where fsync costs
+# nothing; any other word is taken as a directory); ANSIBLE=0 leaves Ansible out;
+# FETCH=1 adds the fetch contender; SCRATCH (default .build-release); BIN=DIR uses the
+# baton and batond already in DIR instead of building; KEEP=1 keeps the work directories.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${RUNS:-3}"
 SCRATCH="${SCRATCH:-.build-release}"
-FLOOR_SYNC="${FLOOR_SYNC:-0}"
 FETCH="${FETCH:-0}"
+ANSIBLE="${ANSIBLE:-1}"
+MEDIA="${MEDIA:-disk tmpfs}"
 if [ "$FETCH" = 1 ]; then
     NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
     [ -x "$NGINX" ] || { echo "error: FETCH=1 needs nginx (Debian: apt-get install nginx)" >&2; exit 2; }
@@ -47,6 +58,18 @@ fi
 if [ $# -eq 0 ]; then set -- 10 50; fi
 for n in "$@"; do
     [[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "usage: bench/fleet.sh [N ...]  (N: number of agents)" >&2; exit 2; }
+done
+[[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || { echo "error: RUNS must be a positive number" >&2; exit 2; }
+[ "$RUNS" -ge 3 ] || echo "note: RUNS=$RUNS: a median of fewer than 3 rounds says little" >&2
+media_dir() {   # media_dir MEDIUM: the directory a medium's work goes under
+    case "$1" in
+        disk) echo "${DISK_DIR:-/var/tmp}" ;;
+        tmpfs) echo /dev/shm ;;
+        *) echo "$1" ;;
+    esac
+}
+for medium in $MEDIA; do
+    [ -d "$(media_dir "$medium")" ] || { echo "error: MEDIA: $medium: no directory $(media_dir "$medium")" >&2; exit 2; }
 done
 
 if [ -z "${BIN:-}" ]; then
@@ -58,7 +81,18 @@ BIN="$(cd "$BIN" && pwd)"
 BATON="$BIN/baton"; BATOND="$BIN/batond"
 PY="$(python3 -c 'import sys; print(sys.executable)')"   # not through a pyenv shim
 
-work="$(mktemp -d "${TMPDIR:-/tmp}/baton-fleet-bench.XXXXXX")"
+# Ansible in a venv of its own beside the build (never the system Python), made once.
+if [ "$ANSIBLE" = 1 ]; then
+    venv=.build/bench-ansible
+    if [ ! -x "$venv/bin/ansible-playbook" ]; then
+        echo "making $venv (ansible-core) ..." >&2
+        "$PY" -m venv "$venv" >&2
+        "$venv/bin/python3" -m pip install --quiet --disable-pip-version-check 'ansible-core>=2.17,<2.19' >&2
+    fi
+    ANSIBLE_BIN="$(cd "$venv/bin" && pwd)"
+fi
+
+works=()
 pids=()
 stop_agents() {
     local pid
@@ -68,14 +102,18 @@ stop_agents() {
 }
 cleanup() {
     stop_agents
-    if [ "${KEEP:-0}" = 1 ]; then echo "kept $work" >&2; else rm -rf "$work"; fi
+    local w
+    for w in "${works[@]}"; do
+        if [ "${KEEP:-0}" = 1 ]; then echo "kept $w" >&2; else rm -rf "$w"; fi
+    done
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-cd "$work"
+summary="$(mktemp)"; works+=("$summary")
 
 # ~2,000 files, ~16 MB compressed (random bytes: compiled code and assets compress little).
-"$PY" - <<'PY'
+make_source() {
+    "$PY" - <<'PY'
 import os, random
 random.seed(7)
 root = "src"
@@ -88,6 +126,7 @@ for i in range(2000):
 with open(os.path.join(root, "VERSION"), "w") as f:
     f.write("bench\n")
 PY
+}
 
 # A new artifact for release $1: new bytes in one file (same size) and in VERSION.
 make_artifact() {
@@ -109,6 +148,20 @@ tar -xzf "$art" -C "$h/releases/$rel"
 [ "$4" = 1 ] && sync -f "$h/releases/$rel"
 ln -s "releases/$rel" "$h/current.tmp"
 mv -T "$h/current.tmp" "$h/current"'
+
+# Ansible's version of the same work: its own modules where it has them.
+playbook='- hosts: all
+  gather_facts: false
+  tasks:
+    - name: digest of the artifact
+      ansible.builtin.stat: {path: "{{ art }}", checksum_algorithm: sha256, get_mime: false, get_attributes: false}
+    - name: release directory
+      ansible.builtin.file: {path: "{{ hostdir }}/releases/{{ rel }}", state: directory}
+    - name: unpack
+      ansible.builtin.unarchive: {src: "{{ art }}", dest: "{{ hostdir }}/releases/{{ rel }}", remote_src: true}
+    - name: switch
+      ansible.builtin.shell: ln -s "releases/{{ rel }}" "{{ hostdir }}/current.tmp" && mv -T "{{ hostdir }}/current.tmp" "{{ hostdir }}/current"
+'
 
 # Where the controller's time went, from the timestamped --json lines of one run.
 phases_py='
@@ -168,7 +221,7 @@ for line in sys.stdin.buffer:
 '
 
 bench() {
-    local n="$1" dir="$work/n$n"
+    local n="$1" medium="$2" dir="$work/n$n"
     mkdir -p "$dir" && cd "$dir"
 
     # Keys, the fleet CA, the controller's certificate, the trust policy (LocalFleet's setup).
@@ -240,7 +293,18 @@ EOF
         done
         echo "  - {id: host-$i, address: \"127.0.0.1:$port\", environment: staging}" >> fleet.yaml
     done
-    for i in $(seq 1 "$n"); do mkdir -p "floor/host-$i/releases"; done
+    local c
+    for c in floor floorsync ansible; do
+        for i in $(seq 1 "$n"); do mkdir -p "$c/host-$i/releases"; done
+    done
+    if [ "$ANSIBLE" = 1 ]; then
+        mkdir -p ansible/tmp
+        printf '%s' "$playbook" > ansible/site.yml
+        { echo "[all]"
+          for i in $(seq 1 "$n"); do
+              echo "host-$i hostdir=$dir/ansible/host-$i ansible_connection=local ansible_python_interpreter=$ANSIBLE_BIN/python3"
+          done; } > ansible/hosts.ini
+    fi
 
     # FETCH=1: nginx on a free loopback port, HTTPS with a certificate of the fleet CA
     # (the agents trust it by default), serving nginx/www.
@@ -292,85 +356,128 @@ NGINX
           "$BATON" manifest sign "$1.manifest.json" --key keys/ci.key >/dev/null
           "$BATON" rollout "$1.manifest.envelope.json" --fetch --json | "$PY" -c "$stamp_py"; } > "$2"
     }
-    floor() {    # floor RELEASE
-        printf '%s\n' "${hosts_floor[@]}" | xargs -P "$n" -I{} sh -c "$floor_host" sh {} "$dir/art-$1.tar.gz" "$1" "$FLOOR_SYNC"
+    floor() {    # floor KIND RELEASE: KIND floor (nothing synced) or floorsync
+        local sync=0
+        [ "$1" = floorsync ] && sync=1
+        local i
+        for i in $(seq 1 "$n"); do echo "$dir/$1/host-$i"; done |
+            xargs -P "$n" -I{} sh -c "$floor_host" sh {} "$dir/art-$2.tar.gz" "$2" "$sync"
     }
-    local hosts_floor=()
-    for i in $(seq 1 "$n"); do hosts_floor+=("$dir/floor/host-$i"); done
+    ansible_run() {   # ansible_run RELEASE OUT
+        ANSIBLE_LOCAL_TEMP="$dir/ansible/tmp" ANSIBLE_REMOTE_TMP="$dir/ansible/tmp" ANSIBLE_NOCOLOR=1 \
+            ANSIBLE_RETRY_FILES_ENABLED=0 ANSIBLE_PYTHON_INTERPRETER="$ANSIBLE_BIN/python3" \
+            "$ANSIBLE_BIN/ansible-playbook" -i ansible/hosts.ini -f "$n" \
+            -e "art=$dir/art-$1.tar.gz" -e "rel=$1" ansible/site.yml > "$2" 2>&1
+    }
 
-    # r0: untimed, so that every agent (and floor host) has a previous release.
+    # r0: untimed, so that every host of every contender has a previous release.
     make_artifact r0
     if ! deploy r0 deploy-r0.out; then echo "error: deploy r0 failed:" >&2; tail -3 deploy-r0.out >&2; exit 1; fi
-    floor r0
+    floor floor r0; floor floorsync r0
+    if [ "$ANSIBLE" = 1 ] && ! ansible_run r0 ansible-r0.out; then
+        echo "error: ansible r0 failed:" >&2; tail -20 ansible-r0.out >&2; exit 1
+    fi
 
-    local agent_times=() floor_times=() fetch_times=() rel t0 t1 r last=""
-    timed_fetch() {   # timed_fetch ROUND: one release by fetch, its time appended to fetch_times
-        local frel="r$1f"
-        make_artifact "$frel"
-        sync
-        t0=$(now_ns)
-        if ! fetch_deploy "$frel" "fetch-$frel.out"; then
-            echo "error: fetch rollout $frel failed:" >&2; tail -3 "fetch-$frel.out" >&2; exit 1
-        fi
-        t1=$(now_ns)
-        echo "$t1" > "fetch-$frel.end"
-        fetch_times+=($(( (t1 - t0) / 1000000 )))
-        grep -q '"outcome":"succeeded"' "fetch-$frel.out" || { echo "error: $frel did not succeed everywhere" >&2; tail -1 "fetch-$frel.out" >&2; exit 1; }
-        if grep -q '"phase":"uploading"' "fetch-$frel.out"; then echo "error: $frel uploaded" >&2; exit 1; fi
-        rm -f "art-$frel.tar.gz" nginx/www/*.tar.gz
-        last="$frel"
-    }
+    local contenders=(baton floor floorsync)
+    [ "$ANSIBLE" = 1 ] && contenders+=(ansible)
+    [ "$FETCH" = 1 ] && contenders+=(fetch)
+    local -A times=()
+    local k=${#contenders[@]} rel r j t0 t1 last_fetch=""
     for r in $(seq 1 "$RUNS"); do
         rel="r$r"
-        # Odd rounds fetch first, even rounds upload first.
-        if [ "$FETCH" = 1 ] && [ $((r % 2)) = 1 ]; then timed_fetch "$r"; fi
         make_artifact "$rel"
-        rm -f "art-r$((r - 1)).tar.gz"
-        rm -rf floor/host-*/releases/"r$((r - 2))"
-        sync
-        t0=$(now_ns)
-        if ! deploy "$rel" "deploy-$rel.out"; then
-            echo "error: deploy $rel failed:" >&2; tail -3 "deploy-$rel.out" >&2; exit 1
-        fi
-        t1=$(now_ns)
-        echo "$t1" > "deploy-$rel.end"
-        agent_times+=($(( (t1 - t0) / 1000000 )))
-        grep -q '"outcome":"succeeded"' "deploy-$rel.out" || { echo "error: $rel did not succeed everywhere" >&2; tail -1 "deploy-$rel.out" >&2; exit 1; }
-        last="$rel"
-        if [ "$FETCH" = 1 ] && [ $((r % 2)) = 0 ]; then timed_fetch "$r"; fi
-
-        sync
-        t0=$(now_ns)
-        floor "$rel"
-        t1=$(now_ns)
-        floor_times+=($(( (t1 - t0) / 1000000 )))
+        [ "$FETCH" = 1 ] && make_artifact "${rel}f"
+        rm -f "art-r$((r - 1)).tar.gz" "art-r$((r - 1))f.tar.gz" nginx/www/*.tar.gz 2>/dev/null || true
+        rm -rf floor/host-*/releases/"r$((r - 2))" floorsync/host-*/releases/"r$((r - 2))" ansible/host-*/releases/"r$((r - 2))"
+        local order=()
+        for j in $(seq 0 $((k - 1))); do order+=("${contenders[$(( (j + r - 1) % k ))]}"); done
+        for c in "${order[@]}"; do
+            sync
+            t0=$(now_ns)
+            case "$c" in
+                baton)
+                    if ! deploy "$rel" "deploy-$rel.out"; then
+                        echo "error: deploy $rel failed:" >&2; tail -3 "deploy-$rel.out" >&2; exit 1
+                    fi ;;
+                fetch)
+                    if ! fetch_deploy "${rel}f" "fetch-${rel}f.out"; then
+                        echo "error: fetch rollout ${rel}f failed:" >&2; tail -3 "fetch-${rel}f.out" >&2; exit 1
+                    fi ;;
+                floor|floorsync) floor "$c" "$rel" ;;
+                ansible)
+                    if ! ansible_run "$rel" "ansible-$rel.out"; then
+                        echo "error: ansible $rel failed:" >&2; tail -20 "ansible-$rel.out" >&2; exit 1
+                    fi ;;
+            esac
+            t1=$(now_ns)
+            times[$c]+="$(( (t1 - t0) / 1000000 )) "
+            case "$c" in
+                baton)
+                    echo "$t1" > "deploy-$rel.end"
+                    grep -q '"outcome":"succeeded"' "deploy-$rel.out" || { echo "error: $rel did not succeed everywhere" >&2; tail -1 "deploy-$rel.out" >&2; exit 1; } ;;
+                fetch)
+                    echo "$t1" > "fetch-${rel}f.end"
+                    grep -q '"outcome":"succeeded"' "fetch-${rel}f.out" || { echo "error: ${rel}f did not succeed everywhere" >&2; tail -1 "fetch-${rel}f.out" >&2; exit 1; }
+                    if grep -q '"phase":"uploading"' "fetch-${rel}f.out"; then echo "error: ${rel}f uploaded" >&2; exit 1; fi
+                    last_fetch="${rel}f" ;;
+            esac
+        done
     done
-    for i in $(seq 1 "$n"); do
-        [ "$(readlink "hosts/host-$i/data/apps/web/current" | xargs basename)" = "$last" ] || { echo "error: host-$i is not on $last" >&2; exit 1; }
-        [ "$(readlink "floor/host-$i/current")" = "releases/r$RUNS" ] || { echo "error: floor host-$i is not on r$RUNS" >&2; exit 1; }
-    done
-
-    local A F size files median_run
-    A=$(printf '%s\n' "${agent_times[@]}" | median)
-    F=$(printf '%s\n' "${floor_times[@]}" | median)
-    size=$(stat -c %s "art-r$RUNS.tar.gz"); files=$(find "$work/src" -type f | wc -l)
-    for r in $(seq 1 "$RUNS"); do [ "${agent_times[$((r - 1))]}" = "$A" ] && { median_run=$r; break; }; done
-    echo "== N = $n agents: $files files, $((size / 1024)) KiB tar.gz, $RUNS runs (medians), $(nproc) cores"
-    echo "rollout (baton deploy, all $n at once): ${A} ms   (all: ${agent_times[*]})"
-    echo "floor (xargs -P $n: sha256sum + tar xzf + ln -s/mv -T$([ "$FLOOR_SYNC" = 1 ] && echo ' + sync -f')): ${F} ms   (all: ${floor_times[*]})"
-    awk -v a="$A" -v f="$F" 'BEGIN { printf "ratio: %.2f  (target <= 1.50)\n", a / f }'
-    cat deploy-r*.out.mem | awk '{ if ($1 > m) m = $1; if ($2 > t) t = $2 } END { printf "controller (baton deploy): peak RSS %.0f MB, peak threads %d (most over r0..r'"$RUNS"')\n", m / 1024, t }'
+    # Every host of every contender ends on the last round's release (the agents on the
+    # fetched one if fetch ran after the upload in that round).
+    local last_baton="r$RUNS"
     if [ "$FETCH" = 1 ]; then
-        local G
-        G=$(printf '%s\n' "${fetch_times[@]}" | median)
-        echo "rollout --fetch (agents fetch over HTTPS from a local nginx; release create + sign + rollout): ${G} ms   (all: ${fetch_times[*]})"
-        awk -v g="$G" -v a="$A" -v f="$F" 'BEGIN { printf "fetch / upload: %.2f   fetch / floor: %.2f\n", g / a, g / f }'
+        local pos_b pos_f
+        for j in $(seq 0 $((k - 1))); do
+            case "${contenders[$(( (j + RUNS - 1) % k ))]}" in baton) pos_b=$j ;; fetch) pos_f=$j ;; esac
+        done
+        [ "$pos_f" -gt "$pos_b" ] && last_baton="$last_fetch"
     fi
-    echo "  where the rollout's time went (run r$median_run):"
+    for i in $(seq 1 "$n"); do
+        [ "$(readlink "hosts/host-$i/data/apps/web/current" | xargs basename)" = "$last_baton" ] || { echo "error: host-$i is not on $last_baton" >&2; exit 1; }
+        for c in floor floorsync $([ "$ANSIBLE" = 1 ] && echo ansible); do
+            [ "$(readlink "$c/host-$i/current")" = "releases/r$RUNS" ] || { echo "error: $c host-$i is not on r$RUNS" >&2; exit 1; }
+        done
+    done
+
+    local -A med=()
+    for c in "${contenders[@]}"; do med[$c]=$(printf '%s\n' ${times[$c]} | median); done
+    local size files fstype median_run
+    size=$(stat -c %s "art-r$RUNS.tar.gz"); files=$(find "$work/src" -type f | wc -l)
+    fstype=$(stat -f -c %T "$dir")
+    echo "== N = $n agents on $medium ($(dirname "$work"), $fstype): $files files, $((size / 1024)) KiB tar.gz, $RUNS rounds (medians; the order rotates each round), $(nproc) cores"
+    label() {
+        case "$1" in
+            baton) echo "baton deploy (upload; all $n at once)" ;;
+            fetch) echo "baton rollout --fetch (agents fetch from nginx)" ;;
+            floor) echo "floor (xargs -P $n: sha256sum + tar xzf + ln -s/mv -T)" ;;
+            floorsync) echo "floor+sync (the same + sync -f before the switch)" ;;
+            ansible) echo "ansible-playbook (local, forks $n: stat sha256 + unarchive + switch)" ;;
+        esac
+    }
+    for c in "${contenders[@]}"; do
+        printf '  %-72s %7s ms   (all: %s)\n' "$(label "$c")" "${med[$c]}" "${times[$c]% }"
+    done
+    local ratios
+    ratios=$(awk -v a="${med[baton]}" -v s="${med[floorsync]}" -v f="${med[floor]}" \
+        'BEGIN { printf "baton / floor+sync %.2f (target <= 1.00)   baton / floor %.2f (target <= 1.20)", a / s, a / f }')
+    [ "$ANSIBLE" = 1 ] && ratios+=$(awk -v a="${med[baton]}" -v x="${med[ansible]}" 'BEGIN { printf "   ansible / baton %.2f", x / a }')
+    [ "$FETCH" = 1 ] && ratios+=$(awk -v a="${med[baton]}" -v g="${med[fetch]}" -v s="${med[floorsync]}" 'BEGIN { printf "   fetch / upload %.2f   fetch / floor+sync %.2f", g / a, g / s }')
+    echo "  $ratios"
+    local memline
+    memline=$(cat deploy-r*.out.mem | awk '{ if ($1 > m) m = $1; if ($2 > t) t = $2 } END { printf "controller peak RSS %.0f MB, peak threads %d", m / 1024, t }')
+    echo "  $memline (most over every baton deploy, r0 included)"
+    printf 'N=%-5s %-6s %s; %s\n' "$n" "$medium" "$ratios" "$memline" >> "$summary"
+
+    local B
+    B=$(printf '%s\n' ${times[baton]} | median)
+    median_run=""
+    j=0; for t0 in ${times[baton]}; do j=$((j + 1)); [ "$t0" = "$B" ] && { median_run=$j; break; }; done
+    echo "  where the rollout's time went (round r$median_run):"
     "$PY" -c "$phases_py" "deploy-r$median_run.out" "$(awk '{printf "%.6f", $1 / 1e9}' "deploy-r$median_run.end")"
     if [ "$FETCH" = 1 ]; then
-        for r in $(seq 1 "$RUNS"); do [ "${fetch_times[$((r - 1))]}" = "$G" ] && { median_run=$r; break; }; done
-        echo "  where the rollout --fetch's time went (run r${median_run}f, from the start of release create):"
+        j=0; for t0 in ${times[fetch]}; do j=$((j + 1)); [ "$t0" = "${med[fetch]}" ] && { median_run=$j; break; }; done
+        echo "  where the rollout --fetch's time went (round r${median_run}f, from the start of release create):"
         "$PY" -c "$phases_py" "fetch-r${median_run}f.out" "$(awk '{printf "%.6f", $1 / 1e9}' "fetch-r${median_run}f.end")"
     fi
 
@@ -379,4 +486,14 @@ NGINX
     [ "${KEEP:-0}" = 1 ] || rm -rf "$dir"
 }
 
-for n in "$@"; do bench "$n"; done
+for medium in $MEDIA; do
+    work="$(mktemp -d "$(media_dir "$medium")/baton-fleet-bench.XXXXXX")"
+    works+=("$work")
+    cd "$work"
+    make_source
+    for n in "$@"; do bench "$n" "$medium"; done
+    cd /
+    [ "${KEEP:-0}" = 1 ] || rm -rf "$work"
+done
+echo "== summary"
+cat "$summary"
