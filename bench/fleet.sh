@@ -22,9 +22,8 @@
 #     `file`, `unarchive` (remote_src), and the same `ln -s` + `mv -T` switch;
 #   * fetch (FETCH=1): the rollout where the controller uploads nothing and every agent
 #     fetches the artifact over HTTPS from a local nginx (Debian's; its certificate from
-#     the fleet CA): `baton release create`, the URL added to the manifest, `baton
-#     manifest sign`, `baton rollout --fetch`; the controller's uplink is out of the
-#     picture. It deploys an artifact of its own each round (a new digest), so that no
+#     the fleet CA): `baton deploy ... --url URL --fetch`; the controller's uplink is out
+#     of the picture. It deploys an artifact of its own each round (a new digest), so that no
 #     agent finds it already cached.
 # Each of RUNS rounds (default 3, at least 3 for the medians to mean anything) deploys a
 # new release (r1, r2, ...) of a new artifact of about 2,000 files and 16 MB (tar.gz;
@@ -350,11 +349,8 @@ NGINX
     fetch_deploy() {   # fetch_deploy RELEASE OUT: the same rollout, the agents fetching from nginx
         cp "art-$1.tar.gz" nginx/www/
         { echo -e "start\t$(date +%s.%N)"
-          "$BATON" release create web --artifact "art-$1.tar.gz" --release "$1" --environment staging -o "$1.manifest.json" >/dev/null
-          "$PY" -c 'import json, sys; p = sys.argv[1]; m = json.load(open(p)); m["artifact"]["url"] = sys.argv[2]; json.dump(m, open(p, "w"))' \
-              "$1.manifest.json" "https://127.0.0.1:$nport/art-$1.tar.gz"
-          "$BATON" manifest sign "$1.manifest.json" --key keys/ci.key >/dev/null
-          "$BATON" rollout "$1.manifest.envelope.json" --fetch --json | "$PY" -c "$stamp_py"; } > "$2"
+          "$BATON" deploy web --artifact "art-$1.tar.gz" --release "$1" --environment staging --key keys/ci.key \
+              --url "https://127.0.0.1:$nport/art-$1.tar.gz" --fetch --json | "$PY" -c "$stamp_py"; } > "$2"
     }
     floor() {    # floor KIND RELEASE: KIND floor (nothing synced) or floorsync
         local sync=0
@@ -449,7 +445,7 @@ NGINX
     label() {
         case "$1" in
             baton) echo "baton deploy (upload; all $n at once)" ;;
-            fetch) echo "baton rollout --fetch (agents fetch from nginx)" ;;
+            fetch) echo "baton deploy --url --fetch (agents fetch from nginx)" ;;
             floor) echo "floor (xargs -P $n: sha256sum + tar xzf + ln -s/mv -T)" ;;
             floorsync) echo "floor+sync (the same + sync -f before the switch)" ;;
             ansible) echo "ansible-playbook (local, forks $n: stat sha256 + unarchive + switch)" ;;
@@ -477,7 +473,7 @@ NGINX
     "$PY" -c "$phases_py" "deploy-r$median_run.out" "$(awk '{printf "%.6f", $1 / 1e9}' "deploy-r$median_run.end")"
     if [ "$FETCH" = 1 ]; then
         j=0; for t0 in ${times[fetch]}; do j=$((j + 1)); [ "$t0" = "${med[fetch]}" ] && { median_run=$j; break; }; done
-        echo "  where the rollout --fetch's time went (round r${median_run}f, from the start of release create):"
+        echo "  where the rollout --fetch's time went (round r${median_run}f):"
         "$PY" -c "$phases_py" "fetch-r${median_run}f.out" "$(awk '{printf "%.6f", $1 / 1e9}' "fetch-r${median_run}f.end")"
     fi
 

@@ -112,13 +112,19 @@ extension ArtifactReference {
         if size == 0 || size > ManifestLimits.maxArtifactSize {
             problems.append("artifact.size \(size) is out of bounds (1 byte to 64 GiB)")
         }
-        if let url {
-            if url.utf8.count > ManifestLimits.maxURLBytes {
-                problems.append("artifact.url is longer than \(ManifestLimits.maxURLBytes) bytes")
-            }
-            if !(url.hasPrefix("https://") || url.hasPrefix("http://")) {
-                problems.append("artifact.url must be an http:// or https:// URL")
-            }
+        if let url { problems += Self.urlProblems(url) }
+        return problems
+    }
+
+    /// Why `url` cannot be a manifest's `artifact.url` (empty when it can), for tools that
+    /// take one before there is a manifest to validate.
+    public static func urlProblems(_ url: String) -> [String] {
+        var problems: [String] = []
+        if url.utf8.count > ManifestLimits.maxURLBytes {
+            problems.append("artifact.url is longer than \(ManifestLimits.maxURLBytes) bytes")
+        }
+        if !(url.hasPrefix("https://") || url.hasPrefix("http://")) {
+            problems.append("artifact.url must be an http:// or https:// URL")
         }
         return problems
     }

@@ -14,10 +14,18 @@ struct DeployCommand: AsyncParsableCommand {
     @Argument(help: "The app.") var app: String
     @OptionGroup var release: ReleaseOptions
     @Option(help: ArgumentHelp("The Ed25519 key that signs the release.", valueName: "file")) var key: String
+    @Flag(help: "Upload nothing: every agent fetches the artifact from --url (the controller still hashes and stores it).")
+    var fetch = false
     @OptionGroup var selection: SelectionOptions
     @OptionGroup var strategy: StrategyOptions
     @OptionGroup var output: OutputOptions
     @OptionGroup var controller: ControllerOptions
+
+    func validate() throws {
+        if fetch, release.artifactURL == nil {
+            throw ValidationError("--fetch needs --url: the agents fetch the artifact from the manifest's artifact.url")
+        }
+    }
 
     func run() async throws {
         let context = try ControllerContext(controller)
@@ -31,10 +39,11 @@ struct DeployCommand: AsyncParsableCommand {
         try OperatorFiles.write(Data(bytes), to: envelopePath)
         let checked: RolloutPreflight.Checked
         do {
-            checked = try RolloutPreflight.check(
-                .init(envelope: bytes, envelopeFile: envelopePath, fleet: try context.fleet(), environment: release.environment,
-                      hostIDs: selection.hostIDs, selector: try selection.labels(), artifactFile: nil, policy: try context.policy()),
-                state: context.state)
+            var input = RolloutPreflight.Input(
+                envelope: bytes, envelopeFile: envelopePath, fleet: try context.fleet(), environment: release.environment,
+                hostIDs: selection.hostIDs, selector: try selection.labels(), artifactFile: nil, policy: try context.policy())
+            input.fetch = fetch
+            checked = try RolloutPreflight.check(input, state: context.state)
         } catch {
             throw cliError(error)
         }

@@ -23,6 +23,12 @@ struct ReleaseOptions: ParsableArguments {
             "A host the manifest may run on (repeat for more). Default: any host of the environment, or, when the trust policy sets requireTargets, the hosts the fleet file lists for it now.",
             valueName: "host"))
     var targets: [String] = []
+    @Option(
+        name: .customLong("url"),
+        help: ArgumentHelp(
+            "Where agents may fetch the artifact (the manifest's artifact.url): an https:// or http:// URL serving the same bytes. `baton rollout --fetch` (or `deploy --fetch`) then uploads nothing.",
+            valueName: "url"))
+    var artifactURL: String?
 }
 
 extension ReleaseOptions {
@@ -36,9 +42,15 @@ extension ReleaseOptions {
             }
             requested = duration
         }
+        if let url = artifactURL {
+            let problems = ArtifactReference.urlProblems(url)
+            guard problems.isEmpty else {
+                throw CLIError(code: "invalid_value", message: "--url '\(url)': \(problems.joined(separator: "; "))")
+            }
+        }
         let spec = ReleaseCreation.Spec(
             app: app, release: releaseName, environment: environment, artifactFile: artifact, notes: notes, source: source,
-            expiresIn: requested, targets: targets)
+            expiresIn: requested, targets: targets, artifactURL: artifactURL)
         let (policy, definition, fleet) = (try context.policy(), try context.app(app), try context.fleet())
         let registry = try context.releaseStore()
         do {

@@ -7,19 +7,15 @@ import Testing
 /// CA that issued its certificate.
 @Suite("Rollouts where agents fetch", .serialized)
 struct FetchRolloutTests {
-    /// `release create`, then `artifact.url` added to the manifest before it is signed.
+    /// `release create --url` (the manifest's `artifact.url`), then signed.
     static func release(_ fleet: LocalFleet, _ name: String, artifact: String, url: String?) async throws -> String {
         let created = try await fleet.run(
-            ["release", "create", "web", "--artifact", artifact, "--release", name, "--environment", "staging", "-o", "\(name).manifest.json"])
+            ["release", "create", "web", "--artifact", artifact, "--release", name, "--environment", "staging", "-o", "\(name).manifest.json"]
+                + (url.map { ["--url", $0] } ?? []))
         try #require(created.status == 0, "release create: \(created.stderr)")
-        if let url {
-            let path = fleet.dir.child("\(name).manifest.json")
-            var manifest = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
-            var reference = try #require(manifest["artifact"] as? [String: Any])
-            reference["url"] = url
-            manifest["artifact"] = reference
-            try JSONSerialization.data(withJSONObject: manifest).write(to: URL(fileURLWithPath: path))
-        }
+        let written = try Data(contentsOf: URL(fileURLWithPath: fleet.dir.child("\(name).manifest.json")))
+        let manifest = try #require(try JSONSerialization.jsonObject(with: written) as? [String: Any])
+        #expect((manifest["artifact"] as? [String: Any])?["url"] as? String == url)
         let signed = try await fleet.run(["manifest", "sign", "\(name).manifest.json", "--key", "keys/ci.key"])
         try #require(signed.status == 0, "sign: \(signed.stderr)")
         return "\(name).manifest.envelope.json"
@@ -71,5 +67,37 @@ struct FetchRolloutTests {
         #expect(both.status == 2)
         #expect(both.stderr.contains("--fetch and --artifact exclude each other"), "\(both.stderr)")
         for host in fleet.hostIDs { #expect(fleet.current(host) == "v1") }
+    }
+
+    @Test("deploy --url --fetch: one step, nothing uploaded; a URL that is not http(s) is refused before any agent is asked")
+    func deployWithFetch() async throws {
+        let fleet = try await LocalFleet.start(hosts: 2)
+        defer { fleet.shutdown() }
+        let tls = fleet.dir.child("hosts/host-1/tls")
+        let nginx = try NginxServer(tls: .init(certificate: "\(tls)/host-1.pem", key: "\(tls)/host-1.key"))
+        defer { nginx.stop() }
+        let v1 = try fleet.artifact("v1")
+        try nginx.serve(v1, at: "/builds/web-v1.tar.gz")
+
+        let refused = try await fleet.run(
+            ["deploy", "web", "--artifact", v1, "--release", "v1", "--environment", "staging", "--key", "keys/ci.key",
+             "--url", "ftp://127.0.0.1/web-v1.tar.gz", "--fetch"])
+        #expect(refused.status == 2)
+        #expect(refused.stderr.contains("invalid_value") && refused.stderr.contains("http:// or https://"), "\(refused.stderr)")
+        let noURL = try await fleet.run(
+            ["deploy", "web", "--artifact", v1, "--release", "v1", "--environment", "staging", "--key", "keys/ci.key", "--fetch"])
+        #expect(noURL.status == 2)
+        #expect(noURL.stderr.contains("--fetch needs --url"), "\(noURL.stderr)")
+        #expect(nginx.accessLog.isEmpty, "\(nginx.accessLog)")
+
+        let result = try await fleet.run(
+            ["deploy", "web", "--artifact", v1, "--release", "v1", "--environment", "staging", "--key", "keys/ci.key",
+             "--url", nginx.url("/builds/web-v1.tar.gz"), "--fetch", "--json"])
+        let run = try RolloutTests.JSONRun(result)
+        #expect(run.status == 0, "\(result.stdout)\n\(result.stderr)")
+        #expect(Set(run.list("succeeded")) == Set(fleet.hostIDs))
+        for host in fleet.hostIDs { #expect(fleet.current(host) == "v1") }
+        #expect(!run.events.contains { $0["phase"] as? String == "uploading" }, "\(run.events)")
+        #expect(nginx.accessLog.filter { $0.hasPrefix("200 ") }.count == 2, "\(nginx.accessLog)")
     }
 }

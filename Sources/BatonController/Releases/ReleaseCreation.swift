@@ -16,9 +16,12 @@ public enum ReleaseCreation {
         public var expiresIn: BatonDuration?
         /// Empty: any host of the environment, or all it has now when the policy requires targets.
         public var targets: [String]
+        /// The manifest's `artifact.url`: where agents may fetch the artifact instead of
+        /// being sent it (`baton rollout --fetch`, or any controller that does not hold it).
+        public var artifactURL: String?
 
         public init(app: String, release: String, environment: String, artifactFile: String, notes: String? = nil,
-                    source: String? = nil, expiresIn: BatonDuration? = nil, targets: [String] = []) {
+                    source: String? = nil, expiresIn: BatonDuration? = nil, targets: [String] = [], artifactURL: String? = nil) {
             self.app = app
             self.release = release
             self.environment = environment
@@ -27,6 +30,7 @@ public enum ReleaseCreation {
             self.source = source
             self.expiresIn = expiresIn
             self.targets = targets
+            self.artifactURL = artifactURL
         }
     }
 
@@ -59,7 +63,12 @@ public enum ReleaseCreation {
         guard !hosts.isEmpty else {
             throw ControllerError(.noHosts, "the fleet has no host in environment '\(spec.environment)'")
         }
-        let artifact = try state.storeArtifact(spec.artifactFile)
+        if let url = spec.artifactURL {
+            let problems = ArtifactReference.urlProblems(url)
+            guard problems.isEmpty else { throw ControllerError(.configurationInvalid, problems.joined(separator: "; ")) }
+        }
+        var artifact = try state.storeArtifact(spec.artifactFile)
+        artifact.url = spec.artifactURL
         let (serials, unreachable) = try await withAgentClient(for: hosts, retry: .quick, using: makeClient) { client in
             await ReleaseBuilder.agentSerials(client: client, hosts: hosts, app: spec.app)
         }
