@@ -32,10 +32,10 @@ struct HistoryCommand: AsyncParsableCommand {
                 Output.line("no rollouts recorded\(app.map { " for \($0)" } ?? "")")
                 return
             }
-            Output.line("ROLLOUT                            APP        RELEASE          ENV          OUTCOME          HOSTS  BY")
+            Output.line("ROLLOUT                            APP        RELEASE          ENV          KIND      OUTCOME          HOSTS  BY")
             for r in rollouts {
                 let ok = r.hosts.filter { $0.phase == .succeeded }.count
-                Output.line([pad(r.id, 34), pad(r.app, 10), pad(r.release, 16), pad(r.environment, 12),
+                Output.line([pad(r.id, 34), pad(r.app, 10), pad(r.release, 16), pad(r.environment, 12), pad(r.kind.rawValue, 9),
                              pad(r.outcome?.rawValue ?? "running?", 16), pad("\(ok)/\(r.hosts.count)", 6), r.actor].joined(separator: " "))
             }
         }

@@ -66,6 +66,9 @@ struct DrillTests {
         let rollouts = try #require(try JSONSerialization.jsonObject(with: Data(history.stdout.utf8)) as? [[String: Any]])
         #expect(rollouts.prefix(2).allSatisfy { $0["kind"] as? String == "drill" }, "\(rollouts)")
         #expect(rollouts.dropFirst(2).allSatisfy { $0["kind"] as? String == "rollout" })
+        let text = try await fleet.run(["history", "web"])
+        let kinds = text.stdout.split(separator: "\n").dropFirst().map { $0.split(separator: " ", omittingEmptySubsequences: true)[4] }
+        #expect(text.stdout.hasPrefix("ROLLOUT") && kinds == ["drill", "drill"] + Array(repeating: "rollout", count: kinds.count - 2), "\(text.stdout)")
         let row = try await Self.reportRow(fleet)
         #expect(row["deployments"] as? Int == 2 && row["drills"] as? Int == 1 && row["drillsSucceeded"] as? Int == 1, "\(row)")
         #expect(row["lastDrillOutcome"] as? String == "succeeded" && (row["drillTimeToRecover"] as? Double).map { $0 > 0 } == true, "\(row)")
