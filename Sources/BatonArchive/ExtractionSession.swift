@@ -2,6 +2,14 @@ import Glibc
 
 /// One extraction in progress: takes the tar stream chunk by chunk, applies the policy to
 /// each member and creates it relative to directory descriptors under the staging directory.
+///
+/// Durable (`durable: true`): when `finish()` returns, every file (data, mode and mtime) and
+/// every directory of the tree is on disk, and nothing else was flushed: the writeback of
+/// each file is started as soon as its last byte is written, and it is fsynced
+/// `syncWindow` files later, by when its data has usually reached the disk, so the fsyncs
+/// wait little and the journal commits one of them forces cover the files before it.
+/// This replaces a `syncfs(2)`, which flushes the whole file system: on a disk shared by
+/// many agents (or anything else), every agent's flush waits for everyone's data.
 final class ExtractionSession {
     private struct OpenFile {
         let fd: Int32
@@ -18,10 +26,18 @@ final class ExtractionSession {
     /// Directories created as parents without an entry of their own.
     private var implicitDirectories = 0
     private(set) var summary = ExtractionSummary()
+    private let durable: Bool
+    /// Files written and closed by the tar stream, their writeback started, not yet fsynced
+    /// (durable sessions only), oldest first.
+    private var unsynced: [(fd: Int32, name: [UInt8])] = []
+    /// How many files may wait for their fsync: enough for the writeback of the oldest to
+    /// have finished, few enough to stay far below any descriptor limit.
+    static let syncWindow = 32
 
     /// Opens the staging directory (which must exist and be empty) once, without following a symlink.
-    init(stagingDirectory: String, limits: ExtractionLimits) throws(ExtractionError) {
+    init(stagingDirectory: String, limits: ExtractionLimits, durable: Bool = false) throws(ExtractionError) {
         self.limits = limits
+        self.durable = durable
         let root = Glibc.open(stagingDirectory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard root >= 0 else {
             let code = errno
@@ -84,6 +100,26 @@ final class ExtractionSession {
                 )
             }
         }
+        if durable { try syncTree() }
+    }
+
+    /// The files not yet fsynced, then every directory (their entries: files, links,
+    /// subdirectories), the root last.
+    private func syncTree() throws(ExtractionError) {
+        while !unsynced.isEmpty { try syncOldest() }
+        for (bytes, node) in tree.nodes where node.isDirectory && !bytes.isEmpty {
+            handles.trim()
+            let path = ArchivePath(components: ArchivePath.split(bytes))
+            let fd = try handles.descriptor(for: path, entry: bytes)
+            guard fsync(fd) == 0 else { throw .system("fsync directory", bytes, errno: errno) }
+        }
+        guard fsync(handles.root) == 0 else { throw .system("fsync staging directory", nil, errno: errno) }
+    }
+
+    private func syncOldest() throws(ExtractionError) {
+        let (fd, name) = unsynced.removeFirst()
+        defer { Glibc.close(fd) }
+        guard fsync(fd) == 0 else { throw .system("fsync", name, errno: errno) }
     }
 
     /// Closes every descriptor. Safe to call more than once.
@@ -92,6 +128,8 @@ final class ExtractionSession {
             Glibc.close(file.fd)
             self.file = nil
         }
+        for (fd, _) in unsynced { Glibc.close(fd) }
+        unsynced.removeAll()
         handles.closeAll()
     }
 
@@ -223,7 +261,8 @@ final class ExtractionSession {
     private func endEntry() throws(ExtractionError) {
         guard let file else { return }
         self.file = nil
-        defer { Glibc.close(file.fd) }
+        var awaitsSync = false
+        defer { if !awaitsSync { Glibc.close(file.fd) } }
         if handles.needsExplicitMode(file.mode), fchmod(file.fd, file.mode) != 0 {
             throw .system("set mode of", file.name, errno: errno)
         }
@@ -240,6 +279,11 @@ final class ExtractionSession {
         if status != 0, errno != EINVAL, errno != EOVERFLOW {
             throw .system("set mtime of", file.name, errno: errno)
         }
+        guard durable else { return }
+        WriteBack.start(file.fd)
+        unsynced.append((file.fd, file.name))
+        awaitsSync = true
+        if unsynced.count > Self.syncWindow { try syncOldest() }
     }
 
     private func createDirectory(_ entry: TarEntry, _ path: ArchivePath, exists: Bool) throws(ExtractionError) {

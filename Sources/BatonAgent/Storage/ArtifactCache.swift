@@ -1,3 +1,4 @@
+import BatonArchive
 import BatonProtocol
 import Crypto
 #if canImport(FoundationEssentials)
@@ -168,6 +169,9 @@ final class ArtifactWriter: @unchecked Sendable {
     private var hasher = SHA256()
     private(set) var written: UInt64 = 0
     private var closed = false
+    private var verified = false
+    /// What the bytes written hash to, once `verify` ran.
+    private(set) var actualDigest: String?
 
     init(cache: ArtifactCache, digest: String, size: UInt64) throws(AgentError) {
         guard Digest.isSHA256Hex(digest) else {
@@ -214,19 +218,39 @@ final class ArtifactWriter: @unchecked Sendable {
         }
         hasher = SHA256()
         written = 0
+        verified = false
     }
 
     /// Checks size and digest, makes the file durable and visible under its digest.
     func finish() throws(AgentError) {
+        try verify()
+        try commit()
+    }
+
+    /// Checks size and digest; on a mismatch drops the file, so nothing is ever kept under
+    /// a digest it does not have.
+    func verify() throws(AgentError) {
         guard written == size else {
             abort()
             throw AgentError(.sizeMismatch, "received \(written) bytes but the manifest declares \(size); nothing was kept")
         }
         let actual = Digest.hex(hasher.finalize())
+        actualDigest = actual
         guard actual == digest else {
             abort()
             throw AgentError(.digestMismatch, "the artifact hashes to \(actual), not \(digest); nothing was kept")
         }
+        verified = true
+        // The fsync in `commit` may come after other work (an unpack's own syncs): let the
+        // kernel write the bytes meanwhile.
+        WriteBack.start(fd)
+    }
+
+    /// Makes a verified file durable, then visible under its digest: a later deployment
+    /// trusts it by name and size without rehashing it, so its bytes must be on disk
+    /// before its name is.
+    func commit() throws(AgentError) {
+        guard verified, !closed else { throw AgentError(.ioError, "internal: the artifact was not verified before it was kept") }
         guard fsync(fd) == 0 else {
             let e = errno
             abort()
