@@ -171,13 +171,17 @@ extension DeploymentEngine {
                     state.releases.removeAll { $0.name == release }
                     state.releases.append(
                         AppState.InstalledRelease(name: release, artifactSHA256: context.manifest!.artifact.sha256, installedAt: now()))
-                    try store.writeApp(state)
                 }
-                let before = store.currentRelease(app)
-                try DurableFiles.replaceSymlink(layout.currentLink(app), target: "releases/\(release)")
+                // One write, before the swap, both lists the release and names it current:
+                // `current` in the state is only ever read as the link's echo (readers of
+                // what is live read the link; every start, and every ending, sets the
+                // state's `current` from the link), so naming it a moment early is
+                // harmless, while the release must be known before the link can name it.
                 state.current = release
                 state.updatedAt = now()
                 try store.writeApp(state)
+                let before = store.currentRelease(app)
+                try DurableFiles.replaceSymlink(layout.currentLink(app), target: "releases/\(release)")
                 return before
             }
             await note(id, "current → \(release)" + (before.map { " (was \($0))" } ?? ""))
