@@ -5,11 +5,11 @@ import Glibc
 ///
 /// Durable (`durable: true`): when `finish()` returns, every file (data, mode and mtime) and
 /// every directory of the tree is on disk, and nothing else was flushed: the writeback of
-/// each file is started as soon as its last byte is written, and it is fsynced
-/// `syncWindow` files later, by when its data has usually reached the disk, so the fsyncs
-/// wait little and the journal commits one of them forces cover the files before it.
-/// This replaces a `syncfs(2)`, which flushes the whole file system: on a disk shared by
-/// many agents (or anything else), every agent's flush waits for everyone's data.
+/// each file is started as soon as its last byte is written, and it is fsynced in the
+/// background (`FileSyncer`) while the next files are written; the directories are
+/// fsynced at the end. This replaces a `syncfs(2)`, which flushes the whole file system:
+/// on a disk shared by many agents (or anything else), every agent's flush waits for
+/// everyone's data.
 final class ExtractionSession {
     private struct OpenFile {
         let fd: Int32
@@ -27,17 +27,14 @@ final class ExtractionSession {
     private var implicitDirectories = 0
     private(set) var summary = ExtractionSummary()
     private let durable: Bool
-    /// Files written and closed by the tar stream, their writeback started, not yet fsynced
-    /// (durable sessions only), oldest first.
-    private var unsynced: [(fd: Int32, name: [UInt8])] = []
-    /// How many files may wait for their fsync: enough for the writeback of the oldest to
-    /// have finished, few enough to stay far below any descriptor limit.
-    static let syncWindow = 32
+    /// Durable sessions only: fsyncs the files written, in the background.
+    private let syncer: FileSyncer?
 
     /// Opens the staging directory (which must exist and be empty) once, without following a symlink.
     init(stagingDirectory: String, limits: ExtractionLimits, durable: Bool = false) throws(ExtractionError) {
         self.limits = limits
         self.durable = durable
+        syncer = durable ? FileSyncer() : nil
         let root = Glibc.open(stagingDirectory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard root >= 0 else {
             let code = errno
@@ -106,7 +103,7 @@ final class ExtractionSession {
     /// The files not yet fsynced, then every directory (their entries: files, links,
     /// subdirectories), the root last.
     private func syncTree() throws(ExtractionError) {
-        while !unsynced.isEmpty { try syncOldest() }
+        try syncer?.finish()
         for (bytes, node) in tree.nodes where node.isDirectory && !bytes.isEmpty {
             handles.trim()
             let path = ArchivePath(components: ArchivePath.split(bytes))
@@ -116,11 +113,6 @@ final class ExtractionSession {
         guard fsync(handles.root) == 0 else { throw .system("fsync staging directory", nil, errno: errno) }
     }
 
-    private func syncOldest() throws(ExtractionError) {
-        let (fd, name) = unsynced.removeFirst()
-        defer { Glibc.close(fd) }
-        guard fsync(fd) == 0 else { throw .system("fsync", name, errno: errno) }
-    }
 
     /// Closes every descriptor. Safe to call more than once.
     func close() {
@@ -128,8 +120,7 @@ final class ExtractionSession {
             Glibc.close(file.fd)
             self.file = nil
         }
-        for (fd, _) in unsynced { Glibc.close(fd) }
-        unsynced.removeAll()
+        syncer?.drain()
         handles.closeAll()
     }
 
@@ -279,11 +270,9 @@ final class ExtractionSession {
         if status != 0, errno != EINVAL, errno != EOVERFLOW {
             throw .system("set mtime of", file.name, errno: errno)
         }
-        guard durable else { return }
-        WriteBack.start(file.fd)
-        unsynced.append((file.fd, file.name))
+        guard let syncer else { return }
+        syncer.sync(file.fd, name: file.name)
         awaitsSync = true
-        if unsynced.count > Self.syncWindow { try syncOldest() }
     }
 
     private func createDirectory(_ entry: TarEntry, _ path: ArchivePath, exists: Bool) throws(ExtractionError) {

@@ -19,7 +19,7 @@ public enum WriteBack {
 
     /// Glibc declares `sync_file_range` only under `_GNU_SOURCE`, which the Swift importer
     /// does not set, so it is looked up once at run time (glibc has it since 2.6).
-    nonisolated(unsafe) private static let syncFileRange: SyncFileRange? = {
+    private static let syncFileRange: SyncFileRange? = {
         guard let handle = dlopen(nil, RTLD_NOW), let symbol = dlsym(handle, "sync_file_range") else { return nil }
         return unsafeBitCast(symbol, to: SyncFileRange.self)
     }()
