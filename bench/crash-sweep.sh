@@ -3,7 +3,8 @@
 # with SIGKILL at a random moment or in a chosen phase (every fourth also kills the
 # reconciliation that follows), then reconciled and checked: a complete `current`, no
 # staging, a truthful record, nothing on disk unaccounted for, and a next deployment
-# that succeeds. The default test suite runs 16 such trials (every phase aimed at once);
+# that succeeds. The default test suite runs 18 such trials (every phase, and the one read
+# of `batond apply` before acceptance, aimed at once);
 # this is the sweep for the odd moments between phases.
 #
 #   bench/crash-sweep.sh            # 200 trials

@@ -21,17 +21,18 @@ public enum ArchiveExtractor {
     static let maxTrailingBytes: UInt64 = 1 << 20
 
     /// Extracts the archive at `path` into `stagingDirectory`, which must exist and be empty.
+    /// `durable`: the tree is on disk when this returns (`ArchiveStream`), no `syncTree` needed.
     @discardableResult
     public static func extract(
         archiveAt path: String, format: ArchiveFormat, into stagingDirectory: String,
-        limits: ExtractionLimits = ExtractionLimits()
+        limits: ExtractionLimits = ExtractionLimits(), durable: Bool = false
     ) throws(ExtractionError) -> ExtractionSummary {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             throw ExtractionError(.ioError, "cannot open the archive \(path): \(errnoDescription(errno))")
         }
         defer { close(fd) }
-        return try extract(from: fd, format: format, into: stagingDirectory, limits: limits)
+        return try extract(from: fd, format: format, into: stagingDirectory, limits: limits, durable: durable)
     }
 
     /// Extracts the archive read from `fileDescriptor` (to its end; it is not closed) into
@@ -39,27 +40,24 @@ public enum ArchiveExtractor {
     @discardableResult
     public static func extract(
         from fileDescriptor: Int32, format: ArchiveFormat, into stagingDirectory: String,
-        limits: ExtractionLimits = ExtractionLimits()
+        limits: ExtractionLimits = ExtractionLimits(), durable: Bool = false
     ) throws(ExtractionError) -> ExtractionSummary {
-        let session = try ExtractionSession(stagingDirectory: stagingDirectory, limits: limits)
-        defer { session.close() }
+        let stream = try ArchiveStream(format: format, into: stagingDirectory, limits: limits, durable: durable)
+        defer { stream.close() }
         let input = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 16)
         defer { input.deallocate() }
-        switch format {
-        case .tar:
-            try pumpTar(fileDescriptor, input, session)
-        case .tarGz:
-            let output = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 16)
-            defer { output.deallocate() }
-            try pumpGzip(fileDescriptor, input, output, session)
+        while stream.wantsMore {
+            let count = try read(fileDescriptor, into: input)
+            guard count > 0 else { break }
+            try stream.consume(UnsafeRawBufferPointer(rebasing: input[0..<count]))
         }
-        try session.finish()
-        return session.summary
+        return try stream.finish()
     }
 
-    /// Makes the staged tree durable: one `syncfs(2)` for the file system holding it (cheaper
-    /// than an fsync per file, and it catches delayed write errors), then an fsync of the
-    /// directory itself. Call before the release is switched to.
+    /// Makes the staged tree durable: one `syncfs(2)` for the file system holding it, then an
+    /// fsync of the directory itself. The agent extracts with `durable: true` instead, which
+    /// syncs only the tree's own files and directories (a `syncfs` waits for every dirty
+    /// byte of the file system, other processes' included).
     public static func syncTree(_ directory: String) throws(ExtractionError) {
         let fd = open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { throw .system("open", Array(directory.utf8), errno: errno) }
@@ -74,38 +72,6 @@ public enum ArchiveExtractor {
     }
 
     // MARK: - Reading
-
-    private static func pumpTar(
-        _ fd: Int32, _ input: UnsafeMutableRawBufferPointer, _ session: ExtractionSession
-    ) throws(ExtractionError) {
-        // Plain tar stops at the end-of-archive marker, as tar(1) does; record padding is not read.
-        while !session.isAtEnd {
-            let count = try read(fd, into: input)
-            guard count > 0 else { return }
-            try session.consume(UnsafeRawBufferPointer(rebasing: input[0..<count]))
-        }
-    }
-
-    private static func pumpGzip(
-        _ fd: Int32, _ input: UnsafeMutableRawBufferPointer, _ output: UnsafeMutableRawBufferPointer,
-        _ session: ExtractionSession
-    ) throws(ExtractionError) {
-        let gzip = try GzipDecompressor()
-        while true {
-            let count = try read(fd, into: input)
-            guard count > 0 else { break }
-            var used = 0
-            var produced = 0
-            repeat {
-                let result = try gzip.decompress(UnsafeRawBufferPointer(rebasing: input[used..<count]), into: output)
-                used += result.consumed
-                produced = result.produced
-                if produced > 0 { try session.consume(UnsafeRawBufferPointer(rebasing: output[0..<produced])) }
-                if session.trailingBytes > maxTrailingBytes { return }
-            } while used < count || produced == output.count
-        }
-        try gzip.finish()
-    }
 
     private static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) throws(ExtractionError) -> Int {
         while true {

@@ -2,6 +2,14 @@ import Glibc
 
 /// One extraction in progress: takes the tar stream chunk by chunk, applies the policy to
 /// each member and creates it relative to directory descriptors under the staging directory.
+///
+/// Durable (`durable: true`): when `finish()` returns, every file (data, mode and mtime) and
+/// every directory of the tree is on disk, and nothing else was flushed: the writeback of
+/// each file is started as soon as its last byte is written, and it is fsynced in the
+/// background (`FileSyncer`) while the next files are written; the directories are
+/// fsynced at the end. This replaces a `syncfs(2)`, which flushes the whole file system:
+/// on a disk shared by many agents (or anything else), every agent's flush waits for
+/// everyone's data.
 final class ExtractionSession {
     private struct OpenFile {
         let fd: Int32
@@ -18,10 +26,15 @@ final class ExtractionSession {
     /// Directories created as parents without an entry of their own.
     private var implicitDirectories = 0
     private(set) var summary = ExtractionSummary()
+    private let durable: Bool
+    /// Durable sessions only: fsyncs the files written, in the background.
+    private let syncer: FileSyncer?
 
     /// Opens the staging directory (which must exist and be empty) once, without following a symlink.
-    init(stagingDirectory: String, limits: ExtractionLimits) throws(ExtractionError) {
+    init(stagingDirectory: String, limits: ExtractionLimits, durable: Bool = false) throws(ExtractionError) {
         self.limits = limits
+        self.durable = durable
+        syncer = durable ? FileSyncer() : nil
         let root = Glibc.open(stagingDirectory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard root >= 0 else {
             let code = errno
@@ -84,7 +97,22 @@ final class ExtractionSession {
                 )
             }
         }
+        if durable { try syncTree() }
     }
+
+    /// The files not yet fsynced, then every directory (their entries: files, links,
+    /// subdirectories), the root last.
+    private func syncTree() throws(ExtractionError) {
+        try syncer?.finish()
+        for (bytes, node) in tree.nodes where node.isDirectory && !bytes.isEmpty {
+            handles.trim()
+            let path = ArchivePath(components: ArchivePath.split(bytes))
+            let fd = try handles.descriptor(for: path, entry: bytes)
+            guard fsync(fd) == 0 else { throw .system("fsync directory", bytes, errno: errno) }
+        }
+        guard fsync(handles.root) == 0 else { throw .system("fsync staging directory", nil, errno: errno) }
+    }
+
 
     /// Closes every descriptor. Safe to call more than once.
     func close() {
@@ -92,6 +120,7 @@ final class ExtractionSession {
             Glibc.close(file.fd)
             self.file = nil
         }
+        syncer?.drain()
         handles.closeAll()
     }
 
@@ -223,7 +252,8 @@ final class ExtractionSession {
     private func endEntry() throws(ExtractionError) {
         guard let file else { return }
         self.file = nil
-        defer { Glibc.close(file.fd) }
+        var awaitsSync = false
+        defer { if !awaitsSync { Glibc.close(file.fd) } }
         if handles.needsExplicitMode(file.mode), fchmod(file.fd, file.mode) != 0 {
             throw .system("set mode of", file.name, errno: errno)
         }
@@ -240,6 +270,9 @@ final class ExtractionSession {
         if status != 0, errno != EINVAL, errno != EOVERFLOW {
             throw .system("set mtime of", file.name, errno: errno)
         }
+        guard let syncer else { return }
+        syncer.sync(file.fd, name: file.name)
+        awaitsSync = true
     }
 
     private func createDirectory(_ entry: TarEntry, _ path: ArchivePath, exists: Bool) throws(ExtractionError) {

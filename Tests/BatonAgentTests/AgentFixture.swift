@@ -150,6 +150,24 @@ final class AgentFixture: @unchecked Sendable {
     func releasesOnDisk() -> [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: layout.releasesDirectory(app))) ?? []).sorted()
     }
+
+    func temporaryArtifactEntries() -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: layout.artifactsTemporaryDirectory)) ?? []).sorted()
+    }
+
+    /// `batond apply` is in its one read of the artifact file: unpacking into `artifacts/tmp`.
+    func onePassUnpackInProgress() -> Bool {
+        temporaryArtifactEntries().contains { $0.hasPrefix("unpack.") }
+    }
+
+    /// Every file kept in the artifact cache hashes to its name.
+    func cachedArtifactsMatchTheirNames() -> Bool {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: layout.artifactsDirectory)) ?? []
+        return names.allSatisfy { name in
+            guard let bytes = FileManager.default.contents(atPath: layout.artifact(name)) else { return false }
+            return Digest.sha256Hex(bytes) == name
+        }
+    }
 }
 
 extension DeploymentEngine {

@@ -54,6 +54,9 @@ import Testing
         // Nothing began: no deployment record, no state for the app, no release.
         #expect(((try? FileManager.default.contentsOfDirectory(atPath: fixture.layout.deploymentsDirectory)) ?? []).isEmpty)
         #expect(!FileManager.default.fileExists(atPath: "\(fixture.layout.stateDirectory)/apps/web.json"))
+        // The one read of each file hashed, cached and unpacked it: none of it is left.
+        #expect(!FileManager.default.fileExists(atPath: fixture.layout.artifact(v1.sha256)))
+        #expect(fixture.temporaryArtifactEntries().isEmpty)
 
         let record = try await engine.deploy(envelope, artifact: v1.path)
         #expect(record.phase == .succeeded, "\(record.error?.description ?? "")")

@@ -16,9 +16,18 @@ import Testing
 /// `BATON_CRASH_TRIALS=200 swift test --skip-build --filter CrashTests`, or
 /// `bench/crash-sweep.sh`, which prints the figures.
 @Suite(.serialized) struct CrashTests {
-    static let targets: [DeploymentPhase] = [
-        .accepted, .fetching, .unpacking, .preparing, .switching, .activating, .checking, .baking,
+    static let targets: [Aim] = [
+        .onePass, .phase(.accepted), .phase(.fetching), .phase(.unpacking), .phase(.preparing), .phase(.switching),
+        .phase(.activating), .phase(.checking), .phase(.baking),
     ]
+
+    /// Where an aimed kill lands: in a phase of the record, or in the one read of the
+    /// artifact file that hashes, caches and unpacks it before the serial is consumed
+    /// (seen as its directory under `artifacts/tmp`).
+    enum Aim {
+        case onePass
+        case phase(DeploymentPhase)
+    }
     /// Each phase in `targets` aimed at once (even trial i aims at `targets[(i / 2) % count]`).
     static let defaultIterations = 2 * targets.count
     static let iterations: Int = {
@@ -83,10 +92,17 @@ import Testing
                 let reader = StateReader(dataDirectory: fixture.dataDirectory)
                 let deadline = ContinuousClock.now + .seconds(window * 3)
                 while ContinuousClock.now < deadline {
-                    if let phase = (try? reader.record("web-\(fixture.serial)"))?.phase, phase == target || phase.isTerminal {
-                        break
+                    let phase = (try? reader.record("web-\(fixture.serial)"))?.phase
+                    if let phase, phase.isTerminal { break }
+                    switch target {
+                    case .phase(let aimed) where phase == aimed: break
+                    case .onePass where phase != nil: break
+                    case .onePass where fixture.onePassUnpackInProgress(): break
+                    default:
+                        try await Task.sleep(for: .microseconds(300))
+                        continue
                     }
-                    try await Task.sleep(for: .microseconds(300))
+                    break
                 }
             }
             kill(process.processIdentifier, SIGKILL)
@@ -122,6 +138,11 @@ import Testing
             #expect(live == "r\(i)" || live == previousLive, "iteration \(i): unexpected live release \(live)")
             let staging = fixture.stagingEntries()
             #expect(staging.isEmpty, "iteration \(i): staging left behind")
+            // Nothing half-read is left, and every cached artifact is what its name says.
+            let leftovers = fixture.temporaryArtifactEntries()
+            #expect(leftovers.isEmpty, "iteration \(i): artifacts/tmp holds \(leftovers)")
+            let cacheTruthful = fixture.cachedArtifactsMatchTheirNames()
+            #expect(cacheTruthful, "iteration \(i): a cached artifact does not hash to its name")
             // Nothing on disk that the state does not account for.
             let onDisk = Set(fixture.releasesOnDisk())
             #expect(onDisk.isSubset(of: Set(web.releases + [live])))
@@ -157,7 +178,7 @@ import Testing
 
             // The same checks as above, folded into one figure for the sweep's report.
             if reconciled.status == 0, status.status == 0, web.activeDeploymentID == nil, complete, expectedLive,
-                staging.isEmpty, onDisk.isSubset(of: Set(web.releases + [live])), truthful,
+                staging.isEmpty, leftovers.isEmpty, cacheTruthful, onDisk.isSubset(of: Set(web.releases + [live])), truthful,
                 result.status == 0, fixture.current() == "r\(i)-next"
             {
                 consistentHosts += 1

@@ -52,6 +52,30 @@ struct Sandbox {
         }
     }
 
+    /// Feeds archive bytes to an `ArchiveStream` (durable, as the agent's one read of an
+    /// artifact uses it) in chunks of `chunk` bytes, and extracts them into `staging`.
+    func stream(
+        raw bytes: [UInt8], format: ArchiveFormat, limits: ExtractionLimits = ExtractionLimits(), chunk: Int
+    ) -> Result<ExtractionSummary, ExtractionError> {
+        do {
+            let stream = try ArchiveStream(format: format, into: staging, limits: limits, durable: true)
+            defer { stream.close() }
+            try bytes.withUnsafeBytes { all in
+                var offset = 0
+                while offset < all.count, stream.wantsMore {
+                    let end = min(offset + chunk, all.count)
+                    try stream.consume(UnsafeRawBufferPointer(rebasing: all[offset..<end]))
+                    offset = end
+                }
+            }
+            return .success(try stream.finish())
+        } catch let error as ExtractionError {
+            return .failure(error)
+        } catch {
+            return .failure(ExtractionError(.ioError, "test: \(error)"))
+        }
+    }
+
     /// Extracts tar bytes, gzipping them first for `.tarGz`.
     func extract(
         tar bytes: [UInt8], format: ArchiveFormat = .tar, limits: ExtractionLimits = ExtractionLimits()
@@ -147,6 +171,20 @@ func expectRefusal(
             errors.append(error)
         }
         #expect(sandbox.nothingOutside(), "\(format)", sourceLocation: sourceLocation)
+
+        // The same archive fed chunk by chunk (odd sizes, durable), as the agent's one read
+        // of `batond apply` feeds it: refused with the same code, nothing outside.
+        let streamed = try Sandbox()
+        defer { streamed.remove() }
+        let bytes = make(streamed)
+        let raw = format == .tarGz ? GzipWriter.compress(bytes) : bytes
+        switch streamed.stream(raw: raw, format: format, limits: limits, chunk: 1_021) {
+        case .success(let summary):
+            Issue.record("expected \(code.rawValue) for \(format), streamed, but extraction succeeded: \(summary)", sourceLocation: sourceLocation)
+        case .failure(let error):
+            #expect(error.code == code, "\(format), streamed: \(error)", sourceLocation: sourceLocation)
+        }
+        #expect(streamed.nothingOutside(), "\(format), streamed", sourceLocation: sourceLocation)
     }
     return errors
 }

@@ -36,6 +36,11 @@ extension DeploymentEngine {
                 await note(id, "release \(context.release) is already on disk; nothing to fetch or unpack")
                 return .succeeded
             }
+            if context.staged != nil {
+                // `batond apply`: read, verified and kept before the serial was consumed.
+                await note(id, "artifact received and verified (\(artifact.size) bytes)")
+                return .succeeded
+            }
             if cache.contains(artifact.sha256) {
                 var st = stat()
                 guard lstat(layout.artifact(artifact.sha256), &st) == 0, UInt64(st.st_size) == artifact.size else {
@@ -68,45 +73,60 @@ extension DeploymentEngine {
         }
     }
 
+    /// The bounds an artifact's archive is unpacked within.
+    var extractionLimits: ExtractionLimits {
+        var limits = ExtractionLimits()
+        limits.maxEntries = configuration.limits.maxArchiveEntries
+        limits.maxTotalBytes = configuration.limits.maxUnpackedBytes
+        return limits
+    }
+
     func unpack(_ id: String) async -> Outcome {
         guard let context = contexts[id], let manifest = context.manifest else { return .failed(missingContext(id)) }
         if context.reuseInstalled { return .succeeded }
         let staging = layout.stagingDirectory(context.app, id)
         let archive = layout.artifact(manifest.artifact.sha256)
-        let limits = {
-            var limits = ExtractionLimits()
-            limits.maxEntries = configuration.limits.maxArchiveEntries
-            limits.maxTotalBytes = configuration.limits.maxUnpackedBytes
-            return limits
-        }()
+        let limits = extractionLimits
         let format: ArchiveFormat = manifest.artifact.format == .tar ? .tar : .tarGz
         let stagingRoot = layout.stagingRoot(context.app)
+        let staged = context.staged
         do {
             let summary = try await Blocking.run { () throws -> ExtractionSummary in
                 DurableFiles.removeTree(staging)
                 try DurableFiles.makeDirectory(stagingRoot, mode: DataLayout.releaseDirectoryMode)
+                if let staged {
+                    // Unpacked (and synced) in the same read that verified the file: only
+                    // its place changes. The rename into `releases/` fsyncs the parents.
+                    let summary = try staged.result.get()
+                    if rename(staged.directory, staging) == 0 { return summary }
+                    // `artifacts/` on another file system than `apps/`: unpack again, from the cache.
+                    DurableFiles.removeTree(staged.directory)
+                }
                 try DurableFiles.makeDirectory(staging, mode: DataLayout.releaseDirectoryMode)
-                let summary = try ArchiveExtractor.extract(archiveAt: archive, format: format, into: staging, limits: limits)
-                // One syncfs for the whole tree instead of an fsync per file: the release
-                // must be on disk before `current` can name it.
-                try ArchiveExtractor.syncTree(staging)
-                return summary
+                // Durable: every file and directory of the tree is fsynced (nothing else is)
+                // before it returns; the release must be on disk before `current` can name it.
+                return try ArchiveExtractor.extract(archiveAt: archive, format: format, into: staging, limits: limits, durable: true)
             }
             await note(id, "unpacked " + [(UInt64(summary.files), "file"), (UInt64(summary.directories), "directory"), (UInt64(summary.bytes), "byte")]
                 .map { count, noun in "\(count) \(count == 1 ? noun : noun == "directory" ? "directories" : noun + "s")" }
                 .joined(separator: ", "))
             return .succeeded
         } catch let error as ExtractionError {
-            DurableFiles.removeTree(staging)
+            removeUnpacked(staging, staged)
             let code: AgentError.Code = error.code == .diskFull ? .diskFull : .extractionFailed
             return .failed(ErrorInfo(code: code == .diskFull ? code.rawValue : error.code.rawValue, message: error.message))
         } catch let error as AgentError {
-            DurableFiles.removeTree(staging)
+            removeUnpacked(staging, staged)
             return .failed(error.info)
         } catch {
-            DurableFiles.removeTree(staging)
+            removeUnpacked(staging, staged)
             return .failed(ErrorInfo(code: AgentError.Code.ioError.rawValue, message: "\(error)"))
         }
+    }
+
+    private nonisolated func removeUnpacked(_ staging: String, _ staged: LocalArtifactIntake.Staged?) {
+        DurableFiles.removeTree(staging)
+        if let staged { DurableFiles.removeTree(staged.directory) }
     }
 
     func prepare(_ id: String) async -> Outcome {
@@ -151,13 +171,17 @@ extension DeploymentEngine {
                     state.releases.removeAll { $0.name == release }
                     state.releases.append(
                         AppState.InstalledRelease(name: release, artifactSHA256: context.manifest!.artifact.sha256, installedAt: now()))
-                    try store.writeApp(state)
                 }
-                let before = store.currentRelease(app)
-                try DurableFiles.replaceSymlink(layout.currentLink(app), target: "releases/\(release)")
+                // One write, before the swap, both lists the release and names it current:
+                // `current` in the state is only ever read as the link's echo (readers of
+                // what is live read the link; every start, and every ending, sets the
+                // state's `current` from the link), so naming it a moment early is
+                // harmless, while the release must be known before the link can name it.
                 state.current = release
                 state.updatedAt = now()
                 try store.writeApp(state)
+                let before = store.currentRelease(app)
+                try DurableFiles.replaceSymlink(layout.currentLink(app), target: "releases/\(release)")
                 return before
             }
             await note(id, "current → \(release)" + (before.map { " (was \($0))" } ?? ""))
@@ -257,7 +281,11 @@ extension DeploymentEngine {
         guard let context = contexts[id] else { return }
         let app = context.app
         let staging = layout.stagingDirectory(app, id)
-        try? await Blocking.files { () throws(AgentError) in DurableFiles.removeTree(staging) }
+        let staged = context.staged?.directory
+        try? await Blocking.files { () throws(AgentError) in
+            DurableFiles.removeTree(staging)
+            if let staged { DurableFiles.removeTree(staged) }
+        }
         await transition(
             id, to: .failed, "failed: \(error.message); \(currentRelease(app).map { "\($0) stays live" } ?? "nothing was live")",
             error: error)

@@ -158,19 +158,32 @@ public actor DeploymentEngine {
             throw RequestError(code: AgentError.Code.deploymentInProgress.rawValue, message: message)
         }
 
+        let id = DeploymentID.make(app: manifest.app, serial: manifest.serial)
+        var staged: LocalArtifactIntake.Staged?
         if let artifactFile {
             // The operator's file is checked before the serial is consumed: the envelope is
             // already verified (so replay protection is untouched), and a wrong --artifact
             // must not burn a signed envelope that is fine with the right file. Nothing is
-            // recorded or audited: no deployment began and the host did not change.
+            // recorded or audited: no deployment began and the host did not change. The
+            // same read keeps it in the cache and unpacks it (unless the release is
+            // already installed), so the file is read once.
+            let installed = state.installed(manifest.release) != nil
+                && DurableFiles.isDirectory(layout.releaseDirectory(manifest.app, manifest.release))
+            let unpack = installed ? nil : LocalArtifactIntake.Unpack(
+                directory: "\(layout.artifactsTemporaryDirectory)/unpack.\(id).\(getpid())",
+                format: manifest.artifact.format == .tar ? .tar : .tarGz, limits: extractionLimits)
+            let cache = self.cache, artifact = manifest.artifact
             do {
-                try ArtifactCache.check(file: artifactFile, against: manifest.artifact)
-            } catch {
+                staged = try await Blocking.run { () throws -> LocalArtifactIntake.Staged? in
+                    try LocalArtifactIntake.run(file: artifactFile, artifact: artifact, cache: cache, unpack: unpack)
+                }
+            } catch let error as AgentError {
                 throw RequestError(code: error.reportedCode, message: error.message)
+            } catch {
+                throw RequestError(code: AgentError.Code.ioError.rawValue, message: "\(error)")
             }
         }
 
-        let id = DeploymentID.make(app: manifest.app, serial: manifest.serial)
         let time = now()
         let written: DeploymentRecord
         do {
@@ -215,6 +228,7 @@ public actor DeploymentEngine {
                     result: "accepted", message: verified.breakGlass ? message : nil,
                     peer: peer, breakGlass: verified.breakGlass ? true : nil))
         } catch {
+            if let staged { DurableFiles.removeTree(staged.directory) }
             throw RequestError(code: error.reportedCode, message: error.message)
         }
         logger.info(
@@ -230,7 +244,7 @@ public actor DeploymentEngine {
                 requiredSignatures: verified.requiredSignatures, serial: manifest.serial, deploymentID: id, approvedAt: time)
         contexts[id] = RunContext(
             id: id, app: manifest.app, release: manifest.release, manifest: manifest, approval: approval,
-            artifactFile: artifactFile)
+            artifactFile: artifactFile, staged: staged)
         live[id] = (written, 0)
         pending.insert(id)
         workContinuation.yield(id)
@@ -601,6 +615,9 @@ struct RunContext: Sendable {
     /// return, which never replaces the approval it runs.
     let approval: ApprovedRelease?
     let artifactFile: String?
+    /// The artifact file, verified and kept in the cache, unpacked in the same read
+    /// (`batond apply`): the fetch and unpack steps only take it over.
+    var staged: LocalArtifactIntake.Staged? = nil
     /// The release was already installed (a return to an earlier release): no fetch,
     /// unpack or prepare.
     var reuseInstalled = false

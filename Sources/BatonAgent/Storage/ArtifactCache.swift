@@ -1,3 +1,4 @@
+import BatonArchive
 import BatonProtocol
 import Crypto
 #if canImport(FoundationEssentials)
@@ -36,47 +37,10 @@ struct ArtifactCache: Sendable {
         try ArtifactWriter(cache: self, digest: digest, size: size)
     }
 
-    /// Checks that a local file (`batond apply --artifact`) is the artifact a manifest
-    /// names, without keeping it. Run before the serial is consumed: a wrong file must
-    /// leave the signed envelope usable with the right one. The size is compared first,
-    /// from `stat`, so an obviously wrong file is refused without reading it.
-    static func check(file path: String, against artifact: ArtifactReference) throws(AgentError) {
-        let source = open(path, O_RDONLY | O_CLOEXEC)
-        guard source >= 0 else {
-            throw AgentError(.artifactUnavailable, "cannot open artifact \(path): \(String(cString: strerror(errno)))")
-        }
-        defer { close(source) }
-        var st = stat()
-        guard fstat(source, &st) == 0 else { throw AgentError.io("stat \(path)") }
-        guard (st.st_mode & S_IFMT) == S_IFREG else {
-            throw AgentError(.artifactUnavailable, "artifact \(path) is not a regular file")
-        }
-        let size = UInt64(st.st_size)
-        let retry = "nothing was recorded and the serial is still unused: rerun with the artifact this envelope was signed for"
-        guard size == artifact.size else {
-            throw AgentError(
-                .sizeMismatch, "\(path) is \(size) bytes, but the manifest names \(artifact.size) bytes (sha256:\(artifact.sha256)); \(retry)")
-        }
-        var hasher = SHA256()
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { read(source, $0.baseAddress!, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw AgentError.io("read \(path)")
-            }
-            if n == 0 { break }
-            buffer.withUnsafeBytes { hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
-        }
-        let actual = Digest.hex(hasher.finalize())
-        guard actual == artifact.sha256 else {
-            throw AgentError(
-                .digestMismatch, "\(path) hashes to sha256:\(actual), but the manifest names sha256:\(artifact.sha256); \(retry)")
-        }
-    }
-
-    /// Copies a local file into the cache (for `batond apply`). The copy is hashed, not
-    /// the source, so what is kept is exactly what was checked.
+    /// Copies a local file into the cache. The copy is hashed, not the source, so what is
+    /// kept is exactly what was checked. (`batond apply` reads its file once instead, with
+    /// `LocalArtifactIntake`; this is for a deployment that finds the release it was to
+    /// reuse gone before its fetch step.)
     func ingest(file path: String, digest: String, size: UInt64) throws(AgentError) {
         if contains(digest) {
             touch(digest)
@@ -168,6 +132,9 @@ final class ArtifactWriter: @unchecked Sendable {
     private var hasher = SHA256()
     private(set) var written: UInt64 = 0
     private var closed = false
+    private var verified = false
+    /// What the bytes written hash to, once `verify` ran.
+    private(set) var actualDigest: String?
 
     init(cache: ArtifactCache, digest: String, size: UInt64) throws(AgentError) {
         guard Digest.isSHA256Hex(digest) else {
@@ -214,19 +181,39 @@ final class ArtifactWriter: @unchecked Sendable {
         }
         hasher = SHA256()
         written = 0
+        verified = false
     }
 
     /// Checks size and digest, makes the file durable and visible under its digest.
     func finish() throws(AgentError) {
+        try verify()
+        try commit()
+    }
+
+    /// Checks size and digest; on a mismatch drops the file, so nothing is ever kept under
+    /// a digest it does not have.
+    func verify() throws(AgentError) {
         guard written == size else {
             abort()
             throw AgentError(.sizeMismatch, "received \(written) bytes but the manifest declares \(size); nothing was kept")
         }
         let actual = Digest.hex(hasher.finalize())
+        actualDigest = actual
         guard actual == digest else {
             abort()
             throw AgentError(.digestMismatch, "the artifact hashes to \(actual), not \(digest); nothing was kept")
         }
+        verified = true
+        // The fsync in `commit` may come after other work (an unpack's own syncs): let the
+        // kernel write the bytes meanwhile.
+        WriteBack.start(fd)
+    }
+
+    /// Makes a verified file durable, then visible under its digest: a later deployment
+    /// trusts it by name and size without rehashing it, so its bytes must be on disk
+    /// before its name is.
+    func commit() throws(AgentError) {
+        guard verified, !closed else { throw AgentError(.ioError, "internal: the artifact was not verified before it was kept") }
         guard fsync(fd) == 0 else {
             let e = errno
             abort()

@@ -1,0 +1,151 @@
+import BatonArchive
+import BatonProtocol
+import Crypto
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// `batond apply --artifact FILE` in one read of FILE: each chunk goes to the SHA-256
+/// hasher, to the cache's temporary file and to the streaming extractor, which unpacks into
+/// a directory under `artifacts/tmp`. Nothing is kept under the digest, and nothing is
+/// handed to the deployment, until every byte was read and digest and size matched; a
+/// wrong file leaves nothing behind. Runs before the serial is consumed (a wrong file must
+/// not burn a signed envelope that is fine with the right one).
+///
+/// The extractor's verdict does not decide whether the file is the artifact: a refused
+/// archive is still hashed to its end and kept (as when it is uploaded), and the
+/// deployment then fails in its unpack step with the extractor's code.
+enum LocalArtifactIntake {
+    /// Where and how to unpack; nil when the release is already installed.
+    struct Unpack: Sendable {
+        let directory: String
+        let format: ArchiveFormat
+        let limits: ExtractionLimits
+    }
+
+    /// A verified artifact's unpacked tree: on disk (files and directories fsynced) when
+    /// the extractor accepted the archive; already removed when it refused it.
+    struct Staged: Sendable {
+        let directory: String
+        let result: Result<ExtractionSummary, ExtractionError>
+    }
+
+    /// Bytes read from the file at a time.
+    static let chunkSize = 1 << 20
+
+    /// Reads `path` once. Returns the staged tree (nil without `unpack`). Throws
+    /// `artifact_unavailable`, `size_mismatch` or `digest_mismatch` for a file that is not
+    /// the artifact, after removing everything it wrote.
+    static func run(file path: String, artifact: ArtifactReference, cache: ArtifactCache, unpack: Unpack?) throws(AgentError) -> Staged? {
+        do {
+            return try read(path, artifact, cache, unpack)
+        } catch {
+            if let unpack { DurableFiles.removeTree(unpack.directory) }
+            throw error
+        }
+    }
+
+    private static func read(_ path: String, _ artifact: ArtifactReference, _ cache: ArtifactCache, _ unpack: Unpack?) throws(AgentError) -> Staged? {
+        let source = open(path, O_RDONLY | O_CLOEXEC)
+        guard source >= 0 else {
+            throw AgentError(.artifactUnavailable, "cannot open artifact \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { close(source) }
+        var st = stat()
+        guard fstat(source, &st) == 0 else { throw AgentError.io("stat \(path)") }
+        guard (st.st_mode & S_IFMT) == S_IFREG else {
+            throw AgentError(.artifactUnavailable, "artifact \(path) is not a regular file")
+        }
+        let retry = "nothing was recorded and the serial is still unused: rerun with the artifact this envelope was signed for"
+        // The size first, from `stat`: an obviously wrong file is refused without reading it.
+        guard UInt64(st.st_size) == artifact.size else {
+            throw AgentError(
+                .sizeMismatch,
+                "\(path) is \(st.st_size) bytes, but the manifest names \(artifact.size) bytes (sha256:\(artifact.sha256)); \(retry)")
+        }
+
+        // A file already cached is only hashed (and unpacked); otherwise the writer hashes.
+        let writer = cache.contains(artifact.sha256) ? nil : try cache.beginWrite(digest: artifact.sha256, size: artifact.size)
+        defer { writer?.abort() }  // a no-op once committed
+        var hasher: SHA256? = writer == nil ? SHA256() : nil
+        var stream: ArchiveStream?
+        var refusal: ExtractionError?
+        if let unpack {
+            DurableFiles.removeTree(unpack.directory)
+            try DurableFiles.makeDirectory(unpack.directory, mode: DataLayout.releaseDirectoryMode)
+            do {
+                stream = try ArchiveStream(format: unpack.format, into: unpack.directory, limits: unpack.limits, durable: true)
+            } catch {
+                refusal = error
+            }
+        }
+        defer { stream?.close() }
+
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 16)
+        defer { buffer.deallocate() }
+        var total: UInt64 = 0
+        while true {
+            let n = Glibc.read(source, buffer.baseAddress, buffer.count)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw AgentError.io("read \(path)")
+            }
+            if n == 0 { break }
+            let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+            total += UInt64(n)
+            guard total <= artifact.size else {
+                throw AgentError(.sizeMismatch, "\(path) grew past the manifest's \(artifact.size) bytes while it was read; \(retry)")
+            }
+            if let writer { try writer.write(chunk) } else { hasher?.update(bufferPointer: chunk) }
+            if let current = stream, refusal == nil, current.wantsMore {
+                do {
+                    try current.consume(chunk)
+                } catch {
+                    refusal = error
+                    current.close()
+                    // A partial tree is of no use, and it may be what filled the disk.
+                    DurableFiles.removeTree(unpack!.directory)
+                }
+            }
+        }
+        guard total == artifact.size else {
+            throw AgentError(.sizeMismatch, "\(path) shrank to \(total) bytes while it was read, but the manifest names \(artifact.size); \(retry)")
+        }
+        let actual: String?
+        if let writer {
+            do {
+                try writer.verify()
+                actual = nil
+            } catch {
+                actual = writer.actualDigest
+                if error.code != .digestMismatch { throw error }
+            }
+        } else {
+            let digest = Digest.hex(hasher!.finalize())
+            actual = digest == artifact.sha256 ? nil : digest
+        }
+        if let actual {
+            throw AgentError(
+                .digestMismatch, "\(path) hashes to sha256:\(actual), but the manifest names sha256:\(artifact.sha256); \(retry)")
+        }
+
+        // The tree's syncs come before the cache file's: the writeback of the cache file
+        // (started by `verify`) runs meanwhile, so its fsync finds little left to do.
+        var result: Result<ExtractionSummary, ExtractionError>?
+        if let refusal {
+            result = .failure(refusal)
+        } else if let stream {
+            do {
+                result = .success(try stream.finish())
+            } catch {
+                result = .failure(error)
+                DurableFiles.removeTree(unpack!.directory)
+            }
+        }
+        if let writer { try writer.commit() } else { cache.touch(artifact.sha256) }
+        guard let unpack, let result else { return nil }
+        return Staged(directory: unpack.directory, result: result)
+    }
+}
