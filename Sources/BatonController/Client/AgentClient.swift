@@ -79,7 +79,7 @@ public final class HTTPAgentClient: AgentClient {
             var configuration = HTTPClient.Configuration(
                 tlsConfiguration: tls,
                 redirectConfiguration: .disallow,
-                timeout: .init(connect: .init(retry.connectTimeout), read: .init(readTimeout)),
+                timeout: .init(connect: .init(retry.connectTimeout), read: .init(readTimeout), write: .init(readTimeout)),
                 ignoreUncleanSSLShutdown: false)
             // Our own bounded backoff decides when a host is unreachable.
             configuration.connectionPool.retryConnectionEstablishment = false
@@ -184,8 +184,11 @@ public final class HTTPAgentClient: AgentClient {
     @discardableResult
     public func uploadArtifact(_ host: Fleet.Host, file: String, sha256: String, size: UInt64) async throws(AgentCallError) -> Bool {
         if try await hasArtifact(host, sha256: sha256) { return false }
-        // At least 10 MB/s, never under the ordinary timeout.
-        let deadline = max(requestTimeout, .seconds(Int64(size / 10_000_000) + 30))
+        // A stalled upload is caught by the idle timeouts (nothing written, or no answer, for
+        // the read timeout); this deadline only bounds a trickle: at least 1 MB/s, plus a
+        // minute. Busy agents on a loaded machine took longer than a 10 MB/s deadline, and
+        // each retry sent the whole artifact again.
+        let deadline = max(requestTimeout, .seconds(Int64(size / 1_000_000) + 60))
         let response = try await send(
             host, .PUT, "/v1/artifacts/sha256/\(sha256)", timeout: deadline,
             headers: [("Content-Type", "application/octet-stream")],
