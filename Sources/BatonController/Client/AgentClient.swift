@@ -9,6 +9,11 @@ import NIOSSL
 import Synchronization
 
 /// How often and how patiently the controller tries an agent before calling it unreachable.
+///
+/// An agent that refuses connections (nothing listening) is tried `attempts` times. One that
+/// is slow to answer (connection, handshake or answer timed out) is busy rather than gone,
+/// say unpacking a release on a loaded machine: it is tried on, with the same backoff,
+/// until `patience` has passed since the first attempt.
 public struct RetryPolicy: Sendable {
     /// Attempts per call, the first included.
     public var attempts: Int
@@ -16,28 +21,35 @@ public struct RetryPolicy: Sendable {
     public var initialDelay: Duration
     public var maximumDelay: Duration
     public var connectTimeout: Duration
+    /// How long a call keeps trying an agent that times out (zero: `attempts` only).
+    public var patience: Duration
 
     public init(attempts: Int = 4, initialDelay: Duration = .milliseconds(200), maximumDelay: Duration = .seconds(2),
-                connectTimeout: Duration = .seconds(3)) {
+                connectTimeout: Duration = .seconds(3), patience: Duration = .seconds(60)) {
         self.attempts = max(1, attempts)
         self.initialDelay = initialDelay
         self.maximumDelay = maximumDelay
         self.connectTimeout = connectTimeout
+        self.patience = patience
     }
 
-    /// For questions that should answer fast (`baton status`, `plan`): fewer, shorter tries.
-    public static let quick = RetryPolicy(attempts: 2, initialDelay: .milliseconds(150), connectTimeout: .seconds(2))
+    /// For questions that should answer fast (`baton status`, `plan`): fewer, shorter tries,
+    /// no patience for a slow agent.
+    public static let quick = RetryPolicy(attempts: 2, initialDelay: .milliseconds(150), connectTimeout: .seconds(2), patience: .zero)
 }
 
 /// The controller's HTTPS client for the agent API (Protocol/PROTOCOL.md §10): one HTTPS client
-/// for the fleet, TLS 1.3 with the fleet CA only and the controller's certificate.
+/// for the fleet (more only when hosts share an address or are named by DNS names), TLS 1.3
+/// with the fleet CA only and the controller's certificate.
 ///
 /// Every connection to a host is checked, right after the handshake and before any
 /// request, for the certificate identity `baton://agent/<host-id>` of the host we meant:
 /// a valid fleet certificate of another host is refused (`agent_identity_mismatch`).
 public final class HTTPAgentClient: AgentClient {
-    /// One HTTPS client per host, each knowing the identity its agent must present.
+    /// Each host's HTTPS client: one shared by most hosts (see AgentConnectionGroups).
     private let clients: [String: HTTPClient]
+    /// Every client once, for the shutdown.
+    private let distinctClients: [HTTPClient]
     /// The certificate each agent presented, as last seen (for `baton status`).
     private let certificates = CertificateBook()
 
@@ -51,36 +63,51 @@ public final class HTTPAgentClient: AgentClient {
     private let requestTimeout: TimeAmount
 
     public init(credentials: ControllerCredentials, hosts: [Fleet.Host], retry: RetryPolicy = RetryPolicy(),
-                requestTimeout: Duration = .seconds(30)) throws(ControllerError) {
+                requestTimeout: Duration = .seconds(30), readTimeout: Duration = .seconds(30)) throws(ControllerError) {
         let tls = try credentials.tlsConfiguration()
+        for host in hosts where PeerIdentity.agentTLSName(hostID: host.id) == nil {
+            throw ControllerError(
+                .configurationInvalid,
+                "host id '\(host.id)' cannot be an agent's TLS name (use letters, digits, dots and hyphens)")
+        }
+        // Usually one client for the whole fleet: its one TLS context serves every host, and
+        // its pool keeps each host's connections apart (by the host's TLS name).
         var clients: [String: HTTPClient] = [:]
-        for host in hosts {
-            guard let name = PeerIdentity.agentTLSName(hostID: host.id) else {
-                throw ControllerError(
-                    .configurationInvalid,
-                    "host id '\(host.id)' cannot be an agent's TLS name (use letters, digits, dots and hyphens)")
-            }
+        var all: [HTTPClient] = []
+        let book = certificates
+        for group in AgentConnectionGroups(hosts).groups {
             var configuration = HTTPClient.Configuration(
                 tlsConfiguration: tls,
                 redirectConfiguration: .disallow,
-                timeout: .init(connect: .init(retry.connectTimeout), read: .seconds(30)),
+                timeout: .init(connect: .init(retry.connectTimeout), read: .init(readTimeout), write: .init(readTimeout)),
                 ignoreUncleanSSLShutdown: false)
             // Our own bounded backoff decides when a host is unreachable.
             configuration.connectionPool.retryConnectionEstablishment = false
             configuration.decompression = .disabled
             configuration.httpVersion = .http1Only
-            configuration.dnsOverride[name] = host.hostname
+            for host in group.hosts {
+                configuration.dnsOverride[PeerIdentity.agentTLSName(hostID: host.id)!] = host.hostname
+            }
             // The TLS library's hostname check also passes on an IP address SAN, which every
             // agent reached at that address may carry; so each new connection is checked
-            // for the agent's own `baton://agent/<host-id>` before any request uses it.
-            let expected = PeerIdentity.agent(hostID: host.id)
-            let book = certificates
+            // for the `baton://agent/<host-id>` of the host it was made for (known from the
+            // address it reached, see AgentConnectionGroups) before any request uses it.
             configuration.http1_1ConnectionDebugInitializer = { channel in
-                Self.verifyIdentity(channel, expected: expected) { certificate in book.set(host.id, certificate) }
+                guard let host = group.host(connectedTo: channel.remoteAddress) else {
+                    channel.close(promise: nil)
+                    return channel.eventLoop.makeFailedFuture(
+                        IdentityMismatch(expected: nil, found: "a connection to \(channel.remoteAddress.map { "\($0)" } ?? "an unknown address"), which is no host's address"))
+                }
+                return Self.verifyIdentity(channel, expected: PeerIdentity.agent(hostID: host.id)) { certificate in
+                    book.set(host.id, certificate)
+                }
             }
-            clients[host.id] = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+            let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+            all.append(client)
+            for host in group.hosts { clients[host.id] = client }
         }
         self.clients = clients
+        self.distinctClients = all
         self.retry = retry
         self.requestTimeout = .init(requestTimeout)
     }
@@ -106,13 +133,17 @@ public final class HTTPAgentClient: AgentClient {
     }
 
     struct IdentityMismatch: Error, CustomStringConvertible {
-        var expected: PeerIdentity
+        /// Nil when the connection reached an address no host of its client has.
+        var expected: PeerIdentity?
         var found: String
-        var description: String { "the agent presented \(found), not \(expected.uri)" }
+        var description: String {
+            guard let expected else { return "the client made \(found)" }
+            return "the agent presented \(found), not \(expected.uri)"
+        }
     }
 
     public func shutdown() async {
-        for client in clients.values { try? await client.shutdown() }
+        for client in distinctClients { try? await client.shutdown() }
     }
 
     /// The certificate `host`'s agent presented on the last new connection.
@@ -153,8 +184,11 @@ public final class HTTPAgentClient: AgentClient {
     @discardableResult
     public func uploadArtifact(_ host: Fleet.Host, file: String, sha256: String, size: UInt64) async throws(AgentCallError) -> Bool {
         if try await hasArtifact(host, sha256: sha256) { return false }
-        // At least 10 MB/s, never under the ordinary timeout.
-        let deadline = max(requestTimeout, .seconds(Int64(size / 10_000_000) + 30))
+        // A stalled upload is caught by the idle timeouts (nothing written, or no answer, for
+        // the read timeout); this deadline only bounds a trickle: at least 1 MB/s, plus a
+        // minute. Busy agents on a loaded machine took longer than a 10 MB/s deadline, and
+        // each retry sent the whole artifact again.
+        let deadline = max(requestTimeout, .seconds(Int64(size / 1_000_000) + 60))
         let response = try await send(
             host, .PUT, "/v1/artifacts/sha256/\(sha256)", timeout: deadline,
             headers: [("Content-Type", "application/octet-stream")],
@@ -179,7 +213,10 @@ public final class HTTPAgentClient: AgentClient {
 
     /// Follows a deployment's events to its terminal phase, handing each new one to
     /// `onEvent` once, in order. A dropped or idle stream is resumed from the record (its
-    /// events fill the gap), then the stream is opened again. Returns the final record.
+    /// events fill the gap), then the stream is opened again. An idle stream (no event
+    /// within the read timeout: a long unpack or health check) is no loss; the record is
+    /// asked with the retry policy's patience, so an agent too busy to answer for a while
+    /// is followed on, not given up.
     public func follow(
         _ host: Fleet.Host, deploymentID: String, onEvent: @Sendable (DeploymentEvent) async -> Void
     ) async throws(AgentCallError) -> DeploymentRecord {
@@ -211,6 +248,8 @@ public final class HTTPAgentClient: AgentClient {
                 }
             } catch let error as AgentCallError where error.kind == .refused || error.kind == .badResponse {
                 throw error
+            } catch let error as HTTPClientError where error == .readTimeout {
+                // Quiet, not lost: the agent sends an event only when something happens.
             } catch {
                 interruptions += 1
             }
@@ -240,15 +279,23 @@ public final class HTTPAgentClient: AgentClient {
     /// Sends one request with bounded retries. Connection failures and 5xx answers are
     /// retried (every call here is idempotent: uploads are content-addressed and a resent
     /// envelope answers with the existing deployment); TLS failures and 4xx never are.
+    /// Timeouts are retried on until the policy's patience has passed (``RetryPolicy``).
     private func send(
         _ host: Fleet.Host, _ method: HTTPMethod, _ path: String, accept: Set<Int> = [],
         timeout: TimeAmount? = nil, headers: [(String, String)] = [],
         body: (@Sendable () -> HTTPClientRequest.Body)? = nil
     ) async throws(AgentCallError) -> HTTPClientResponse {
+        let clock = ContinuousClock()
+        let start = clock.now
         var delay = retry.initialDelay
         var lastError = AgentCallError(.unreachable, .unreachable, message: "\(host.id) was not tried")
-        for attempt in 1...retry.attempts {
+        var attempt = 0
+        var timedOut = false
+        while true {
+            attempt += 1
             if attempt > 1 {
+                // Out of attempts: go on only for a host that timed out, within the patience.
+                if attempt > retry.attempts, !(timedOut && clock.now - start + delay < retry.patience) { break }
                 try? await Task.sleep(for: delay)
                 delay = min(delay * 2, retry.maximumDelay)
             }
@@ -272,6 +319,7 @@ public final class HTTPAgentClient: AgentClient {
                 if (400..<500).contains(status) {
                     throw AgentCallError(.refused, status: status, code: info.code, message: info.message)
                 }
+                timedOut = false
                 lastError = AgentCallError(.agentError, status: status, code: info.code, message: info.message)
             } catch let error as AgentCallError {
                 throw error
@@ -286,12 +334,29 @@ public final class HTTPAgentClient: AgentClient {
                         .tls, .tlsFailed,
                         message: "the TLS handshake with \(host.id) at \(host.address) failed (\(error)): its certificate must come from the fleet CA and name baton://agent/\(host.id), and it must accept our controller certificate")
                 }
+                timedOut = Self.isTimeout(error)
                 lastError = AgentCallError(
                     .unreachable, .unreachable,
-                    message: "cannot reach \(host.id) at \(host.address) after \(attempt) attempt(s): \(Self.describe(error))")
+                    message: "cannot reach \(host.id) at \(host.address) after \(attempt) attempt(s) in \(Self.seconds(clock.now - start)) s: \(Self.describe(error))")
             }
         }
         throw lastError
+    }
+
+    private static func seconds(_ duration: Duration) -> Int64 { duration.components.seconds }
+
+    /// A connection, handshake or answer that did not come in time, by the error's type:
+    /// the agent may be busy, not gone (a refused connection is gone).
+    static func isTimeout(_ error: any Error) -> Bool {
+        switch error {
+        case let error as HTTPClientError:
+            [.connectTimeout, .tlsHandshakeTimeout, .readTimeout, .writeTimeout, .deadlineExceeded, .getConnectionFromPoolTimeout]
+                .contains(error)
+        case let error as ChannelError:
+            if case .connectTimeout = error { true } else { false }
+        case let error as NIOConnectionError: error.connectionErrors.contains { isTimeout($0.error) }
+        default: false
+        }
     }
 
     private func decode<T: Decodable>(_ type: T.Type, _ response: HTTPClientResponse, _ host: Fleet.Host) async throws(AgentCallError) -> T {
