@@ -168,7 +168,7 @@ final class SimulatedAgent: Sendable {
         return try withState { (state: inout State) throws(AgentRefusal) -> DeploymentAccepted in
             var queried: String?
             let verified: VerifiedManifest
-            do {
+            do throws(VerificationError) {
                 verified = try ManifestVerifier.verify(
                     envelope: envelope, policy: policy, host: HostIdentity(hostID: hostID, environment: environment),
                     history: { name in
