@@ -159,6 +159,21 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Stands in for many agents on the wire only, so bench/scale.sh can roll out to 2,000.
+        .executableTarget(
+            name: "baton-loadsim",
+            dependencies: [
+                "BatonProtocol", "BatonPKI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            path: "Sources/BatonLoadSim",
+            swiftSettings: swiftSettings
+        ),
         // Shared by the test targets: temporary directories, running the built binaries,
         // crafting tar archives byte by byte.
         .target(
