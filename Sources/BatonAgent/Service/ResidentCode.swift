@@ -11,8 +11,8 @@ import Musl
 /// most of those were never executed: on a read fault Linux maps up to 16 neighbouring
 /// pages already in the page cache ("fault-around", 64 KiB), and on a miss it reads
 /// around the faulting page (read-around, 128 KiB). Measured on a 37 MB static batond:
-/// 24 MB of file-backed RSS at idle, though start-up and serving execute a small part
-/// of that. `release()` does now what memory pressure would do later, and keeps it so:
+/// 24 MB of file-backed RSS at idle. `release()` does now what memory pressure would do
+/// later, and tries to keep it so (docs/footprint.md has what it achieves):
 ///
 /// 1. `MADV_RANDOM` on the binary's mappings: a later fault reads one page, not the
 ///    128 KiB around it;
