@@ -12,7 +12,10 @@
 #     stacks, relocated data) against file-backed (code and read-only data of the
 #     binary, clean pages of the page cache), the RSS once the kernel has reclaimed the
 #     clean pages and again after 100 calls (the code serving needs), the largest
-#     mappings, and the idle RSS with MALLOC_ARENA_MAX=2.
+#     mappings, and the idle RSS with MALLOC_ARENA_MAX=2;
+#   * the same with the start-up pages kept (`batond run --no-trim-startup-pages`);
+#   * what a memory cgroup holding only batond is charged (as systemd would count it),
+#     started with its binary out of the page cache: anonymous memory and page cache.
 # Targets: idle RSS <= 12 MB, peak during the 100 MB deployment <= 40 MB.
 #
 # Peaks are the kernel's own high-water mark (VmHWM), reset before each phase through
@@ -24,12 +27,16 @@
 #   SCRATCH=.build-rel2 bench/agent-footprint.sh
 #   BATON=path/to/baton bench/agent-footprint.sh  # any baton build for pki/keys/sign
 #   MB=300 bench/agent-footprint.sh               # another artifact size
+#   FLAGS="-Xswiftc -Osize" SCRATCH=.build-osize bench/agent-footprint.sh  # other build flags
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCRATCH="${SCRATCH:-.build-release}"
 MB="${MB:-100}"
 
-build=(swift build -c release --static-swift-stdlib --scratch-path "$SCRATCH")
+# Extra build flags, e.g. FLAGS="-Xswiftc -Osize"; none by default (SwiftPM's -O).
+FLAGS="${FLAGS-}"
+read -r -a flags <<< "$FLAGS"
+build=(swift build -c release --static-swift-stdlib --scratch-path "$SCRATCH" "${flags[@]}")
 quietly() { local out; out=$("$@" 2>&1) || { echo "$out" >&2; return 1; }; }
 quietly "${build[@]}" --product batond
 BIN="$(cd "$("${build[@]}" --show-bin-path 2>/dev/null)" && pwd)"
@@ -50,6 +57,7 @@ cleanup() {
         kill "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     done
+    [ -z "${cg_child:-}" ] || rmdir "$cg_child" 2>/dev/null || true
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -59,6 +67,10 @@ cd "$work"
 # --- the binary ----------------------------------------------------------------------
 cp "$BIN/batond" batond
 strip batond
+# Written back, as a binary installed on a host long ago is: the page cache holds it clean,
+# so that what the kernel can drop (and what batond gives back after start-up) is not
+# held back as dirty pages still to be written.
+sync batond
 unstripped=$(stat -c %s "$BIN/batond"); stripped=$(stat -c %s batond)
 # What it needs at run time beyond libc: a static Swift stdlib leaves only system libraries.
 needed=$(objdump -p batond 2>/dev/null | awk '/NEEDED/ {print $2}' | tr '\n' ' ' || true)
@@ -92,10 +104,19 @@ YAML
 
 port=""; pid=""
 # start [ENV=VALUE ...]: the stripped batond in the background; sets pid and port.
+# With into_cgroup set (a memory cgroup's directory), batond starts inside it: its own
+# pid goes into cgroup.procs before exec, so every page it faults is charged there.
+# run_flags: extra `batond run` flags.
+into_cgroup=""; run_flags=()
 start() {
     rm -rf data
     : > batond.log   # not the previous agent's "api listening"
-    env "$@" ./batond run --config batond.yaml 2> batond.log &
+    if [ -n "$into_cgroup" ]; then
+        ( echo "$BASHPID" > "$into_cgroup/cgroup.procs" \
+            && exec env "$@" ./batond run --config batond.yaml "${run_flags[@]}" 2> batond.log ) &
+    else
+        env "$@" ./batond run --config batond.yaml "${run_flags[@]}" 2> batond.log &
+    fi
     pid=$!; pids+=("$pid"); port=""
     local i
     for i in $(seq 1 300); do
@@ -259,9 +280,104 @@ if pageout "$pid"; then
 fi
 stop
 
+# serve100: the 100 mixed API calls of the first measurement, answers unchecked.
+serve100() {
+    local i
+    for i in $(seq 1 100); do
+        case $((i % 3)) in
+            0) call GET /v1/health >/dev/null ;;
+            1) call GET /v1/apps >/dev/null ;;
+            2) call HEAD "/v1/artifacts/sha256/$absent" >/dev/null ;;
+        esac
+    done
+}
+
+# --- both ways: the start-up pages kept --------------------------------------------------------
+# `batond run` gives back the pages of its binary that only start-up touched once the API
+# listens (docs/footprint.md); --no-trim-startup-pages keeps them, as before.
+if ./batond run --help 2>&1 | grep -q -- --no-trim-startup-pages; then
+    run_flags=(--no-trim-startup-pages)
+    start
+    sleep 1
+    kept_rss=$(status_kb VmRSS); kept_file=$(status_kb RssFile)
+    serve100
+    sleep 1
+    kept_calls_rss=$(status_kb VmRSS)
+    stop
+    run_flags=()
+fi
+
+# --- what the agent's memory cgroup is charged -----------------------------------------------
+# As systemd would run it: batond alone in a memory cgroup, started with its binary out of
+# the page cache (as after a boot), so the pages of the binary it faults are charged to it
+# (a page is charged to the cgroup that first brings it into the page cache; the `cp` and
+# `strip` above brought them in for this script's own cgroup). cgroup v2: a child of this
+# shell's cgroup needs the memory controller enabled for its children, which the "no
+# internal processes" rule refuses unless that cgroup is the root; cgroup v1: a child of
+# the memory controller's hierarchy. Needs root; skipped with the reason otherwise.
+cg_version=""; cg=""; cg_skipped=""
+if [ -f /sys/fs/cgroup/cgroup.controllers ] && grep -qw memory /sys/fs/cgroup/cgroup.controllers; then
+    cg_version=v2; cg="/sys/fs/cgroup$(awk -F: '$1 == "0" {print $3}' /proc/self/cgroup)"
+elif [ -d /sys/fs/cgroup/memory ]; then
+    cg_version=v1; cg="/sys/fs/cgroup/memory$(awk -F: '$2 ~ /(^|,)memory(,|$)/ {print $3}' /proc/self/cgroup)"
+fi
+cg_child=""
+if [ -z "$cg_version" ]; then
+    cg_skipped="no memory cgroup controller is mounted"
+elif ! mkdir "$cg/baton-footprint-$$" 2>/dev/null; then
+    cg_skipped="cannot create a child of $cg (not root, or the hierarchy is read-only)"
+else
+    cg_child="$cg/baton-footprint-$$"
+    if [ "$cg_version" = v2 ] && [ ! -f "$cg_child/memory.current" ]; then
+        echo +memory > "$cg/cgroup.subtree_control" 2>/dev/null || true
+        if [ ! -f "$cg_child/memory.current" ]; then
+            cg_skipped="cgroup v2: the memory controller cannot be enabled below $cg (it holds processes)"
+            rmdir "$cg_child"; cg_child=""
+        fi
+    fi
+fi
+# cg_charge: "charged anonymous file file-mapped" in kB, from the child cgroup.
+cg_charge() {
+    if [ "$cg_version" = v2 ]; then
+        awk -v cur="$(cat "$cg_child/memory.current")" '$1 == "anon" {a = $2} $1 == "file" {f = $2} $1 == "file_mapped" {m = $2}
+            END {printf "%d %d %d %d\n", cur / 1024, a / 1024, f / 1024, m / 1024}' "$cg_child/memory.stat"
+    else
+        awk -v cur="$(cat "$cg_child/memory.usage_in_bytes")" '$1 == "rss" {a = $2} $1 == "cache" {f = $2} $1 == "mapped_file" {m = $2}
+            END {printf "%d %d %d %d\n", cur / 1024, a / 1024, f / 1024, m / 1024}' "$cg_child/memory.stat"
+    fi
+}
+# evict: the binary out of the page cache (written pages first synced, then dropped).
+evict() {
+    sync batond
+    python3 -c 'import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)' batond
+}
+cg_line() {  # cg_line "charged anon file mapped" -> text
+    set -- $1
+    echo "charged $(mb "$1") (anonymous $(mb "$2"), page cache $(mb "$3"), of it mapped $(mb "$4"))"
+}
+if [ -n "$cg_child" ]; then
+    for way in trimmed kept; do
+        run_flags=()
+        [ "$way" = kept ] && { ./batond run --help 2>&1 | grep -q -- --no-trim-startup-pages || continue; run_flags=(--no-trim-startup-pages); }
+        evict
+        into_cgroup="$cg_child"
+        start
+        sleep 1
+        cg_idle_rss=$(status_kb VmRSS); cg_idle=$(cg_charge)
+        serve100
+        sleep 1
+        cg_calls_rss=$(status_kb VmRSS); cg_calls=$(cg_charge)
+        stop
+        into_cgroup=""; run_flags=()
+        printf -v "cg_${way}_idle" 'RSS %s; %s' "$(mb "$cg_idle_rss")" "$(cg_line "$cg_idle")"
+        printf -v "cg_${way}_calls" 'RSS %s; %s' "$(mb "$cg_calls_rss")" "$(cg_line "$cg_calls")"
+    done
+    rmdir "$cg_child" 2>/dev/null || true
+fi
+
 # --- report --------------------------------------------------------------------------------
 verdict() { [ "$1" -le $(($2 * 1024)) ] && echo "ok" || echo "OVER"; }
-echo "batond (release, --static-swift-stdlib, $SCRATCH)"
+echo "batond (release, --static-swift-stdlib${FLAGS:+ $FLAGS}, $SCRATCH)"
 echo "  binary:              $(mb $((stripped / 1024))) stripped ($(mb $((unstripped / 1024))) unstripped); needs: ${needed:-?}"
 echo "  links:               $foundation"
 echo "  idle after start:    RSS $(mb "$idle_rss") (peak so far $(mb "$idle_hwm"))   target <= 12 MB: $(verdict "$idle_rss" 12)"
@@ -274,6 +390,20 @@ echo "  threads:             $idle_threads ($idle_thread_names)"
 echo "  anonymous (heap, stacks, data): $(mb "$idle_anon");  file-backed (code and read-only data, shared, clean): $(mb "$idle_file")"
 if [ -n "${reclaimed_rss:-}" ]; then
     echo "  clean pages reclaimed (MADV_PAGEOUT): idle RSS $(mb "$reclaimed_rss"), after 100 more calls $(mb "$working_rss") (the code serving needs)"
+fi
+if [ -n "${kept_rss:-}" ]; then
+    echo "  start-up pages kept (--no-trim-startup-pages): idle RSS $(mb "$kept_rss") (file-backed $(mb "$kept_file")), after 100 calls $(mb "$kept_calls_rss")"
+fi
+if [ -n "$cg_skipped" ]; then
+    echo "  memory cgroup:       not measured: $cg_skipped"
+else
+    echo "  memory cgroup ($cg_version, batond alone in it, started with its binary out of the page cache):"
+    echo "    idle:                $cg_trimmed_idle"
+    echo "    after 100 calls:     $cg_trimmed_calls"
+    if [ -n "${cg_kept_idle:-}" ]; then
+        echo "    start-up pages kept, idle:            $cg_kept_idle"
+        echo "    start-up pages kept, after 100 calls: $cg_kept_calls"
+    fi
 fi
 echo "  MALLOC_ARENA_MAX=2:  idle RSS $(mb "$arena_rss") (anonymous $(mb "$arena_anon")), after 100 calls $(mb "$arena_calls_rss")"
 if [ -s idle.pmap ]; then

@@ -22,6 +22,10 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Seconds running deployments get to end after SIGTERM.") var shutdownGrace: Int = 30
     @Option(help: "Seconds before an idle API connection is closed.") var idleTimeout: Int = 30
     @Option(help: "Seconds a connection has to complete its TLS handshake.") var handshakeTimeout: Int = 10
+    @Flag(
+        inversion: .prefixedNo,
+        help: "Once the API listens, give back the pages of the binary only start-up touched, and map code one page at a time (Linux; see docs/footprint.md).")
+    var trimStartupPages = true
 
     func validate() throws {
         guard shutdownGrace >= 0, idleTimeout > 0, handshakeTimeout > 0 else {
@@ -45,6 +49,7 @@ struct RunCommand: AsyncParsableCommand {
         options.shutdownGrace = .seconds(shutdownGrace)
         options.api.idleTimeout = .seconds(idleTimeout)
         options.api.handshakeTimeout = .seconds(handshakeTimeout)
+        options.trimStartupPages = trimStartupPages
         let service: AgentService
         do {
             service = try AgentService(configuration: configuration, options: options, logger: logger)

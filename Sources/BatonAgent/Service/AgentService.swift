@@ -28,6 +28,10 @@ public struct AgentService: Sendable {
         public var api = AgentAPI.Options()
         /// How long running deployments may take to end after SIGTERM.
         public var shutdownGrace: Duration = .seconds(30)
+        /// Once the API listens, give back the pages of the binary that only start-up
+        /// touched (`ResidentCode.release()`). Off for the library (tests, embedding);
+        /// `batond run` turns it on unless `--no-trim-startup-pages`.
+        public var trimStartupPages = false
 
         public init() {}
     }
@@ -82,10 +86,22 @@ public struct AgentService: Sendable {
         }
         let api = AgentAPI(engine: engine, metrics: metrics, tls: tls, onAccepted: { observer.follow($0) })
         let logger = self.logger
+        let trim = options.trimStartupPages
         let apiApp = api.application(
             tls: tls, address: configuration.listen, options: options.api, logger: logger
         ) { address in
             logger.notice("api listening", metadata: ["baton.listen": "\(address.hostAndPort)"])
+            // Start-up is over (configuration, TLS material, reconciliation, the listener):
+            // its code need not stay resident. What serving needs comes back on demand.
+            if trim {
+                let outcome = ResidentCode.release()
+                logger.info(
+                    "startup pages released",
+                    metadata: [
+                        "baton.rss_kib.before": "\(outcome.residentBefore)", "baton.rss_kib.after": "\(outcome.residentAfter)",
+                        "baton.mappings": "\(outcome.pagedOut)/\(outcome.mappings)",
+                    ])
+            }
         }
         var metricsListener: [any Service] = []
         if let address = configuration.metricsListen {
