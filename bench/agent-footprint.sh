@@ -13,6 +13,10 @@
 #     binary, clean pages of the page cache), the RSS once the kernel has reclaimed the
 #     clean pages and again after 100 calls (the code serving needs), the largest
 #     mappings, and the idle RSS with MALLOC_ARENA_MAX=2;
+#   * the RSS once the agent has been idle for a spell after those calls and after the
+#     deployment: `batond run` gives its binary's pages back after IDLE seconds without a
+#     call or a deployment (`--trim-idle-after`, 30 s by default; the bench sets IDLE,
+#     default 5, so as not to wait; the figure does not depend on it);
 #   * the same with the start-up pages kept (`batond run --no-trim-startup-pages`);
 #   * what a memory cgroup holding only batond is charged (as systemd would count it),
 #     started with its binary out of the page cache: anonymous memory and page cache.
@@ -27,11 +31,13 @@
 #   SCRATCH=.build-rel2 bench/agent-footprint.sh
 #   BATON=path/to/baton bench/agent-footprint.sh  # any baton build for pki/keys/sign
 #   MB=300 bench/agent-footprint.sh               # another artifact size
+#   IDLE=30 bench/agent-footprint.sh              # batond run --trim-idle-after 30
 #   FLAGS="-Xswiftc -Osize" SCRATCH=.build-osize bench/agent-footprint.sh  # other build flags
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCRATCH="${SCRATCH:-.build-release}"
 MB="${MB:-100}"
+IDLE="${IDLE:-5}"
 
 # Extra build flags, e.g. FLAGS="-Xswiftc -Osize"; none by default (SwiftPM's -O).
 FLAGS="${FLAGS-}"
@@ -107,7 +113,12 @@ port=""; pid=""
 # With into_cgroup set (a memory cgroup's directory), batond starts inside it: its own
 # pid goes into cgroup.procs before exec, so every page it faults is charged there.
 # run_flags: extra `batond run` flags.
-into_cgroup=""; run_flags=()
+into_cgroup=""; base_flags=()
+# An older batond (a BIN to compare) has no idle trim.
+if ./batond run --help 2>&1 | grep -q -- --trim-idle-after; then base_flags=(--trim-idle-after "$IDLE"); fi
+run_flags=("${base_flags[@]}")
+# idle_spell: waits long enough for one idle trim (two of its periods and a second).
+idle_spell() { sleep $(( 2 * IDLE + 1 )); }
 start() {
     rm -rf data
     : > batond.log   # not the previous agent's "api listening"
@@ -191,6 +202,8 @@ for i in $(seq 1 100); do
 done
 sleep 1
 calls_rss=$(status_kb VmRSS); calls_hwm=$(status_kb VmHWM)
+idle_spell
+spell_rss=$(status_kb VmRSS); spell_anon=$(status_kb RssAnon)
 
 # --- a 100 MB deployment ---------------------------------------------------------------
 mkdir src
@@ -224,6 +237,8 @@ read -r deploy_peak deploy_anon < <(phase_peak)
 final=$(tail -n 1 events.ndjson | python3 -c 'import json, sys; print(json.load(sys.stdin)["phase"])')
 [ "$final" = succeeded ] || { echo "error: the deployment ended $final" >&2; tail -n 3 events.ndjson >&2; exit 1; }
 after_rss=$(status_kb VmRSS)
+idle_spell
+after_spell_rss=$(status_kb VmRSS)
 stop
 
 # --- the same idle agent with two malloc arenas ------------------------------------------
@@ -304,7 +319,7 @@ if ./batond run --help 2>&1 | grep -q -- --no-trim-startup-pages; then
     sleep 1
     kept_calls_rss=$(status_kb VmRSS)
     stop
-    run_flags=()
+    run_flags=("${base_flags[@]}")
 fi
 
 # --- what the agent's memory cgroup is charged -----------------------------------------------
@@ -357,7 +372,7 @@ cg_line() {  # cg_line "charged anon file mapped" -> text
 }
 if [ -n "$cg_child" ]; then
     for way in trimmed kept; do
-        run_flags=()
+        run_flags=("${base_flags[@]}")
         [ "$way" = kept ] && { ./batond run --help 2>&1 | grep -q -- --no-trim-startup-pages || continue; run_flags=(--no-trim-startup-pages); }
         evict
         into_cgroup="$cg_child"
@@ -367,8 +382,13 @@ if [ -n "$cg_child" ]; then
         serve100
         sleep 1
         cg_calls_rss=$(status_kb VmRSS); cg_calls=$(cg_charge)
+        if [ "$way" = trimmed ] && [ ${#base_flags[@]} -gt 0 ]; then
+            idle_spell
+            cg_spell_rss=$(status_kb VmRSS); cg_spell=$(cg_charge)
+            cg_trimmed_spell="RSS $(mb "$cg_spell_rss"); $(cg_line "$cg_spell")"
+        fi
         stop
-        into_cgroup=""; run_flags=()
+        into_cgroup=""; run_flags=("${base_flags[@]}")
         printf -v "cg_${way}_idle" 'RSS %s; %s' "$(mb "$cg_idle_rss")" "$(cg_line "$cg_idle")"
         printf -v "cg_${way}_calls" 'RSS %s; %s' "$(mb "$cg_calls_rss")" "$(cg_line "$cg_calls")"
     done
@@ -382,9 +402,12 @@ echo "  binary:              $(mb $((stripped / 1024))) stripped ($(mb $((unstri
 echo "  links:               $foundation"
 echo "  idle after start:    RSS $(mb "$idle_rss") (peak so far $(mb "$idle_hwm"))   target <= 12 MB: $(verdict "$idle_rss" 12)"
 echo "  after 100 API calls: RSS $(mb "$calls_rss") (peak so far $(mb "$calls_hwm"))   target <= 12 MB: $(verdict "$calls_rss" 12)"
+if [ ${#base_flags[@]} -gt 0 ]; then
+echo "  idle again ($(( 2 * IDLE + 1 )) s later, --trim-idle-after $IDLE): RSS $(mb "$spell_rss") (anonymous $(mb "$spell_anon"))   target <= 12 MB: $(verdict "$spell_rss" 12)"
+fi
 echo "  upload of $((size / 1048576)) MB:    peak RSS $(mb "$upload_peak") (anonymous $(mb "$upload_anon"))   target <= 40 MB: $(verdict "$upload_peak" 40)   ($(( (t1 - t0) / 1000000 )) ms)"
 echo "  its deployment:      peak RSS $(mb "$deploy_peak") (anonymous $(mb "$deploy_anon"))   target <= 40 MB: $(verdict "$deploy_peak" 40)   ($(( (t3 - t2) / 1000000 )) ms, $(wc -l < events.ndjson) events, $final)"
-echo "  after the deployment: RSS $(mb "$after_rss")"
+echo "  after the deployment: RSS $(mb "$after_rss")${after_spell_rss:+; idle again $(( 2 * IDLE + 1 )) s later: $(mb "$after_spell_rss")}"
 echo "where the idle memory is:"
 echo "  threads:             $idle_threads ($idle_thread_names)"
 echo "  anonymous (heap, stacks, data): $(mb "$idle_anon");  file-backed (code and read-only data, shared, clean): $(mb "$idle_file")"
@@ -400,6 +423,9 @@ else
     echo "  memory cgroup ($cg_version, batond alone in it, started with its binary out of the page cache):"
     echo "    idle:                $cg_trimmed_idle"
     echo "    after 100 calls:     $cg_trimmed_calls"
+    if [ -n "${cg_trimmed_spell:-}" ]; then
+        echo "    idle again:          $cg_trimmed_spell"
+    fi
     if [ -n "${cg_kept_idle:-}" ]; then
         echo "    start-up pages kept, idle:            $cg_kept_idle"
         echo "    start-up pages kept, after 100 calls: $cg_kept_calls"

@@ -26,10 +26,14 @@ struct RunCommand: AsyncParsableCommand {
         inversion: .prefixedNo,
         help: "Once the API listens, give back the pages of the binary only start-up touched, and map code one page at a time (Linux; see docs/footprint.md).")
     var trimStartupPages = true
+    @Option(
+        help: "Seconds without any API call or deployment after which the binary's pages are given back again (0: never; Linux; see docs/footprint.md).")
+    var trimIdleAfter: Int = 30
 
     func validate() throws {
-        guard shutdownGrace >= 0, idleTimeout > 0, handshakeTimeout > 0 else {
-            throw ValidationError("--shutdown-grace must be 0 or more, --idle-timeout and --handshake-timeout more than 0")
+        guard shutdownGrace >= 0, idleTimeout > 0, handshakeTimeout > 0, trimIdleAfter >= 0 else {
+            throw ValidationError(
+                "--shutdown-grace and --trim-idle-after must be 0 or more, --idle-timeout and --handshake-timeout more than 0")
         }
     }
 
@@ -50,6 +54,7 @@ struct RunCommand: AsyncParsableCommand {
         options.api.idleTimeout = .seconds(idleTimeout)
         options.api.handshakeTimeout = .seconds(handshakeTimeout)
         options.trimStartupPages = trimStartupPages
+        if trimStartupPages && trimIdleAfter > 0 { options.trimWhenIdleAfter = .seconds(trimIdleAfter) }
         let service: AgentService
         do {
             service = try AgentService(configuration: configuration, options: options, logger: logger)

@@ -52,14 +52,18 @@ public struct AgentAPI: Sendable {
 
     /// The TLS material in use, whose key signs the audit head.
     public let tls: TLSContextStore?
+    /// Every call is counted here (begun and ended): how `batond run` tells the agent is idle.
+    public let activity: APIActivity
 
     public init(
         engine: DeploymentEngine, metrics: AgentMetrics? = nil, tls: TLSContextStore? = nil,
+        activity: APIActivity = APIActivity(),
         onAccepted: @escaping @Sendable (String) -> Void = { _ in }
     ) {
         self.engine = engine
         self.metrics = metrics
         self.tls = tls
+        self.activity = activity
         self.onAccepted = onAccepted
     }
 
@@ -72,6 +76,7 @@ public struct AgentAPI: Sendable {
     /// The routes, with the identity check reading the peer from `peer`.
     func router(peer: PeerCertificateSource) -> Router<AgentRequestContext> {
         let router = Router(context: AgentRequestContext.self)
+        router.add(middleware: APIActivityMiddleware(activity: activity))
         router.add(middleware: APIErrorMiddleware(metrics: metrics))
         router.add(middleware: PeerIdentityMiddleware(peer: peer))
 

@@ -44,8 +44,13 @@ extension DeploymentEngine {
             if cache.contains(artifact.sha256) {
                 var st = stat()
                 guard lstat(layout.artifact(artifact.sha256), &st) == 0, UInt64(st.st_size) == artifact.size else {
+                    // Cached copies are not fsynced (`ArtifactCache`): a power loss can leave one short.
+                    unlink(layout.artifact(artifact.sha256))
                     return .failed(
-                        AgentError(.sizeMismatch, "the cached artifact's size differs from the manifest's \(artifact.size) bytes").info)
+                        AgentError(
+                            .sizeMismatch,
+                            "the cached copy of sha256:\(artifact.sha256) is \(st.st_size) bytes, not the manifest's \(artifact.size) (torn by a power loss?); it was removed and nothing was switched: deploy again to send the artifact anew"
+                        ).info)
                 }
                 cache.touch(artifact.sha256)
                 await note(id, "artifact found in the cache")
@@ -90,6 +95,7 @@ extension DeploymentEngine {
         let format: ArchiveFormat = manifest.artifact.format == .tar ? .tar : .tarGz
         let stagingRoot = layout.stagingRoot(context.app)
         let staged = context.staged
+        let cache = self.cache, artifact = manifest.artifact
         do {
             let summary = try await Blocking.run { () throws -> ExtractionSummary in
                 DurableFiles.removeTree(staging)
@@ -102,10 +108,20 @@ extension DeploymentEngine {
                     // `artifacts/` on another file system than `apps/`: unpack again, from the cache.
                     DurableFiles.removeTree(staged.directory)
                 }
-                try DurableFiles.makeDirectory(staging, mode: DataLayout.releaseDirectoryMode)
-                // Durable: every file and directory of the tree is fsynced (nothing else is)
-                // before it returns; the release must be on disk before `current` can name it.
-                return try ArchiveExtractor.extract(archiveAt: archive, format: format, into: staging, limits: limits, durable: true)
+                // The cached copy is hashed again in the read that unpacks it (it is not
+                // fsynced when stored: `ArtifactCache`). Durable: every file and directory
+                // of the tree is fsynced (nothing else is) before it returns; the release
+                // must be on disk before `current` can name it.
+                let unpack = LocalArtifactIntake.Unpack(directory: staging, format: format, limits: limits)
+                do {
+                    let result = try LocalArtifactIntake.run(
+                        file: archive, artifact: artifact, cache: cache, unpack: unpack,
+                        retry: "the cached copy was torn or changed since it was stored (a power loss?) and is now removed; nothing was switched: deploy again to send the artifact anew")
+                    return try result!.result.get()
+                } catch let error as AgentError where error.code == .digestMismatch || error.code == .sizeMismatch {
+                    unlink(archive)
+                    throw error
+                }
             }
             await note(id, "unpacked " + [(UInt64(summary.files), "file"), (UInt64(summary.directories), "directory"), (UInt64(summary.bytes), "byte")]
                 .map { count, noun in "\(count) \(count == 1 ? noun : noun == "directory" ? "directories" : noun + "s")" }

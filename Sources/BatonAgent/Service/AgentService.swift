@@ -32,6 +32,10 @@ public struct AgentService: Sendable {
         /// touched (`ResidentCode.release()`). Off for the library (tests, embedding);
         /// `batond run` turns it on unless `--no-trim-startup-pages`.
         public var trimStartupPages = false
+        /// Give them back again each time no call and no deployment happened for this long
+        /// (`IdleTrimService`); nil: never. `batond run` sets 30 s unless
+        /// `--trim-idle-after 0` or `--no-trim-startup-pages`.
+        public var trimWhenIdleAfter: Duration?
 
         public init() {}
     }
@@ -84,7 +88,9 @@ public struct AgentService: Sendable {
                 "the audit chain is broken; the break is recorded in the log, and health reports degraded until an operator looks",
                 metadata: ["baton.audit.problem": "\(problem)"])
         }
-        let api = AgentAPI(engine: engine, metrics: metrics, tls: tls, onAccepted: { observer.follow($0) })
+        let activity = APIActivity()
+        let api = AgentAPI(
+            engine: engine, metrics: metrics, tls: tls, activity: activity, onAccepted: { observer.follow($0) })
         let logger = self.logger
         let trim = options.trimStartupPages
         let apiApp = api.application(
@@ -112,9 +118,14 @@ public struct AgentService: Sendable {
         } else {
             logger.notice("metrics off: set metricsListen (e.g. 127.0.0.1:9464) to serve /metrics")
         }
+        var idleTrim: [any Service] = []
+        if let after = options.trimWhenIdleAfter {
+            idleTrim = [IdleTrimService(
+                activity: activity, isBusy: { [engine] in await engine.hasWork }, after: after, logger: logger)]
+        }
         // Graceful shutdown runs in reverse order: the API stops first, the engine last.
         let engineService: [any Service] = [EngineService(engine: engine, grace: options.shutdownGrace, logger: logger)]
-        let rest: [any Service] = [
+        let rest: [any Service] = idleTrim + [
             observer,
             ReloadService(
                 signals: hangups, configuration: configuration, engine: engine, tls: tls, metrics: metrics,

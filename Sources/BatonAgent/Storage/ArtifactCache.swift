@@ -15,6 +15,11 @@ import Musl
 /// Content-addressed artifacts: `artifacts/sha256/<digest>`. A file appears under its
 /// digest only after every byte was hashed and both digest and size matched; until
 /// then it is a temporary file under `artifacts/tmp`, removed on any failure.
+///
+/// Not fsynced: a cached copy is a copy of bytes the controller or the URL still has, and
+/// every deployment hashes it again in the read that unpacks it (`LocalArtifactIntake`),
+/// so a copy a power loss tore or truncated is refused and dropped, never unpacked. Syncing
+/// it cost a deployment its whole size in disk writes on the critical path (docs/durability.md).
 struct ArtifactCache: Sendable {
     let layout: DataLayout
     /// Total bytes kept before least-recently-used eviction.
@@ -184,7 +189,7 @@ final class ArtifactWriter: @unchecked Sendable {
         verified = false
     }
 
-    /// Checks size and digest, makes the file durable and visible under its digest.
+    /// Checks size and digest, makes the file visible under its digest.
     func finish() throws(AgentError) {
         try verify()
         try commit()
@@ -204,21 +209,14 @@ final class ArtifactWriter: @unchecked Sendable {
             throw AgentError(.digestMismatch, "the artifact hashes to \(actual), not \(digest); nothing was kept")
         }
         verified = true
-        // The fsync in `commit` may come after other work (an unpack's own syncs): let the
-        // kernel write the bytes meanwhile.
-        WriteBack.start(fd)
     }
 
-    /// Makes a verified file durable, then visible under its digest: a later deployment
-    /// trusts it by name and size without rehashing it, so its bytes must be on disk
-    /// before its name is.
+    /// Makes a verified file visible under its digest. Neither it nor its name is fsynced
+    /// (see `ArtifactCache`): after a power loss it may be gone, or torn, which the next
+    /// deployment's hash finds; its writeback is left to the kernel, off the deployment's
+    /// critical path.
     func commit() throws(AgentError) {
         guard verified, !closed else { throw AgentError(.ioError, "internal: the artifact was not verified before it was kept") }
-        guard fsync(fd) == 0 else {
-            let e = errno
-            abort()
-            throw AgentError.io("fsync artifact", errno: e)
-        }
         close(fd)
         closed = true
         guard rename(temporaryPath, cache.layout.artifact(digest)) == 0 else {
@@ -226,7 +224,6 @@ final class ArtifactWriter: @unchecked Sendable {
             unlink(temporaryPath)
             throw AgentError.io("store artifact", errno: e)
         }
-        try DurableFiles.syncDirectory(cache.layout.artifactsDirectory)
     }
 
     /// Drops what was received.

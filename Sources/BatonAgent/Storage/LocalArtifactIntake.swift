@@ -7,12 +7,19 @@ import Glibc
 import Musl
 #endif
 
-/// `batond apply --artifact FILE` in one read of FILE: each chunk goes to the SHA-256
-/// hasher, to the cache's temporary file and to the streaming extractor, which unpacks into
-/// a directory under `artifacts/tmp`. Nothing is kept under the digest, and nothing is
-/// handed to the deployment, until every byte was read and digest and size matched; a
-/// wrong file leaves nothing behind. Runs before the serial is consumed (a wrong file must
-/// not burn a signed envelope that is fine with the right one).
+/// An artifact in one read of its file: each chunk goes to the SHA-256 hasher, to the
+/// cache's temporary file (unless the cache holds it already) and to the streaming
+/// extractor. Nothing is kept under the digest, and nothing is handed to the deployment,
+/// until every byte was read and digest and size matched; a wrong file leaves nothing
+/// behind. Two callers:
+///
+/// * `batond apply --artifact FILE`, before the serial is consumed (a wrong file must not
+///   burn a signed envelope that is fine with the right one), unpacking under
+///   `artifacts/tmp`;
+/// * the unpack step of every other deployment, reading the cache's own copy into the
+///   staging directory: the cached copy is not fsynced when it is stored (`ArtifactWriter`),
+///   so it is hashed again at every use, in the read that unpacks it, and a copy a power
+///   loss tore is refused (`digest_mismatch`) instead of unpacked.
 ///
 /// The extractor's verdict does not decide whether the file is the artifact: a refused
 /// archive is still hashed to its end and kept (as when it is uploaded), and the
@@ -38,16 +45,22 @@ enum LocalArtifactIntake {
     /// Reads `path` once. Returns the staged tree (nil without `unpack`). Throws
     /// `artifact_unavailable`, `size_mismatch` or `digest_mismatch` for a file that is not
     /// the artifact, after removing everything it wrote.
-    static func run(file path: String, artifact: ArtifactReference, cache: ArtifactCache, unpack: Unpack?) throws(AgentError) -> Staged? {
+    /// `retry`: what the operator is told to do about a file that is not the artifact.
+    static func run(
+        file path: String, artifact: ArtifactReference, cache: ArtifactCache, unpack: Unpack?,
+        retry: String = "nothing was recorded and the serial is still unused: rerun with the artifact this envelope was signed for"
+    ) throws(AgentError) -> Staged? {
         do {
-            return try read(path, artifact, cache, unpack)
+            return try read(path, artifact, cache, unpack, retry)
         } catch {
             if let unpack { DurableFiles.removeTree(unpack.directory) }
             throw error
         }
     }
 
-    private static func read(_ path: String, _ artifact: ArtifactReference, _ cache: ArtifactCache, _ unpack: Unpack?) throws(AgentError) -> Staged? {
+    private static func read(
+        _ path: String, _ artifact: ArtifactReference, _ cache: ArtifactCache, _ unpack: Unpack?, _ retry: String
+    ) throws(AgentError) -> Staged? {
         let source = open(path, O_RDONLY | O_CLOEXEC)
         guard source >= 0 else {
             throw AgentError(.artifactUnavailable, "cannot open artifact \(path): \(String(cString: strerror(errno)))")
@@ -58,7 +71,6 @@ enum LocalArtifactIntake {
         guard (st.st_mode & S_IFMT) == S_IFREG else {
             throw AgentError(.artifactUnavailable, "artifact \(path) is not a regular file")
         }
-        let retry = "nothing was recorded and the serial is still unused: rerun with the artifact this envelope was signed for"
         // The size first, from `stat`: an obviously wrong file is refused without reading it.
         guard UInt64(st.st_size) == artifact.size else {
             throw AgentError(
@@ -131,8 +143,6 @@ enum LocalArtifactIntake {
                 .digestMismatch, "\(path) hashes to sha256:\(actual), but the manifest names sha256:\(artifact.sha256); \(retry)")
         }
 
-        // The tree's syncs come before the cache file's: the writeback of the cache file
-        // (started by `verify`) runs meanwhile, so its fsync finds little left to do.
         var result: Result<ExtractionSummary, ExtractionError>?
         if let refusal {
             result = .failure(refusal)
