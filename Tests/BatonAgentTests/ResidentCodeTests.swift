@@ -24,27 +24,6 @@ import Testing
         #expect(ResidentCode.parseMaps(maps, inode: 1).isEmpty)
     }
 
-    /// The shared libraries' mappings are given back too (the kernel keeps the pages
-    /// other processes map); never the heap, a device, a memfd or an ordinary file.
-    @Test func sharedLibraryMappings() {
-        let maps = """
-            55d0c0200000-55d0c1a00000 r-xp 00200000 fd:01 4242 /usr/local/bin/batond
-            55d0c1b10000-55d0c1c00000 rw-p 00000000 00:00 0 [heap]
-            7f0000000000-7f0000100000 r-xp 00000000 fd:01 777 /usr/lib/x86_64-linux-gnu/libc.so.6
-            7f0000100000-7f0000180000 r--p 00000000 fd:01 778 /usr/lib/x86_64-linux-gnu/libstdc++.so.6.0.30
-            7f0000200000-7f0000210000 r--p 00000000 fd:01 779 /usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2
-            7f0000300000-7f0000310000 rw-s 00000000 00:01 12 /memfd:buffer (deleted)
-            7f0000400000-7f0000410000 r--s 00000000 fd:01 900 /var/lib/baton/state/some.sqlite
-            7f0000500000-7f0000510000 rw-s 00000000 00:05 3 /dev/zero
-            7f0000600000-7f0000610000 r-xp 00000000 fd:01 901 /opt/old/libgone.so (deleted)
-            7ffd00000000-7ffd00021000 rw-p 00000000 00:00 0 [stack]
-            """
-        #expect(
-            ResidentCode.sharedLibraryMappings(parseMapsText: maps) == [
-                0x7f00_0000_0000..<0x7f00_0010_0000, 0x7f00_0010_0000..<0x7f00_0018_0000, 0x7f00_0020_0000..<0x7f00_0021_0000,
-            ])
-    }
-
     /// Present file pages (bits 63 and 61) join into runs; absent pages and anonymous
     /// copies (present, not a file page) end them.
     @Test func runsOfPresentFilePages() {

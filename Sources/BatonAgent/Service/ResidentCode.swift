@@ -22,11 +22,7 @@ import Musl
 ///    pages only this process maps (argument parsing, YAML, certificate loading,
 ///    reconciliation) leave the RSS and the page cache;
 /// 3. `POSIX_FADV_DONTNEED` on the binary: the pages of it that nobody maps leave the
-///    page cache, so fault-around finds no neighbour to map besides code the agent ran;
-/// 4. `MADV_PAGEOUT` of the resident pages of the shared libraries it maps (the C and C++
-///    runtimes, zlib): the kernel pages out only those no other process maps, so what
-///    is shared with the rest of the host stays, and nothing is dropped from the page
-///    cache for anyone else.
+///    page cache, so fault-around finds no neighbour to map besides code the agent ran.
 ///
 /// What serving needs comes back on the next requests, one page at a time (a few hundred
 /// small reads the first time a path runs, e.g. the first deployment). Pages that another
@@ -80,18 +76,6 @@ public enum ResidentCode {
             if pagedOut { outcome.pagedOut += 1 }
         }
         _ = posix_fadvise(exe, 0, 0, fadvDontneed)
-        for range in sharedLibraryMappings(parseMapsText: readProcFile("/proc/self/maps")) {
-            outcome.mappings += 1
-            var pagedOut = false
-            for run in filePageRuns(range, pageSize: pageSize, pagemap: pagemap) {
-                if let base = UnsafeMutableRawPointer(bitPattern: run.lowerBound),
-                    madvise(base, Int(run.upperBound - run.lowerBound), madvPageout) == 0
-                {
-                    pagedOut = true
-                }
-            }
-            if pagedOut { outcome.pagedOut += 1 }
-        }
         #endif
         outcome.residentAfter = residentKiB()
         return outcome
@@ -110,25 +94,6 @@ public enum ResidentCode {
         for line in text.split(separator: "\n") {
             let fields = line.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: true)
             guard fields.count >= 6, UInt64(fields[4]) == inode else { continue }
-            let bounds = fields[0].split(separator: "-")
-            guard bounds.count == 2, let low = UInt(bounds[0], radix: 16), let high = UInt(bounds[1], radix: 16), low < high
-            else { continue }
-            ranges.append(low..<high)
-        }
-        return ranges
-    }
-
-    /// The mappings of shared libraries ("….so" or "….so.N" files), from /proc/self/maps
-    /// text: never the binary (its own rules), anonymous memory, devices or memfds.
-    static func sharedLibraryMappings(parseMapsText text: String) -> [Range<UInt>] {
-        var ranges: [Range<UInt>] = []
-        for line in text.split(separator: "\n") {
-            let fields = line.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: true)
-            guard fields.count == 6, UInt64(fields[4]) != 0 else { continue }
-            let path = fields[5].drop(while: { $0 == " " })
-            guard path.hasPrefix("/"), !path.hasSuffix("(deleted)"), let name = path.split(separator: "/").last,
-                name.hasSuffix(".so") || name.contains(".so.")
-            else { continue }
             let bounds = fields[0].split(separator: "-")
             guard bounds.count == 2, let low = UInt(bounds[0], radix: 16), let high = UInt(bounds[1], radix: 16), low < high
             else { continue }
