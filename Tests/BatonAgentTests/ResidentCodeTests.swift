@@ -36,6 +36,14 @@ import Testing
         #expect(ResidentCode.fileRuns([anonymous, absent], base: 0x10000, pageSize: 0x1000).isEmpty)
     }
 
+    #if canImport(Glibc)
+    /// The heap's free pages are given back through glibc's `malloc_trim`, found at run time.
+    @Test func findsMallocTrim() throws {
+        let trim = try #require(ResidentCode.mallocTrim)
+        #expect(trim(0) >= 0)
+    }
+    #endif
+
     #if os(Linux)
     /// The running test binary has its code mapped, some of it resident as pages of the
     /// file, and /proc says how much is resident.

@@ -24,6 +24,10 @@ import Musl
 /// 3. `POSIX_FADV_DONTNEED` on the binary: the pages of it that nobody maps leave the
 ///    page cache, so fault-around finds no neighbour to map besides code the agent ran.
 ///
+/// And first, `malloc_trim(0)` (glibc): the heap's free pages go back to the system, in
+/// every arena, not only at the top of the heap (what an upload's or a deployment's
+/// buffers left behind once freed).
+///
 /// What serving needs comes back on the next requests, one page at a time (a few hundred
 /// small reads the first time a path runs, e.g. the first deployment). Pages that another
 /// process maps (a `batond status` at the same moment, the C library) are not touched.
@@ -47,11 +51,23 @@ public enum ResidentCode {
     private static let madvPageout: Int32 = 21
     private static let fadvDontneed: Int32 = 4
 
+    /// glibc's `malloc_trim`, which Swift's Glibc module does not import; nil where the C
+    /// library has none (musl).
+    static let mallocTrim: (@convention(c) (Int) -> Int32)? = {
+        #if canImport(Glibc)
+        guard let symbol = dlsym(nil, "malloc_trim") else { return nil }
+        return unsafeBitCast(symbol, to: (@convention(c) (Int) -> Int32).self)
+        #else
+        return nil
+        #endif
+    }()
+
     /// Advises and pages out the binary's mappings; see the type's comment.
     @discardableResult
     public static func release() -> Outcome {
         var outcome = Outcome()
         outcome.residentBefore = residentKiB()
+        _ = mallocTrim?(0)
         #if os(Linux)
         let exe = open("/proc/self/exe", O_RDONLY | O_CLOEXEC)
         guard exe >= 0 else { return outcome }
