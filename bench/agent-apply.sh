@@ -12,11 +12,15 @@
 # runs, interleaved, so both ratios come from one run on the same machine. AGENTS=N runs
 # N agents at once on the one disk (each its own data directory), against N floors at
 # once: what a host shared by many agents, or a fleet bench on one machine, sees.
+# RELEASE_SYNC=filesystem configures the agents with `releaseSync: filesystem` (one
+# syncfs per release instead of an fsync per file; docs/durability.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${RUNS:-7}"
 AGENTS="${AGENTS:-1}"
 BEFORE_BIN="${BEFORE_BIN:-}"
+sync_line=""
+[ -z "${RELEASE_SYNC:-}" ] || sync_line="releaseSync: $RELEASE_SYNC\n"
 [ -z "$BEFORE_BIN" ] || BEFORE_BIN="$(cd "$BEFORE_BIN" && pwd)"
 [ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time; }
 SCRATCH="${SCRATCH:-.build}"   # e.g. SCRATCH=.build-release to keep it apart from debug builds
@@ -64,10 +68,11 @@ now_ns() { date +%s%N; }
 # N applies of `$1/batond` at once, each into a fresh data directory; prints the wall
 # time in ms and leaves the largest peak RSS (KiB) in rss.max.
 apply_all() {
-    local bin="$1" k t0 t1 pids=()
+    local bin="$1" k t0 t1 pids=() extra=""
+    [ "$bin" = "$BIN" ] && extra="$sync_line"   # BEFORE_BIN may not know the key
     for k in $(seq 1 "$AGENTS"); do
         rm -rf "data.$k"
-        printf 'hostId: bench-%s\nenvironment: bench\ndataDir: data.%s\ntrust: trust.yaml\n' "$k" "$k" > "batond.$k.yaml"
+        printf "hostId: bench-%s\nenvironment: bench\ndataDir: data.%s\ntrust: trust.yaml\n$extra" "$k" "$k" > "batond.$k.yaml"
     done
     sync
     t0=$(now_ns)
@@ -129,7 +134,7 @@ fi
 # table): fsync, fdatasync, syncfs and rename calls, and the bytes written to files.
 strace_counts() {
     local bin="$1"
-    printf 'hostId: bench-1\nenvironment: bench\ndataDir: data\ntrust: trust.yaml\n' > batond.yaml
+    printf "hostId: bench-1\nenvironment: bench\ndataDir: data\ntrust: trust.yaml\n$sync_line" > batond.yaml
     rm -rf data; sync
     strace -f -c -e trace=fsync,fdatasync,syncfs,rename,renameat,renameat2 -o counts.txt "$bin/batond" apply \
         --config batond.yaml --envelope m.envelope.json --artifact app.tar.gz >/dev/null

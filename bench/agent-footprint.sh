@@ -238,7 +238,8 @@ final=$(tail -n 1 events.ndjson | python3 -c 'import json, sys; print(json.load(
 [ "$final" = succeeded ] || { echo "error: the deployment ended $final" >&2; tail -n 3 events.ndjson >&2; exit 1; }
 after_rss=$(status_kb VmRSS)
 idle_spell
-after_spell_rss=$(status_kb VmRSS)
+after_spell_rss=$(status_kb VmRSS); after_spell_anon=$(status_kb RssAnon)
+pmap -x "$pid" > after-deployment.pmap 2>/dev/null || true
 stop
 
 # --- the same idle agent with two malloc arenas ------------------------------------------
@@ -407,7 +408,7 @@ echo "  idle again ($(( 2 * IDLE + 1 )) s later, --trim-idle-after $IDLE): RSS $
 fi
 echo "  upload of $((size / 1048576)) MB:    peak RSS $(mb "$upload_peak") (anonymous $(mb "$upload_anon"))   target <= 40 MB: $(verdict "$upload_peak" 40)   ($(( (t1 - t0) / 1000000 )) ms)"
 echo "  its deployment:      peak RSS $(mb "$deploy_peak") (anonymous $(mb "$deploy_anon"))   target <= 40 MB: $(verdict "$deploy_peak" 40)   ($(( (t3 - t2) / 1000000 )) ms, $(wc -l < events.ndjson) events, $final)"
-echo "  after the deployment: RSS $(mb "$after_rss")${after_spell_rss:+; idle again $(( 2 * IDLE + 1 )) s later: $(mb "$after_spell_rss")}"
+echo "  after the deployment: RSS $(mb "$after_rss")${after_spell_rss:+; idle again $(( 2 * IDLE + 1 )) s later: $(mb "$after_spell_rss") (anonymous $(mb "$after_spell_anon"))}"
 echo "where the idle memory is:"
 echo "  threads:             $idle_threads ($idle_thread_names)"
 echo "  anonymous (heap, stacks, data): $(mb "$idle_anon");  file-backed (code and read-only data, shared, clean): $(mb "$idle_file")"
@@ -435,4 +436,8 @@ echo "  MALLOC_ARENA_MAX=2:  idle RSS $(mb "$arena_rss") (anonymous $(mb "$arena
 if [ -s idle.pmap ]; then
     echo "  largest resident mappings (pmap -x, kB: size rss dirty):"
     awk '$1 ~ /^[0-9a-f]+$/ && $3 > 0 {printf "    %8d %8d %8d %s %s\n", $2, $3, $4, $5, $6}' idle.pmap | sort -k2 -n -r | head -n 6
+fi
+if [ -s after-deployment.pmap ]; then
+    echo "  largest resident mappings idle again after the deployment (pmap -x, kB: size rss dirty):"
+    awk '$1 ~ /^[0-9a-f]+$/ && $3 > 0 {printf "    %8d %8d %8d %s %s\n", $2, $3, $4, $5, $6}' after-deployment.pmap | sort -k2 -n -r | head -n 8
 fi

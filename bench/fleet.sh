@@ -25,6 +25,10 @@
 #     the fleet CA): `baton deploy ... --url URL --fetch`; the controller's uplink is out
 #     of the picture. It deploys an artifact of its own each round (a new digest), so that no
 #     agent finds it already cached.
+#   * syncfs (SYNCFS=1): the baton rollout again, to a second set of N agents configured
+#     with `releaseSync: filesystem` (one syncfs(2) per release instead of an fsync per
+#     file and directory; docs/durability.md), through a controller of its own
+#     (baton-syncfs.yaml).
 # Each of RUNS rounds (default 3, at least 3 for the medians to mean anything) deploys a
 # new release (r1, r2, ...) of a new artifact of about 2,000 files and 16 MB (tar.gz;
 # one file and VERSION change between rounds), so hashing and unpacking really happen
@@ -41,13 +45,14 @@
 # Environment: RUNS (default 3); MEDIA, the file systems to run on, in order (default
 # "disk tmpfs"; disk is DISK_DIR, default /var/tmp; tmpfs is /dev/shm, where fsync costs
 # nothing; any other word is taken as a directory); ANSIBLE=0 leaves Ansible out;
-# FETCH=1 adds the fetch contender; SCRATCH (default .build-release); BIN=DIR uses the
+# FETCH=1 adds the fetch contender; SYNCFS=1 the syncfs one; SCRATCH (default .build-release); BIN=DIR uses the
 # baton and batond already in DIR instead of building; KEEP=1 keeps the work directories.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${RUNS:-3}"
 SCRATCH="${SCRATCH:-.build-release}"
 FETCH="${FETCH:-0}"
+SYNCFS="${SYNCFS:-0}"
 ANSIBLE="${ANSIBLE:-1}"
 MEDIA="${MEDIA:-disk tmpfs}"
 if [ "$FETCH" = 1 ]; then
@@ -235,11 +240,13 @@ environments:
   staging: {threshold: 1, keys: [ci], rollbackThreshold: 1}
 EOF
     local i id
-    for i in $(seq 1 "$n"); do
-        id="host-$i"
-        mkdir -p "hosts/$id/tls"
-        "$BATON" pki issue agent "$id" --ip 127.0.0.1 --ca pki/ca --out "hosts/$id/tls" >/dev/null
-        cat > "hosts/$id/batond.yaml" <<EOF
+    # make_hosts PREFIX [EXTRA]: N agents' certificates and configurations, hosts/PREFIX-i.
+    make_hosts() {
+        for i in $(seq 1 "$n"); do
+            id="$1-$i"
+            mkdir -p "hosts/$id/tls"
+            "$BATON" pki issue agent "$id" --ip 127.0.0.1 --ca pki/ca --out "hosts/$id/tls" >/dev/null
+            cat > "hosts/$id/batond.yaml" <<EOF
 hostId: $id
 environment: staging
 dataDir: $dir/hosts/$id/data
@@ -250,8 +257,12 @@ tls:
   certificate: tls/$id.pem
   privateKey: tls/$id.key
   ca: $dir/pki/ca/ca.pem
+${2:-}
 EOF
-    done
+        done
+    }
+    make_hosts host
+    [ "$SYNCFS" = 1 ] && make_hosts shost "releaseSync: filesystem"
     mkdir -p apps
     cat > apps/web.yaml <<'EOF'
 app: web
@@ -274,24 +285,31 @@ stateDir: state
 tls: {certificate: pki/ci.pem, key: pki/ci.key, ca: pki/ca/ca.pem}
 signingKey: keys/ci.key
 EOF
+    if [ "$SYNCFS" = 1 ]; then
+        sed -e 's/^fleet: fleet.yaml/fleet: fleet-syncfs.yaml/' -e 's/^stateDir: state/stateDir: state-syncfs/' baton.yaml > baton-syncfs.yaml
+    fi
 
     # The agents, each on a port of its own choosing (read from its log).
-    for i in $(seq 1 "$n"); do
-        "$BATOND" run --config "hosts/host-$i/batond.yaml" 2> "hosts/host-$i/batond.log" &
-        pids+=($!)
-    done
-    echo "hosts:" > fleet.yaml
-    local port deadline=$((SECONDS + 60))
-    for i in $(seq 1 "$n"); do
-        while ! port=$(grep -m1 'msg="api listening"' "hosts/host-$i/batond.log" 2>/dev/null \
-                | grep -o 'baton.listen=127\.0\.0\.1:[0-9]*' | cut -d: -f2) || [ -z "$port" ]; do
-            if [ $SECONDS -ge $deadline ]; then
-                echo "error: host-$i did not start listening:" >&2; tail -5 "hosts/host-$i/batond.log" >&2; exit 1
-            fi
-            sleep 0.05
+    start_agents() {   # start_agents PREFIX FLEET_FILE
+        for i in $(seq 1 "$n"); do
+            "$BATOND" run --config "hosts/$1-$i/batond.yaml" 2> "hosts/$1-$i/batond.log" &
+            pids+=($!)
         done
-        echo "  - {id: host-$i, address: \"127.0.0.1:$port\", environment: staging}" >> fleet.yaml
-    done
+        echo "hosts:" > "$2"
+        local port deadline=$((SECONDS + 60))
+        for i in $(seq 1 "$n"); do
+            while ! port=$(grep -m1 'msg="api listening"' "hosts/$1-$i/batond.log" 2>/dev/null \
+                    | grep -o 'baton.listen=127\.0\.0\.1:[0-9]*' | cut -d: -f2) || [ -z "$port" ]; do
+                if [ $SECONDS -ge $deadline ]; then
+                    echo "error: $1-$i did not start listening:" >&2; tail -5 "hosts/$1-$i/batond.log" >&2; exit 1
+                fi
+                sleep 0.05
+            done
+            echo "  - {id: $1-$i, address: \"127.0.0.1:$port\", environment: staging}" >> "$2"
+        done
+    }
+    start_agents host fleet.yaml
+    [ "$SYNCFS" = 1 ] && start_agents shost fleet-syncfs.yaml
     local c
     for c in floor floorsync ansible; do
         for i in $(seq 1 "$n"); do mkdir -p "$c/host-$i/releases"; done
@@ -341,10 +359,10 @@ NGINX
         done
     fi
 
-    deploy() {   # deploy RELEASE OUT: the timed command, with each --json line timestamped
+    deploy() {   # deploy RELEASE OUT [CONFIG]: the timed command, with each --json line timestamped
         { echo -e "start\t$(date +%s.%N)"
-          "$PY" -c "$peak_py" "$2.mem" "$BATON" deploy web --artifact "art-$1.tar.gz" --release "$1" --environment staging \
-              --key keys/ci.key --json | "$PY" -c "$stamp_py"; } > "$2"
+          "$PY" -c "$peak_py" "$2.mem" "$BATON" deploy web --config "${3:-baton.yaml}" --artifact "art-$1.tar.gz" \
+              --release "$1" --environment staging --key keys/ci.key --json | "$PY" -c "$stamp_py"; } > "$2"
     }
     fetch_deploy() {   # fetch_deploy RELEASE OUT: the same rollout, the agents fetching from nginx
         cp "art-$1.tar.gz" nginx/www/
@@ -369,6 +387,9 @@ NGINX
     # r0: untimed, so that every host of every contender has a previous release.
     make_artifact r0
     if ! deploy r0 deploy-r0.out; then echo "error: deploy r0 failed:" >&2; tail -3 deploy-r0.out >&2; exit 1; fi
+    if [ "$SYNCFS" = 1 ] && ! deploy r0 syncfs-r0.out baton-syncfs.yaml; then
+        echo "error: syncfs deploy r0 failed:" >&2; tail -3 syncfs-r0.out >&2; exit 1
+    fi
     floor floor r0; floor floorsync r0
     if [ "$ANSIBLE" = 1 ] && ! ansible_run r0 ansible-r0.out; then
         echo "error: ansible r0 failed:" >&2; tail -20 ansible-r0.out >&2; exit 1
@@ -377,6 +398,7 @@ NGINX
     local contenders=(baton floor floorsync)
     [ "$ANSIBLE" = 1 ] && contenders+=(ansible)
     [ "$FETCH" = 1 ] && contenders+=(fetch)
+    [ "$SYNCFS" = 1 ] && contenders+=(syncfs)
     local -A times=()
     local k=${#contenders[@]} rel r j t0 t1 last_fetch=""
     for r in $(seq 1 "$RUNS"); do
@@ -395,6 +417,10 @@ NGINX
                     if ! deploy "$rel" "deploy-$rel.out"; then
                         echo "error: deploy $rel failed:" >&2; tail -3 "deploy-$rel.out" >&2; exit 1
                     fi ;;
+                syncfs)
+                    if ! deploy "$rel" "syncfs-$rel.out" baton-syncfs.yaml; then
+                        echo "error: syncfs deploy $rel failed:" >&2; tail -3 "syncfs-$rel.out" >&2; exit 1
+                    fi ;;
                 fetch)
                     if ! fetch_deploy "${rel}f" "fetch-${rel}f.out"; then
                         echo "error: fetch rollout ${rel}f failed:" >&2; tail -3 "fetch-${rel}f.out" >&2; exit 1
@@ -411,6 +437,9 @@ NGINX
                 baton)
                     echo "$t1" > "deploy-$rel.end"
                     grep -q '"outcome":"succeeded"' "deploy-$rel.out" || { echo "error: $rel did not succeed everywhere" >&2; tail -1 "deploy-$rel.out" >&2; exit 1; } ;;
+                syncfs)
+                    echo "$t1" > "syncfs-$rel.end"
+                    grep -q '"outcome":"succeeded"' "syncfs-$rel.out" || { echo "error: syncfs $rel did not succeed everywhere" >&2; tail -1 "syncfs-$rel.out" >&2; exit 1; } ;;
                 fetch)
                     echo "$t1" > "fetch-${rel}f.end"
                     grep -q '"outcome":"succeeded"' "fetch-${rel}f.out" || { echo "error: ${rel}f did not succeed everywhere" >&2; tail -1 "fetch-${rel}f.out" >&2; exit 1; }
@@ -431,6 +460,9 @@ NGINX
     fi
     for i in $(seq 1 "$n"); do
         [ "$(readlink "hosts/host-$i/data/apps/web/current" | xargs basename)" = "$last_baton" ] || { echo "error: host-$i is not on $last_baton" >&2; exit 1; }
+        if [ "$SYNCFS" = 1 ]; then
+            [ "$(readlink "hosts/shost-$i/data/apps/web/current" | xargs basename)" = "r$RUNS" ] || { echo "error: shost-$i is not on r$RUNS" >&2; exit 1; }
+        fi
         for c in floor floorsync $([ "$ANSIBLE" = 1 ] && echo ansible); do
             [ "$(readlink "$c/host-$i/current")" = "releases/r$RUNS" ] || { echo "error: $c host-$i is not on r$RUNS" >&2; exit 1; }
         done
@@ -446,6 +478,7 @@ NGINX
         case "$1" in
             baton) echo "baton deploy (upload; all $n at once)" ;;
             fetch) echo "baton deploy --url --fetch (agents fetch from nginx)" ;;
+            syncfs) echo "baton deploy, agents with releaseSync: filesystem" ;;
             floor) echo "floor (xargs -P $n: sha256sum + tar xzf + ln -s/mv -T)" ;;
             floorsync) echo "floor+sync (the same + sync -f before the switch)" ;;
             ansible) echo "ansible-playbook (local, forks $n: stat sha256 + unarchive + switch)" ;;
@@ -459,6 +492,7 @@ NGINX
         'BEGIN { printf "baton / floor+sync %.2f (target <= 1.00)   baton / floor %.2f (target <= 1.20)", a / s, a / f }')
     [ "$ANSIBLE" = 1 ] && ratios+=$(awk -v a="${med[baton]}" -v x="${med[ansible]}" 'BEGIN { printf "   ansible / baton %.2f", x / a }')
     [ "$FETCH" = 1 ] && ratios+=$(awk -v a="${med[baton]}" -v g="${med[fetch]}" -v s="${med[floorsync]}" 'BEGIN { printf "   fetch / upload %.2f   fetch / floor+sync %.2f", g / a, g / s }')
+    [ "$SYNCFS" = 1 ] && ratios+=$(awk -v y="${med[syncfs]}" -v s="${med[floorsync]}" -v f="${med[floor]}" 'BEGIN { printf "   syncfs / floor+sync %.2f   syncfs / floor %.2f", y / s, y / f }')
     echo "  $ratios"
     local memline
     memline=$(cat deploy-r*.out.mem | awk '{ if ($1 > m) m = $1; if ($2 > t) t = $2 } END { printf "controller peak RSS %.0f MB, peak threads %d", m / 1024, t }')
@@ -475,6 +509,11 @@ NGINX
         j=0; for t0 in ${times[fetch]}; do j=$((j + 1)); [ "$t0" = "${med[fetch]}" ] && { median_run=$j; break; }; done
         echo "  where the rollout --fetch's time went (round r${median_run}f):"
         "$PY" -c "$phases_py" "fetch-r${median_run}f.out" "$(awk '{printf "%.6f", $1 / 1e9}' "fetch-r${median_run}f.end")"
+    fi
+    if [ "$SYNCFS" = 1 ]; then
+        j=0; for t0 in ${times[syncfs]}; do j=$((j + 1)); [ "$t0" = "${med[syncfs]}" ] && { median_run=$j; break; }; done
+        echo "  where the rollout to the releaseSync: filesystem agents' time went (round r$median_run):"
+        "$PY" -c "$phases_py" "syncfs-r$median_run.out" "$(awk '{printf "%.6f", $1 / 1e9}' "syncfs-r$median_run.end")"
     fi
 
     stop_agents

@@ -21,18 +21,19 @@ public enum ArchiveExtractor {
     static let maxTrailingBytes: UInt64 = 1 << 20
 
     /// Extracts the archive at `path` into `stagingDirectory`, which must exist and be empty.
-    /// `durable`: the tree is on disk when this returns (`ArchiveStream`), no `syncTree` needed.
+    /// Durable (`durability` not `.none`): the tree is on disk when this returns, no
+    /// `syncTree` needed.
     @discardableResult
     public static func extract(
         archiveAt path: String, format: ArchiveFormat, into stagingDirectory: String,
-        limits: ExtractionLimits = ExtractionLimits(), durable: Bool = false
+        limits: ExtractionLimits = ExtractionLimits(), durability: TreeDurability = .none
     ) throws(ExtractionError) -> ExtractionSummary {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             throw ExtractionError(.ioError, "cannot open the archive \(path): \(errnoDescription(errno))")
         }
         defer { close(fd) }
-        return try extract(from: fd, format: format, into: stagingDirectory, limits: limits, durable: durable)
+        return try extract(from: fd, format: format, into: stagingDirectory, limits: limits, durability: durability)
     }
 
     /// Extracts the archive read from `fileDescriptor` (to its end; it is not closed) into
@@ -40,9 +41,9 @@ public enum ArchiveExtractor {
     @discardableResult
     public static func extract(
         from fileDescriptor: Int32, format: ArchiveFormat, into stagingDirectory: String,
-        limits: ExtractionLimits = ExtractionLimits(), durable: Bool = false
+        limits: ExtractionLimits = ExtractionLimits(), durability: TreeDurability = .none
     ) throws(ExtractionError) -> ExtractionSummary {
-        let stream = try ArchiveStream(format: format, into: stagingDirectory, limits: limits, durable: durable)
+        let stream = try ArchiveStream(format: format, into: stagingDirectory, limits: limits, durability: durability)
         defer { stream.close() }
         let input = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 16)
         defer { input.deallocate() }
@@ -55,9 +56,10 @@ public enum ArchiveExtractor {
     }
 
     /// Makes the staged tree durable: one `syncfs(2)` for the file system holding it, then an
-    /// fsync of the directory itself. The agent extracts with `durable: true` instead, which
-    /// syncs only the tree's own files and directories (a `syncfs` waits for every dirty
-    /// byte of the file system, other processes' included).
+    /// fsync of the directory itself (`TreeDurability.fileSystem` at the end of an extraction).
+    /// The agent extracts with `.eachFile` unless configured otherwise, which syncs only the
+    /// tree's own files and directories (a `syncfs` waits for every dirty byte of the file
+    /// system, other processes' included).
     public static func syncTree(_ directory: String) throws(ExtractionError) {
         let fd = open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { throw .system("open", Array(directory.utf8), errno: errno) }

@@ -17,13 +17,14 @@ public final class ArchiveStream {
     private var done = false
     private var closed = false
 
-    /// Starts extracting into `stagingDirectory`, which must exist and be empty. `durable`:
-    /// every file and directory is on disk when `finish()` returns (see `ExtractionSession`).
+    /// Starts extracting into `stagingDirectory`, which must exist and be empty. Durable
+    /// (`.eachFile` or `.fileSystem`): every file and directory is on disk when `finish()`
+    /// returns (see `ExtractionSession`).
     public init(
         format: ArchiveFormat, into stagingDirectory: String, limits: ExtractionLimits = ExtractionLimits(),
-        durable: Bool = false
+        durability: TreeDurability = .none
     ) throws(ExtractionError) {
-        session = try ExtractionSession(stagingDirectory: stagingDirectory, limits: limits, durable: durable)
+        session = try ExtractionSession(stagingDirectory: stagingDirectory, limits: limits, durability: durability)
         switch format {
         case .tar:
             gzip = nil

@@ -3,13 +3,12 @@ import Glibc
 /// One extraction in progress: takes the tar stream chunk by chunk, applies the policy to
 /// each member and creates it relative to directory descriptors under the staging directory.
 ///
-/// Durable (`durable: true`): when `finish()` returns, every file (data, mode and mtime) and
-/// every directory of the tree is on disk, and nothing else was flushed: the writeback of
-/// each file is started as soon as its last byte is written, and it is fsynced in the
-/// background (`FileSyncer`) while the next files are written; the directories are
-/// fsynced at the end. This replaces a `syncfs(2)`, which flushes the whole file system:
-/// on a disk shared by many agents (or anything else), every agent's flush waits for
-/// everyone's data.
+/// Durable (`TreeDurability.eachFile` or `.fileSystem`): when `finish()` returns, every file
+/// (data, mode and mtime) and every directory of the tree is on disk. Each file: the
+/// writeback of each file is started as soon as its last byte is written, and it is
+/// fsynced in the background (`FileSyncer`) while the next files are written; the
+/// directories are fsynced at the end, and nothing else is flushed. File system: one
+/// `syncfs(2)` at the end, which also waits for everyone else's dirty data.
 final class ExtractionSession {
     private struct OpenFile {
         let fd: Int32
@@ -26,15 +25,15 @@ final class ExtractionSession {
     /// Directories created as parents without an entry of their own.
     private var implicitDirectories = 0
     private(set) var summary = ExtractionSummary()
-    private let durable: Bool
-    /// Durable sessions only: fsyncs the files written, in the background.
+    private let durability: TreeDurability
+    /// `.eachFile` sessions only: fsyncs the files written, in the background.
     private let syncer: FileSyncer?
 
     /// Opens the staging directory (which must exist and be empty) once, without following a symlink.
-    init(stagingDirectory: String, limits: ExtractionLimits, durable: Bool = false) throws(ExtractionError) {
+    init(stagingDirectory: String, limits: ExtractionLimits, durability: TreeDurability = .none) throws(ExtractionError) {
         self.limits = limits
-        self.durable = durable
-        syncer = durable ? FileSyncer() : nil
+        self.durability = durability
+        syncer = durability == .eachFile ? FileSyncer() : nil
         let root = Glibc.open(stagingDirectory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard root >= 0 else {
             let code = errno
@@ -97,7 +96,11 @@ final class ExtractionSession {
                 )
             }
         }
-        if durable { try syncTree() }
+        switch durability {
+        case .none: break
+        case .eachFile: try syncTree()
+        case .fileSystem: try ArchiveExtractor.syncTree(directoryDescriptor: handles.root)
+        }
     }
 
     /// The files not yet fsynced, then every directory (their entries: files, links,

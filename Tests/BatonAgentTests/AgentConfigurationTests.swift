@@ -19,6 +19,10 @@ import Testing
             yaml: "hostId: web-1\nenvironment: staging\ntrust: trust.yaml\ndataDir: data\n", file: "batond.yaml")
         #expect(relative.dataDirectory == FileManager.default.currentDirectoryPath + "/data")
         #expect(config.limits.hookOutputBytes == 64 << 10)
+        #expect(config.releaseSync == .eachFile)
+        let syncfs = try AgentConfiguration.parse(
+            yaml: "hostId: web-1\nenvironment: staging\ntrust: trust.yaml\nreleaseSync: filesystem\n", file: "batond.yaml")
+        #expect(syncfs.releaseSync == .fileSystem)
     }
 
     @Test func theExampleFileParses() throws {
@@ -43,6 +47,9 @@ import Testing
         ("hostId: web-1\nenvironment: staging\ntrust: t.yaml\ndatadir: /x\n", "unknown_field", 4),
         ("hostId: web-1\nenvironment: staging\ntrust: t.yaml\nlimits:\n  uploadRateWindow: 0s\n", "invalid_value", 5),
         ("hostId: web-1\nenvironment: staging\ntrust: t.yaml\nlimits:\n  minUploadRate: fast\n", "invalid_value", 5),
+        // `none` is the extractor's own mode, never a host's: a release must be on disk before the switch.
+        ("hostId: web-1\nenvironment: staging\ntrust: t.yaml\nreleaseSync: none\n", "invalid_value", 4),
+        ("hostId: web-1\nenvironment: staging\ntrust: t.yaml\nreleaseSync: fast\n", "invalid_value", 4),
     ])
     func errorsNameTheFileAndLine(yaml: String, code: String, line: Int) {
         do {

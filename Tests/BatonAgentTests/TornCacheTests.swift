@@ -79,4 +79,92 @@ import Testing
             await expectRefusedAndDropped(refused, "size_mismatch", fixture, engine, v2)
         }
     }
+
+    // MARK: Hashed once
+
+    /// Uploads `artifact` through the engine, as the API does.
+    func upload(_ engine: DeploymentEngine, _ artifact: AgentFixture.Artifact) async throws {
+        let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: artifact.path)))
+        let upload = try await engine.beginUpload(digest: artifact.sha256, size: artifact.size)
+        try bytes.withUnsafeBytes { try upload.write($0) }
+        try upload.finish()
+    }
+
+    static let notHashedAgain = "not hashed again"
+
+    @Test("a copy this agent hashed as it arrived is unpacked without hashing it again; a restarted agent hashes it")
+    func uploadHashedOnce() async throws {
+        let fixture = try AgentFixture()
+        defer { fixture.remove() }
+        let v1 = try fixture.artifact("v1", extraFiles: 20)
+        let v2 = try fixture.artifact("v2", extraFiles: 20)
+        do {
+            let engine = try fixture.engine()
+            try await upload(engine, v1)
+            let record = try await engine.deploy(try fixture.envelope("v1", artifact: v1), artifact: nil)
+            #expect(record.phase == .succeeded, "\(record.events.map(\.message))")
+            #expect(record.events.contains { $0.message.hasPrefix("unpacked") && $0.message.contains(Self.notHashedAgain) },
+                    "\(record.events.map(\.message))")
+            try await upload(engine, v2)
+        }
+        // A new agent process (as after a power loss) knows no copy: the next use hashes it.
+        let restarted = try await restart(fixture)
+        let record = try await restarted.deploy(try fixture.envelope("v2", artifact: v2), artifact: nil)
+        #expect(record.phase == .succeeded, "\(record.events.map(\.message))")
+        let unpacked = record.events.first { $0.message.hasPrefix("unpacked") }
+        #expect(unpacked != nil && unpacked?.message.contains(Self.notHashedAgain) == false, "\(record.events.map(\.message))")
+        #expect(fixture.currentMatches(v2))
+    }
+
+    /// A new engine on the same data directory, once the first one let go of its lock.
+    func restart(_ fixture: AgentFixture) async throws -> DeploymentEngine {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while true {
+            do {
+                return try fixture.engine()
+            } catch let error as AgentError where error.code == .agentBusy && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
+    }
+
+    @Test("a copy changed in place after this agent hashed it is hashed again and refused (digest_mismatch)")
+    func changedAfterUpload() async throws {
+        let fixture = try AgentFixture()
+        defer { fixture.remove() }
+        let engine = try fixture.engine()
+        let v1 = try fixture.artifact("v1")
+        #expect(try await engine.deploy(try fixture.envelope("v1", artifact: v1), artifact: v1.path).phase == .succeeded)
+        let v2 = try fixture.artifact("v2", extraFiles: 40)
+        try await upload(engine, v2)
+        // The file's change time comes from the kernel's coarse clock (a tick of up to 10 ms):
+        // a write in the same tick as the upload's end would keep it.
+        try await Task.sleep(for: .milliseconds(30))
+        let handle = try #require(FileHandle(forUpdatingAtPath: fixture.layout.artifact(v2.sha256)))
+        try handle.seek(toOffset: v2.size / 2)
+        let byte = try #require(try handle.read(upToCount: 1)?.first)
+        try handle.seek(toOffset: v2.size / 2)
+        try handle.write(contentsOf: Data([byte ^ 0x5a]))
+        try handle.close()
+        let refused = try await engine.deploy(try fixture.envelope("v2", artifact: v2), artifact: nil)
+        await expectRefusedAndDropped(refused, "digest_mismatch", fixture, engine, v2)
+    }
+
+    @Test("releaseSync: filesystem deploys the same release, made durable by one syncfs")
+    func fileSystemSync() async throws {
+        let fixture = try AgentFixture(extraConfig: "releaseSync: filesystem")
+        defer { fixture.remove() }
+        #expect(try fixture.configuration.releaseSync == .fileSystem)
+        let engine = try fixture.engine()
+        let v1 = try fixture.artifact("v1", extraFiles: 30)
+        let record = try await engine.deploy(try fixture.envelope("v1", artifact: v1), artifact: v1.path)
+        #expect(record.phase == .succeeded, "\(record.events.map(\.message))")
+        #expect(fixture.current() == "v1")
+        #expect(fixture.currentMatches(v1))
+        let v2 = try fixture.artifact("v2", extraFiles: 10)
+        try await upload(engine, v2)
+        let second = try await engine.deploy(try fixture.envelope("v2", artifact: v2), artifact: nil)
+        #expect(second.phase == .succeeded, "\(second.events.map(\.message))")
+        #expect(fixture.currentMatches(v2))
+    }
 }

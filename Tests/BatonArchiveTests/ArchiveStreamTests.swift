@@ -55,7 +55,7 @@ import Testing
         let sandbox = try Sandbox()
         defer { sandbox.remove() }
         let bad = tar { $0.file("../escape", "x") }
-        let stream = try ArchiveStream(format: .tar, into: sandbox.staging, durable: true)
+        let stream = try ArchiveStream(format: .tar, into: sandbox.staging, durability: .eachFile)
         defer { stream.close() }
         #expect(throws: ExtractionError.self) { try bad.withUnsafeBytes { try stream.consume($0) } }
         #expect(!stream.wantsMore)

@@ -58,7 +58,7 @@ struct Sandbox {
         raw bytes: [UInt8], format: ArchiveFormat, limits: ExtractionLimits = ExtractionLimits(), chunk: Int
     ) -> Result<ExtractionSummary, ExtractionError> {
         do {
-            let stream = try ArchiveStream(format: format, into: staging, limits: limits, durable: true)
+            let stream = try ArchiveStream(format: format, into: staging, limits: limits, durability: .eachFile)
             defer { stream.close() }
             try bytes.withUnsafeBytes { all in
                 var offset = 0

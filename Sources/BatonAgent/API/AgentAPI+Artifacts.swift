@@ -80,7 +80,7 @@ extension AgentAPI {
             if let reason = pace.dropped { throw tooSlow(digest, received: received, size: length, context: context, reason: reason) }
             throw cutShort(digest, received: received, size: length, context: context, reason: "the body ended early")
         }
-        // The last write, the digest check and fsync: off the cooperative pool.
+        // The digest check and the rename into the cache: off the cooperative pool.
         try await Blocking.run { try upload.finish() }
         context.logger.info("artifact stored", metadata: ["baton.artifact": "\(digest)", "baton.size": "\(length)"])
         return try APIResponse.json(ArtifactReceipt(sha256: digest, size: length, existing: false), status: .created)

@@ -1,3 +1,4 @@
+import BatonArchive
 import BatonProtocol
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -31,6 +32,11 @@ public struct AgentConfiguration: Sendable, Equatable {
     public var limits: Limits
     /// Fetching artifacts from the manifest's `artifact.url` (`fetch:`).
     public var fetch = FetchSettings()
+    /// How an unpacked release is made durable before anything can switch to it
+    /// (`releaseSync:`): `files` (the default) fsyncs each of its files and directories;
+    /// `filesystem` makes one `syncfs(2)` of their file system instead. The guarantee is
+    /// the same (docs/durability.md).
+    public var releaseSync: TreeDurability = .eachFile
 
     public struct TLSFiles: Sendable, Equatable {
         public var certificate: String
@@ -134,7 +140,7 @@ extension AgentConfiguration {
             p.hasPrefix("/") ? p : "\(base)/\(p)"
         }
         let root = try YAMLDocument(text: text, file: file).root.mapping()
-        try root.allowOnly(["hostId", "environment", "labels", "dataDir", "listen", "metricsListen", "tls", "trust", "limits", "fetch"])
+        try root.allowOnly(["hostId", "environment", "labels", "dataDir", "listen", "metricsListen", "tls", "trust", "limits", "fetch", "releaseSync"])
 
         var config = AgentConfiguration(
             hostID: try root.require("hostId").name(),
@@ -185,6 +191,13 @@ extension AgentConfiguration {
             }
         }
         if let fetch = root["fetch"] { config.fetch = try FetchSettings.parse(fetch, resolve: resolve) }
+        if let node = root["releaseSync"] {
+            let text = try node.string()
+            guard let mode = TreeDurability(rawValue: text), mode != .none else {
+                throw node.error(.invalidValue, "'\(text)' is not a release sync; write files (each file fsynced, the default) or filesystem (one syncfs)")
+            }
+            config.releaseSync = mode
+        }
         return config
     }
 }

@@ -91,41 +91,43 @@ extension DeploymentEngine {
         if context.reuseInstalled { return .succeeded }
         let staging = layout.stagingDirectory(context.app, id)
         let archive = layout.artifact(manifest.artifact.sha256)
-        let limits = extractionLimits
+        let limits = extractionLimits, durability = configuration.releaseSync
         let format: ArchiveFormat = manifest.artifact.format == .tar ? .tar : .tarGz
         let stagingRoot = layout.stagingRoot(context.app)
         let staged = context.staged
         let cache = self.cache, artifact = manifest.artifact
         do {
-            let summary = try await Blocking.run { () throws -> ExtractionSummary in
+            let (summary, hashed) = try await Blocking.run { () throws -> (ExtractionSummary, Bool) in
                 DurableFiles.removeTree(staging)
                 try DurableFiles.makeDirectory(stagingRoot, mode: DataLayout.releaseDirectoryMode)
                 if let staged {
                     // Unpacked (and synced) in the same read that verified the file: only
                     // its place changes. The rename into `releases/` fsyncs the parents.
                     let summary = try staged.result.get()
-                    if rename(staged.directory, staging) == 0 { return summary }
+                    if rename(staged.directory, staging) == 0 { return (summary, true) }
                     // `artifacts/` on another file system than `apps/`: unpack again, from the cache.
                     DurableFiles.removeTree(staged.directory)
                 }
                 // The cached copy is hashed again in the read that unpacks it (it is not
-                // fsynced when stored: `ArtifactCache`). Durable: every file and directory
-                // of the tree is fsynced (nothing else is) before it returns; the release
-                // must be on disk before `current` can name it.
-                let unpack = LocalArtifactIntake.Unpack(directory: staging, format: format, limits: limits)
+                // fsynced when stored: `ArtifactCache`), unless this agent hashed that very
+                // file since it started (`VerifiedCopies`). Durable: every file and directory
+                // of the tree is on disk before it returns (`releaseSync:`), since the
+                // release must be on disk before `current` can name it.
+                let unpack = LocalArtifactIntake.Unpack(directory: staging, format: format, limits: limits, durability: durability)
                 do {
                     let result = try LocalArtifactIntake.run(
                         file: archive, artifact: artifact, cache: cache, unpack: unpack,
                         retry: "the cached copy was torn or changed since it was stored (a power loss?) and is now removed; nothing was switched: deploy again to send the artifact anew")
-                    return try result!.result.get()
+                    return (try result!.result.get(), result!.hashed)
                 } catch let error as AgentError where error.code == .digestMismatch || error.code == .sizeMismatch {
                     unlink(archive)
                     throw error
                 }
             }
-            await note(id, "unpacked " + [(UInt64(summary.files), "file"), (UInt64(summary.directories), "directory"), (UInt64(summary.bytes), "byte")]
+            let counts = [(UInt64(summary.files), "file"), (UInt64(summary.directories), "directory"), (UInt64(summary.bytes), "byte")]
                 .map { count, noun in "\(count) \(count == 1 ? noun : noun == "directory" ? "directories" : noun + "s")" }
-                .joined(separator: ", "))
+                .joined(separator: ", ")
+            await note(id, "unpacked " + counts + (hashed ? "" : " (the cached copy is the one this agent hashed when it arrived; not hashed again)"))
             return .succeeded
         } catch let error as ExtractionError {
             removeUnpacked(staging, staged)

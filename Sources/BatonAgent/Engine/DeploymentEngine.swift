@@ -171,7 +171,8 @@ public actor DeploymentEngine {
                 && DurableFiles.isDirectory(layout.releaseDirectory(manifest.app, manifest.release))
             let unpack = installed ? nil : LocalArtifactIntake.Unpack(
                 directory: "\(layout.artifactsTemporaryDirectory)/unpack.\(id).\(getpid())",
-                format: manifest.artifact.format == .tar ? .tar : .tarGz, limits: extractionLimits)
+                format: manifest.artifact.format == .tar ? .tar : .tarGz, limits: extractionLimits,
+                durability: configuration.releaseSync)
             let cache = self.cache, artifact = manifest.artifact
             do {
                 staged = try await Blocking.run { () throws -> LocalArtifactIntake.Staged? in

@@ -24,6 +24,8 @@ struct ArtifactCache: Sendable {
     let layout: DataLayout
     /// Total bytes kept before least-recently-used eviction.
     let capacity: UInt64
+    /// The copies hashed since this cache was opened: a deployment skips hashing those again.
+    let verified = VerifiedCopies()
 
     func contains(_ digest: String) -> Bool {
         Digest.isSHA256Hex(digest) && DurableFiles.exists(layout.artifact(digest))
@@ -34,7 +36,13 @@ struct ArtifactCache: Sendable {
         // UTIME_NOW, a C macro Swift does not import: ((1 << 30) - 1).
         let utimeNow = (1 << 30) - 1
         var times = [timespec(tv_sec: 0, tv_nsec: utimeNow), timespec(tv_sec: 0, tv_nsec: utimeNow)]
-        utimensat(AT_FDCWD, layout.artifact(digest), &times, 0)
+        let path = layout.artifact(digest)
+        // The agent's own change of the times does not make a verified copy unverified; a
+        // copy that changed since it was hashed stays unverified.
+        var st = stat()
+        let wasVerified = stat(path, &st) == 0 && verified.isVerified(digest, st)
+        utimensat(AT_FDCWD, path, &times, 0)
+        if wasVerified { verified.renew(digest, path: path, before: VerifiedCopies.Identity(st)) } else { verified.forget(digest) }
     }
 
     /// Starts receiving an artifact that must hash to `digest` and be exactly `size` bytes.
@@ -86,6 +94,7 @@ struct ArtifactCache: Sendable {
         var total = entries.reduce(0) { $0 + $1.size }
         for entry in entries.sorted(by: { $0.used < $1.used }) where total > capacity {
             if protected.contains(entry.digest) { continue }
+            verified.forget(entry.digest)
             if unlink(layout.artifact(entry.digest)) == 0 { total -= entry.size }
         }
     }
@@ -101,6 +110,7 @@ struct ArtifactCache: Sendable {
         let evictable = entries.filter { !protected.contains($0.digest) }.sorted { $0.used < $1.used }
         guard total - evictable.reduce(0, { $0 + $1.size }) <= capacity else { return false }
         for entry in evictable where total > capacity {
+            verified.forget(entry.digest)
             if unlink(layout.artifact(entry.digest)) == 0 { total -= entry.size }
         }
         return total <= capacity
@@ -217,13 +227,17 @@ final class ArtifactWriter: @unchecked Sendable {
     /// critical path.
     func commit() throws(AgentError) {
         guard verified, !closed else { throw AgentError(.ioError, "internal: the artifact was not verified before it was kept") }
-        close(fd)
-        closed = true
+        defer {
+            close(fd)
+            closed = true
+        }
         guard rename(temporaryPath, cache.layout.artifact(digest)) == 0 else {
             let e = errno
             unlink(temporaryPath)
             throw AgentError.io("store artifact", errno: e)
         }
+        // After the rename, which changes the file's change time.
+        cache.verified.record(digest, fd: fd)
     }
 
     /// Drops what was received.

@@ -18,8 +18,11 @@ import Musl
 ///   `artifacts/tmp`;
 /// * the unpack step of every other deployment, reading the cache's own copy into the
 ///   staging directory: the cached copy is not fsynced when it is stored (`ArtifactWriter`),
-///   so it is hashed again at every use, in the read that unpacks it, and a copy a power
-///   loss tore is refused (`digest_mismatch`) instead of unpacked.
+///   so it is hashed again in the read that unpacks it, and a copy a power loss tore is
+///   refused (`digest_mismatch`) instead of unpacked. Unless this agent hashed that very
+///   file since it started (`VerifiedCopies`: a torn copy needs a crash, which would have
+///   emptied that record), the usual case of an upload followed by its deployment: then
+///   the bytes are hashed once, as they arrive.
 ///
 /// The extractor's verdict does not decide whether the file is the artifact: a refused
 /// archive is still hashed to its end and kept (as when it is uploaded), and the
@@ -30,6 +33,8 @@ enum LocalArtifactIntake {
         let directory: String
         let format: ArchiveFormat
         let limits: ExtractionLimits
+        /// How the tree is made durable before it is handed over (`releaseSync:`).
+        let durability: TreeDurability
     }
 
     /// A verified artifact's unpacked tree: on disk (files and directories fsynced) when
@@ -37,6 +42,9 @@ enum LocalArtifactIntake {
     struct Staged: Sendable {
         let directory: String
         let result: Result<ExtractionSummary, ExtractionError>
+        /// False when the file was the cache's copy this agent had hashed already, and
+        /// was not hashed again.
+        let hashed: Bool
     }
 
     /// Bytes read from the file at a time.
@@ -79,16 +87,21 @@ enum LocalArtifactIntake {
         }
 
         // A file already cached is only hashed (and unpacked); otherwise the writer hashes.
-        let writer = cache.contains(artifact.sha256) ? nil : try cache.beginWrite(digest: artifact.sha256, size: artifact.size)
+        // The cache's own copy, hashed by this agent since it started and unchanged since, is
+        // not hashed again.
+        let isCachedCopy = path == cache.layout.artifact(artifact.sha256)
+        let writer = isCachedCopy || cache.contains(artifact.sha256)
+            ? nil : try cache.beginWrite(digest: artifact.sha256, size: artifact.size)
         defer { writer?.abort() }  // a no-op once committed
-        var hasher: SHA256? = writer == nil ? SHA256() : nil
+        let alreadyVerified = isCachedCopy && cache.verified.isVerified(artifact.sha256, st)
+        var hasher: SHA256? = writer == nil && !alreadyVerified ? SHA256() : nil
         var stream: ArchiveStream?
         var refusal: ExtractionError?
         if let unpack {
             DurableFiles.removeTree(unpack.directory)
             try DurableFiles.makeDirectory(unpack.directory, mode: DataLayout.releaseDirectoryMode)
             do {
-                stream = try ArchiveStream(format: unpack.format, into: unpack.directory, limits: unpack.limits, durable: true)
+                stream = try ArchiveStream(format: unpack.format, into: unpack.directory, limits: unpack.limits, durability: unpack.durability)
             } catch {
                 refusal = error
             }
@@ -134,9 +147,12 @@ enum LocalArtifactIntake {
                 actual = writer.actualDigest
                 if error.code != .digestMismatch { throw error }
             }
-        } else {
-            let digest = Digest.hex(hasher!.finalize())
+        } else if let hasher {
+            let digest = Digest.hex(hasher.finalize())
             actual = digest == artifact.sha256 ? nil : digest
+            if actual == nil, isCachedCopy { cache.verified.record(artifact.sha256, fd: source) }
+        } else {
+            actual = nil
         }
         if let actual {
             throw AgentError(
@@ -156,6 +172,6 @@ enum LocalArtifactIntake {
         }
         if let writer { try writer.commit() } else { cache.touch(artifact.sha256) }
         guard let unpack, let result else { return nil }
-        return Staged(directory: unpack.directory, result: result)
+        return Staged(directory: unpack.directory, result: result, hashed: !alreadyVerified)
     }
 }
