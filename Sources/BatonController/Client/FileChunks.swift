@@ -12,10 +12,9 @@ import NIOPosix
 /// reader ran ahead and queued megabytes per upload. So before each further chunk the
 /// iterator makes one round trip through every event loop of `pacing` (the client's
 /// group): the previous chunk's write has then reached its connection, and a full
-/// connection has paused the stream. The next chunk is read meanwhile. An upload so holds
-/// about two 64 KiB chunks (the connection's write-buffer high-water mark) and their TLS
-/// records at a time: controller memory grows by that per concurrent upload, not by the
-/// artifact.
+/// connection has paused the stream. An upload so holds about one 64 KiB chunk (the
+/// connection's write-buffer high-water mark) and its TLS records at a time: controller
+/// memory grows by that per concurrent upload, not by the artifact.
 struct FileChunks: AsyncSequence, Sendable {
     typealias Element = ByteBuffer
     let path: String
@@ -58,13 +57,14 @@ struct FileChunks: AsyncSequence, Sendable {
                 fd = open(path, O_RDONLY | O_CLOEXEC)
                 guard fd >= 0 else { throw IOError(errnoCode: errno, reason: "open \(path)") }
             }
+            if self.offset > 0 {
+                // Tasks on a loop run in order: the previous chunk's write is done after this.
+                for loop in loops { try await loop.submit {}.get() }
+            }
             let fd = self.fd, offset = self.offset, size = chunkSize
-            // The next chunk is read while the previous one's write is waited for: the two
-            // overlap, and the event loops are all asked at once, not one after the other.
-            let read = NIOThreadPool.singleton.runIfActive(eventLoop: loops.first ?? MultiThreadedEventLoopGroup.singleton.next()) {
-                () throws -> ByteBuffer in
+            let buffer = try await NIOThreadPool.singleton.runIfActive { () throws -> ByteBuffer in
                 var buffer = ByteBufferAllocator().buffer(capacity: size)
-                _ = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw -> Int in
+                let count = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw -> Int in
                     while true {
                         let n = pread(fd, raw.baseAddress!, size, offset)
                         if n < 0, errno == EINTR { continue }
@@ -72,19 +72,9 @@ struct FileChunks: AsyncSequence, Sendable {
                         return n
                     }
                 }
+                _ = count
                 return buffer
             }
-            if offset > 0 {
-                // Tasks on a loop run in order: the previous chunk's write is done after this.
-                let barriers = loops.map { $0.submit {} }
-                do {
-                    for barrier in barriers { try await barrier.get() }
-                } catch {
-                    _ = try? await read.get()  // the read uses `fd`: it must end before `fd` is closed
-                    throw error
-                }
-            }
-            let buffer = try await read.get()
             if buffer.readableBytes == 0 {
                 finished = true
                 close(fd)
