@@ -35,7 +35,8 @@
 # every time; a first untimed release (r0) puts every host of every contender on a
 # previous release. The order of the contenders rotates by one each round, and each
 # starts after a `sync`, so that neither the page cache nor another's writeback favours
-# one. Prints each contender's median (and every round), the ratios against the floors
+# one. Prints each contender's median (and every round, and the median busy CPU time of
+# the whole machine over it: all processes, both cores), the ratios against the floors
 # (targets: baton <= 1.0x floor+sync and <= 1.2x floor), where the controller's time
 # went in its median round (from the arrival time of each --json event), and the
 # controller's peak RSS (VmHWM) and most threads at once over every `baton deploy` of the
@@ -142,6 +143,9 @@ make_artifact() {
 
 median() { sort -n | awk '{a[NR]=$1} END {m=int((NR+1)/2); print a[m]}'; }
 now_ns() { date +%s%N; }
+# Busy CPU time of the whole machine so far, in ms (/proc/stat: user, nice, system, irq,
+# softirq, steal; in USER_HZ ticks of 10 ms): what a contender cost all processes together.
+busy_ms() { awk '$1 == "cpu" { print ($2 + $3 + $4 + $7 + $8 + $9) * 10; exit }' /proc/stat; }
 
 # The floor's per-host work, run by xargs in each host directory.
 floor_host='set -e
@@ -399,8 +403,8 @@ NGINX
     [ "$ANSIBLE" = 1 ] && contenders+=(ansible)
     [ "$FETCH" = 1 ] && contenders+=(fetch)
     [ "$SYNCFS" = 1 ] && contenders+=(syncfs)
-    local -A times=()
-    local k=${#contenders[@]} rel r j t0 t1 last_fetch=""
+    local -A times=() cpus=()
+    local k=${#contenders[@]} rel r j t0 t1 c0 last_fetch=""
     for r in $(seq 1 "$RUNS"); do
         rel="r$r"
         make_artifact "$rel"
@@ -411,6 +415,7 @@ NGINX
         for j in $(seq 0 $((k - 1))); do order+=("${contenders[$(( (j + r - 1) % k ))]}"); done
         for c in "${order[@]}"; do
             sync
+            c0=$(busy_ms)
             t0=$(now_ns)
             case "$c" in
                 baton)
@@ -433,6 +438,7 @@ NGINX
             esac
             t1=$(now_ns)
             times[$c]+="$(( (t1 - t0) / 1000000 )) "
+            cpus[$c]+="$(( $(busy_ms) - c0 )) "
             case "$c" in
                 baton)
                     echo "$t1" > "deploy-$rel.end"
@@ -485,7 +491,8 @@ NGINX
         esac
     }
     for c in "${contenders[@]}"; do
-        printf '  %-72s %7s ms   (all: %s)\n' "$(label "$c")" "${med[$c]}" "${times[$c]% }"
+        printf '  %-72s %7s ms   (all: %s; CPU, all processes: %s ms)\n' "$(label "$c")" "${med[$c]}" "${times[$c]% }" \
+            "$(printf '%s\n' ${cpus[$c]} | median)"
     done
     local ratios
     ratios=$(awk -v a="${med[baton]}" -v s="${med[floorsync]}" -v f="${med[floor]}" \
