@@ -239,6 +239,7 @@ final=$(tail -n 1 events.ndjson | python3 -c 'import json, sys; print(json.load(
 after_rss=$(status_kb VmRSS)
 idle_spell
 after_spell_rss=$(status_kb VmRSS); after_spell_anon=$(status_kb RssAnon)
+after_spell_threads=$(ls "/proc/$pid/task" | wc -l)
 pmap -x "$pid" > after-deployment.pmap 2>/dev/null || true
 stop
 
@@ -408,7 +409,7 @@ echo "  idle again ($(( 2 * IDLE + 1 )) s later, --trim-idle-after $IDLE): RSS $
 fi
 echo "  upload of $((size / 1048576)) MB:    peak RSS $(mb "$upload_peak") (anonymous $(mb "$upload_anon"))   target <= 40 MB: $(verdict "$upload_peak" 40)   ($(( (t1 - t0) / 1000000 )) ms)"
 echo "  its deployment:      peak RSS $(mb "$deploy_peak") (anonymous $(mb "$deploy_anon"))   target <= 40 MB: $(verdict "$deploy_peak" 40)   ($(( (t3 - t2) / 1000000 )) ms, $(wc -l < events.ndjson) events, $final)"
-echo "  after the deployment: RSS $(mb "$after_rss")${after_spell_rss:+; idle again $(( 2 * IDLE + 1 )) s later: $(mb "$after_spell_rss") (anonymous $(mb "$after_spell_anon"))}"
+echo "  after the deployment: RSS $(mb "$after_rss")${after_spell_rss:+; idle again $(( 2 * IDLE + 1 )) s later: $(mb "$after_spell_rss") (anonymous $(mb "$after_spell_anon"), $after_spell_threads threads)}"
 echo "where the idle memory is:"
 echo "  threads:             $idle_threads ($idle_thread_names)"
 echo "  anonymous (heap, stacks, data): $(mb "$idle_anon");  file-backed (code and read-only data, shared, clean): $(mb "$idle_file")"

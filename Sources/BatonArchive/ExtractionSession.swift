@@ -32,8 +32,6 @@ final class ExtractionSession {
     /// Opens the staging directory (which must exist and be empty) once, without following a symlink.
     init(stagingDirectory: String, limits: ExtractionLimits, durability: TreeDurability = .none) throws(ExtractionError) {
         self.limits = limits
-        self.durability = durability
-        syncer = durability == .eachFile ? FileSyncer() : nil
         let root = Glibc.open(stagingDirectory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard root >= 0 else {
             let code = errno
@@ -42,6 +40,8 @@ final class ExtractionSession {
                 "cannot open the staging directory \(stagingDirectory): \(errnoDescription(code)); it must be an existing directory, not a symlink"
             )
         }
+        self.durability = durability.effective(forDirectory: root)
+        syncer = self.durability == .eachFile ? FileSyncer() : nil
         var status = stat()
         guard fstat(root, &status) == 0 else {
             let code = errno
