@@ -33,11 +33,13 @@
 #   MB=300 bench/agent-footprint.sh               # another artifact size
 #   IDLE=30 bench/agent-footprint.sh              # batond run --trim-idle-after 30
 #   FLAGS="-Xswiftc -Osize" SCRATCH=.build-osize bench/agent-footprint.sh  # other build flags
+#   AGENT_ENV="MALLOC_ARENA_MAX=1" bench/agent-footprint.sh  # environment of the main agent
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCRATCH="${SCRATCH:-.build-release}"
 MB="${MB:-100}"
 IDLE="${IDLE:-5}"
+read -r -a agent_env <<< "${AGENT_ENV:-}"
 
 # Extra build flags, e.g. FLAGS="-Xswiftc -Osize"; none by default (SwiftPM's -O).
 FLAGS="${FLAGS-}"
@@ -183,7 +185,7 @@ phase_peak() {  # prints "peak-RSS peak-anonymous" in kB
 }
 
 # --- idle, then 100 API calls ----------------------------------------------------------
-start
+start "${agent_env[@]}"
 sleep 1
 idle_rss=$(status_kb VmRSS); idle_hwm=$(status_kb VmHWM)
 idle_threads=$(ls "/proc/$pid/task" | wc -l)

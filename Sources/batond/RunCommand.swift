@@ -39,6 +39,7 @@ struct RunCommand: AsyncParsableCommand {
 
     func run() async throws {
         AgentService.limitEventLoopThreads()
+        AgentService.limitMallocArenas()
         let configuration = try AgentSetup.loadConfiguration(config)
         let level = logLevel
         LoggingSystem.bootstrap { label in

@@ -42,6 +42,19 @@ import Testing
         let trim = try #require(ResidentCode.mallocTrim)
         #expect(trim(0) >= 0)
     }
+
+    /// `batond run` keeps malloc to one arena; glibc accepts the setting (mallopt answers
+    /// 1), and leaves it to the environment when MALLOC_ARENA_MAX is set there.
+    @Test func limitsMallocArenas() throws {
+        let mallopt = try #require(ResidentCode.mallopt)
+        #expect(mallopt(ResidentCode.mallocArenaMax, 8) == 1)
+        if getenv("MALLOC_ARENA_MAX") == nil {
+            #expect(AgentService.limitMallocArenas(to: 8))
+            setenv("MALLOC_ARENA_MAX", "8", 1)
+            defer { unsetenv("MALLOC_ARENA_MAX") }
+            #expect(!AgentService.limitMallocArenas(to: 8), "the environment decides")
+        }
+    }
     #endif
 
     #if os(Linux)

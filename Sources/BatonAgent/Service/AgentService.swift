@@ -166,6 +166,20 @@ extension AgentService {
             NIOSingletons.blockingPoolThreadCountSuggestion = count
         }
     }
+
+    /// Keeps glibc's malloc to one arena (unless `MALLOC_ARENA_MAX` in the environment
+    /// says otherwise). Each thread that allocates while another holds the arena gets one
+    /// of its own (up to 8 per core), and what a deployment's threads freed stays spread
+    /// over them: measured with `bench/agent-footprint.sh`, idle again after a 100 MB
+    /// deployment 12.0 MB (3.8 MB anonymous) with the default, 11.2 MB (3.1 MB) with one
+    /// arena, with the upload's and the deployment's peaks and times no worse. The agent
+    /// allocates little and from few threads at once; each thread's cache of small
+    /// blocks (tcache) still spares most allocations the arena's lock. True when set.
+    @discardableResult
+    public static func limitMallocArenas(to count: Int32 = 1) -> Bool {
+        guard getenv("MALLOC_ARENA_MAX") == nil, let mallopt = ResidentCode.mallopt else { return false }
+        return mallopt(ResidentCode.mallocArenaMax, count) == 1
+    }
 }
 
 /// A listener whose failure to start says which one and where.

@@ -62,6 +62,19 @@ public enum ResidentCode {
         #endif
     }()
 
+    /// glibc's `mallopt`, looked up like `malloc_trim`; nil where the C library has none.
+    static let mallopt: (@convention(c) (Int32, Int32) -> Int32)? = {
+        #if canImport(Glibc)
+        guard let symbol = dlsym(nil, "mallopt") else { return nil }
+        return unsafeBitCast(symbol, to: (@convention(c) (Int32, Int32) -> Int32).self)
+        #else
+        return nil
+        #endif
+    }()
+
+    /// `M_ARENA_MAX` (malloc.h).
+    static let mallocArenaMax: Int32 = -8
+
     /// Advises and pages out the binary's mappings; see the type's comment.
     @discardableResult
     public static func release() -> Outcome {
