@@ -36,7 +36,8 @@
 # previous release. The order of the contenders rotates by one each round, and each
 # starts after a `sync`, so that neither the page cache nor another's writeback favours
 # one. Prints each contender's median (and every round, and the median busy CPU time of
-# the whole machine over it: all processes, both cores), the ratios against the floors
+# the whole machine over it: all processes, both cores), the ratios (by wall time and by
+# CPU time) against the floors
 # (targets: baton <= 1.0x floor+sync and <= 1.2x floor), where the controller's time
 # went in its median round (from the arrival time of each --json event), and the
 # controller's peak RSS (VmHWM) and most threads at once over every `baton deploy` of the
@@ -501,10 +502,20 @@ NGINX
     [ "$FETCH" = 1 ] && ratios+=$(awk -v a="${med[baton]}" -v g="${med[fetch]}" -v s="${med[floorsync]}" 'BEGIN { printf "   fetch / upload %.2f   fetch / floor+sync %.2f", g / a, g / s }')
     [ "$SYNCFS" = 1 ] && ratios+=$(awk -v y="${med[syncfs]}" -v s="${med[floorsync]}" -v f="${med[floor]}" 'BEGIN { printf "   syncfs / floor+sync %.2f   syncfs / floor %.2f", y / s, y / f }')
     echo "  $ratios"
+    # The machine's busy CPU over a round is steadier than its wall time on a shared VM,
+    # and on 2 cores every contender is CPU-bound: the same ratios by CPU time.
+    local -A cpu=()
+    for c in "${contenders[@]}"; do cpu[$c]=$(printf '%s\n' ${cpus[$c]} | median); done
+    local cpu_ratios
+    cpu_ratios=$(awk -v a="${cpu[baton]}" -v s="${cpu[floorsync]}" -v f="${cpu[floor]}" \
+        'BEGIN { printf "by CPU time: baton / floor+sync %.2f   baton / floor %.2f", a / s, a / f }')
+    [ "$FETCH" = 1 ] && cpu_ratios+=$(awk -v g="${cpu[fetch]}" -v s="${cpu[floorsync]}" 'BEGIN { printf "   fetch / floor+sync %.2f", g / s }')
+    [ "$SYNCFS" = 1 ] && cpu_ratios+=$(awk -v y="${cpu[syncfs]}" -v s="${cpu[floorsync]}" 'BEGIN { printf "   syncfs / floor+sync %.2f", y / s }')
+    echo "  $cpu_ratios"
     local memline
     memline=$(cat deploy-r*.out.mem | awk '{ if ($1 > m) m = $1; if ($2 > t) t = $2 } END { printf "controller peak RSS %.0f MB, peak threads %d", m / 1024, t }')
     echo "  $memline (most over every baton deploy, r0 included)"
-    printf 'N=%-5s %-6s %s; %s\n' "$n" "$medium" "$ratios" "$memline" >> "$summary"
+    printf 'N=%-5s %-6s %s; %s; %s\n' "$n" "$medium" "$ratios" "$cpu_ratios" "$memline" >> "$summary"
 
     local B
     B=$(printf '%s\n' ${times[baton]} | median)
