@@ -221,6 +221,8 @@ let package = Package(
                 "BatonController", "BatonProtocol", "BatonPKI", "BatonTestSupport",
                 // Checks webhook signatures as a receiver would, apart from the controller's code.
                 .product(name: "Crypto", package: "swift-crypto"),
+                // Reads the SQLite history's own settings (HistoryDurabilityTests).
+                .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -58,6 +58,8 @@ func cliError(_ error: any Error) -> CLIError {
 struct ControllerContext {
     let configuration: ControllerConfiguration
     let state: ControllerState
+    /// Set by ``withSharedConnections(to:_:)``.
+    var sharedConnections: SharedAgentConnections?
 
     init(_ options: ControllerOptions) throws(CLIError) {
         configuration = try options.resolve()

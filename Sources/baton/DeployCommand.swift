@@ -29,6 +29,12 @@ struct DeployCommand: AsyncParsableCommand {
 
     func run() async throws {
         let context = try ControllerContext(controller)
+        // The serials and then the rollout ask the same agents: one TLS connection each.
+        let hosts = (try? context.fleet().hosts.filter { $0.environment == release.environment }) ?? []
+        try await context.withSharedConnections(to: hosts) { context in try await deploy(context) }
+    }
+
+    private func deploy(_ context: ControllerContext) async throws {
         let strategy = try strategy.strategy()
         let signingKey = try loadSigningKey(key)
         let created = try await release.create(app: app, context: context)

@@ -1,12 +1,35 @@
 import BatonCLISupport
 import BatonController
 import Foundation
+import Synchronization
 
 extension ControllerContext {
-    /// Agent clients from the configured certificate, key and CA.
+    /// Agent clients from the configured certificate, key and CA; over the shared
+    /// connections (``withSharedConnections(to:_:)``) for the hosts they cover.
     var agentClients: AgentClientFactory {
         let configuration = self.configuration
-        return { hosts, retry throws(ControllerError) in try configuration.agentClient(for: hosts, retry: retry) }
+        let shared = sharedConnections
+        return { hosts, retry throws(ControllerError) in
+            if let view = try shared?.client(for: hosts, retry: retry) { return view }
+            return try configuration.agentClient(for: hosts, retry: retry)
+        }
+    }
+
+    /// Runs `body` with a context whose agent clients share one set of connections to
+    /// `hosts` (made when first needed, shut down afterwards on every path): a command
+    /// that asks the same agents twice makes each TLS connection once.
+    func withSharedConnections<T>(to hosts: [Fleet.Host], _ body: (ControllerContext) async throws -> T) async throws -> T {
+        let shared = SharedAgentConnections(hosts: hosts, configuration: configuration)
+        var context = self
+        context.sharedConnections = shared
+        do {
+            let value = try await body(context)
+            await shared.shutdown()
+            return value
+        } catch {
+            await shared.shutdown()
+            throw error
+        }
     }
 
     /// Runs `request` in a rollout session, with progress as `output` asks and notices on
@@ -44,5 +67,35 @@ extension ControllerContext {
             actor: ControllerActor.current, hosts: request.hosts.count)
         let notifier = WebhookNotifier(hooks: configuration.notifications, warn: { Output.error($0) })
         return NotifyingRenderer(base: base, notifier: notifier, identity: identity)
+    }
+}
+
+/// One set of agent connections for a whole command, made by the first client asked for
+/// (so a mistake found before any agent is asked is still reported first), then shared
+/// by every client for the same hosts (``HTTPAgentClient/sharingConnections(for:retry:)``).
+final class SharedAgentConnections: Sendable {
+    let hosts: [Fleet.Host]
+    let configuration: ControllerConfiguration
+    private let made = Mutex<HTTPAgentClient?>(nil)
+
+    init(hosts: [Fleet.Host], configuration: ControllerConfiguration) {
+        self.hosts = hosts
+        self.configuration = configuration
+    }
+
+    /// A view over the shared connections; nil for hosts they do not cover.
+    func client(for wanted: [Fleet.Host], retry: RetryPolicy) throws(ControllerError) -> HTTPAgentClient? {
+        guard wanted.allSatisfy({ hosts.contains($0) }) else { return nil }
+        let owner: HTTPAgentClient = try made.withLock { made throws(ControllerError) in
+            if let made { return made }
+            let client = try configuration.agentClient(for: hosts)
+            made = client
+            return client
+        }
+        return owner.sharingConnections(for: wanted, retry: retry)
+    }
+
+    func shutdown() async {
+        await made.withLock { $0 }?.shutdown()
     }
 }

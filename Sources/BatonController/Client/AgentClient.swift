@@ -51,7 +51,7 @@ public final class HTTPAgentClient: AgentClient {
     /// Every client once, for the shutdown.
     private let distinctClients: [HTTPClient]
     /// The certificate each agent presented, as last seen (for `baton status`).
-    private let certificates = CertificateBook()
+    private let certificates: CertificateBook
 
     final class CertificateBook: Sendable {
         private let seen = Mutex<[String: PeerCertificate]>([:])
@@ -61,6 +61,11 @@ public final class HTTPAgentClient: AgentClient {
     private let retry: RetryPolicy
     /// Per-request deadline for ordinary calls (uploads get one scaled to their size).
     private let requestTimeout: TimeAmount
+    /// The hosts, as the fleet file gave them, that this client was made for.
+    private let hosts: [String: Fleet.Host]
+    /// False for a view from ``sharingConnections(retry:)``: its shutdown leaves the
+    /// connections to the client that made them.
+    private let ownsConnections: Bool
 
     public init(credentials: ControllerCredentials, hosts: [Fleet.Host], retry: RetryPolicy = RetryPolicy(),
                 requestTimeout: Duration = .seconds(30), readTimeout: Duration = .seconds(30)) throws(ControllerError) {
@@ -74,7 +79,8 @@ public final class HTTPAgentClient: AgentClient {
         // its pool keeps each host's connections apart (by the host's TLS name).
         var clients: [String: HTTPClient] = [:]
         var all: [HTTPClient] = []
-        let book = certificates
+        let book = CertificateBook()
+        certificates = book
         for group in AgentConnectionGroups(hosts).groups {
             var configuration = HTTPClient.Configuration(
                 tlsConfiguration: tls,
@@ -110,6 +116,28 @@ public final class HTTPAgentClient: AgentClient {
         self.distinctClients = all
         self.retry = retry
         self.requestTimeout = .init(requestTimeout)
+        self.hosts = Dictionary(hosts.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        self.ownsConnections = true
+    }
+
+    private init(sharing other: HTTPAgentClient, retry: RetryPolicy) {
+        clients = other.clients
+        distinctClients = other.distinctClients
+        certificates = other.certificates
+        self.retry = retry
+        requestTimeout = other.requestTimeout
+        hosts = other.hosts
+        ownsConnections = false
+    }
+
+    /// The same connections (pools, TLS context, identity checks) with another retry
+    /// policy; shutting the view down leaves them open for this client. One command that
+    /// talks to the same hosts twice (`baton deploy`: the serials, then the rollout) then
+    /// makes each TLS connection once. The connect timeout stays this client's. Nil when
+    /// `hosts` are not all among this client's hosts, exactly as the fleet file gave them.
+    public func sharingConnections(for hosts: [Fleet.Host], retry: RetryPolicy) -> HTTPAgentClient? {
+        guard hosts.allSatisfy({ self.hosts[$0.id] == $0 }) else { return nil }
+        return HTTPAgentClient(sharing: self, retry: retry)
     }
 
     /// Fails (and closes) a connection whose peer is not `expected`.
@@ -143,6 +171,7 @@ public final class HTTPAgentClient: AgentClient {
     }
 
     public func shutdown() async {
+        guard ownsConnections else { return }
         for client in distinctClients { try? await client.shutdown() }
     }
 
