@@ -54,7 +54,7 @@ struct RolloutSessionTests {
         defer { dir.remove() }
         let real = try SQLiteHistoryStore(path: dir.child("history.sqlite"))
         let agent = SessionTestAgent()
-        let session = Self.session(ResumeInfoFailingStore(real), dir, agent: agent)
+        let session = Self.session(InstrumentedStore(real, failsResumeInfo: true), dir, agent: agent)
         await #expect(throws: ControllerError(.stateError, "the disk is full")) {
             try await session.run(Self.request("r-1"), signers: ["ci"])
         }
@@ -62,6 +62,27 @@ struct RolloutSessionTests {
         #expect(try real.locks().isEmpty)
         #expect(agent.submitted.isEmpty)
         #expect(try real.lockEvents(app: "web").map(\.action) == ["acquired", "released"])
+    }
+
+    @Test("progress events are written by a writer of their own, in order and in batches, all before the end record")
+    func eventsAreWrittenOffTheRolloutsPath() async throws {
+        let dir = try TemporaryDirectory(prefix: "baton-session")
+        defer { dir.remove() }
+        let real = try SQLiteHistoryStore(path: dir.child("history.sqlite"))
+        // A store slow to write events (a PostgreSQL server far away, a busy disk): the
+        // rollout goes on meanwhile, and what arrives during one write goes in the next.
+        let store = InstrumentedStore(real, eventWriteDelay: 0.02)
+        let progress = Progress()
+        let summary = try await Self.session(store, dir, agent: SessionTestAgent(), progress: progress).run(Self.request("r-1"), signers: ["ci"])
+        #expect(summary.outcome == .succeeded)
+        let writes = store.writes
+        let batches = writes.filter { $0.hasPrefix("events ") }.compactMap { Int($0.dropFirst("events ".count)) }
+        #expect(batches.reduce(0, +) == progress.events.count)
+        #expect(batches.count < progress.events.count, "\(batches)")
+        #expect(writes.last == "finished" && writes.filter { $0 == "finished" }.count == 1, "\(writes)")
+        let recorded = try real.events(rolloutID: "r-1")
+        #expect(recorded.map(\.message) == progress.events.map(\.message))
+        #expect(recorded.map(\.host) == progress.events.map(\.host))
     }
 
     @Test("withAgentClient shuts the client down after its body, whether the body returns or throws")
@@ -166,17 +187,38 @@ final class Progress: ProgressRenderer {
     func finish(_ summary: RolloutSummary) { shown.withLock { $0.summaries.append(summary) } }
 }
 
-/// The real store, except that saving the resume information fails: a failure after the
-/// session took the lock and made its client.
-private struct ResumeInfoFailingStore: HistoryStore {
+/// The real store, watched: which writes came in what order (event writes with their
+/// batch sizes), optionally slow to write events, or failing to save the resume
+/// information (a failure after the session took the lock and made its client).
+private final class InstrumentedStore: HistoryStore, Sendable {
     let base: SQLiteHistoryStore
-    init(_ base: SQLiteHistoryStore) { self.base = base }
+    let failsResumeInfo: Bool
+    let eventWriteDelay: TimeInterval
+    private let log = Mutex<[String]>([])
+    var writes: [String] { log.withLock { $0 } }
 
-    func saveResumeInfo(_ info: RolloutResumeInfo) throws(ControllerError) { throw ControllerError(.stateError, "the disk is full") }
+    init(_ base: SQLiteHistoryStore, failsResumeInfo: Bool = false, eventWriteDelay: TimeInterval = 0) {
+        self.base = base
+        self.failsResumeInfo = failsResumeInfo
+        self.eventWriteDelay = eventWriteDelay
+    }
+
+    func saveResumeInfo(_ info: RolloutResumeInfo) throws(ControllerError) {
+        if failsResumeInfo { throw ControllerError(.stateError, "the disk is full") }
+        try base.saveResumeInfo(info)
+    }
+    func record(_ event: RolloutEvent) throws(ControllerError) { try record([event]) }
+    func record(_ events: [RolloutEvent]) throws(ControllerError) {
+        if eventWriteDelay > 0 { Thread.sleep(forTimeInterval: eventWriteDelay) }
+        log.withLock { $0.append("events \(events.count)") }
+        try base.record(events)
+    }
+    func rolloutFinished(_ summary: RolloutSummary) throws(ControllerError) {
+        log.withLock { $0.append("finished") }
+        try base.rolloutFinished(summary)
+    }
 
     func rolloutStarted(_ rollout: RolloutRecord) throws(ControllerError) { try base.rolloutStarted(rollout) }
-    func record(_ event: RolloutEvent) throws(ControllerError) { try base.record(event) }
-    func rolloutFinished(_ summary: RolloutSummary) throws(ControllerError) { try base.rolloutFinished(summary) }
     func rolloutAbandoned(id: String, reason: String, now: Date) throws(ControllerError) -> Bool {
         try base.rolloutAbandoned(id: id, reason: reason, now: now)
     }

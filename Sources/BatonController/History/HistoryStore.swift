@@ -8,6 +8,8 @@ import Foundation
 public protocol HistoryStore: Sendable {
     func rolloutStarted(_ rollout: RolloutRecord) throws(ControllerError)
     func record(_ event: RolloutEvent) throws(ControllerError)
+    /// Several events of one rollout, in order, in one transaction (`RolloutEventRecorder`).
+    func record(_ events: [RolloutEvent]) throws(ControllerError)
     func rolloutFinished(_ summary: RolloutSummary) throws(ControllerError)
     /// Records a rollout as `abandoned` (its controller lost the lock) only if it has no
     /// outcome yet, in one statement: whoever took the lock over under the same id may have
@@ -179,5 +181,12 @@ public enum ControllerActor {
     public static var current: String {
         let user = ProcessInfo.processInfo.environment["USER"] ?? ProcessInfo.processInfo.environment["LOGNAME"] ?? "uid\(getuid())"
         return "\(user)@\(ProcessInfo.processInfo.hostName)"
+    }
+}
+
+extension HistoryStore {
+    /// One write per event, for stores with nothing better.
+    public func record(_ events: [RolloutEvent]) throws(ControllerError) {
+        for event in events { try record(event) }
     }
 }

@@ -58,20 +58,32 @@ public final class PostgresHistoryStore: HistoryStore {
     }
 
     public func record(_ event: RolloutEvent) throws(ControllerError) {
+        try record([event])
+    }
+
+    /// Events in one transaction, in order, committed without waiting for the server's WAL
+    /// flush (`synchronous_commit` off for this transaction only): as with SQLite, a crash
+    /// of the server can take back the last events of a rollout, never half of a
+    /// transaction, and the rollout's end record, committed the usual way, takes them along.
+    public func record(_ events: [RolloutEvent]) throws(ControllerError) {
+        guard !events.isEmpty else { return }
         try guarded {
             try sql.transaction { sql in
-                try sql.run("""
-                    INSERT INTO rollout_events (rollout_id, time, type, host, phase, wave, deployment_id, message, error_code, error_message)
-                    VALUES (\(event.rolloutID), \(event.time.timeIntervalSince1970), \(event.type.rawValue), \(event.host),
-                            \(event.phase?.rawValue), \(event.wave), \(event.deploymentID), \(event.message), \(event.error?.code),
-                            \(event.error?.message))
-                    """)
-                if let host = event.host, let phase = event.phase {
-                    let deploymentID = phase == .reverting ? nil : event.deploymentID
+                try sql.run("SET LOCAL synchronous_commit TO OFF")
+                for event in events {
                     try sql.run("""
-                        UPDATE rollout_hosts SET phase = \(phase.rawValue), deployment_id = COALESCE(deployment_id, \(deploymentID))
-                        WHERE rollout_id = \(event.rolloutID) AND host = \(host)
+                        INSERT INTO rollout_events (rollout_id, time, type, host, phase, wave, deployment_id, message, error_code, error_message)
+                        VALUES (\(event.rolloutID), \(event.time.timeIntervalSince1970), \(event.type.rawValue), \(event.host),
+                                \(event.phase?.rawValue), \(event.wave), \(event.deploymentID), \(event.message), \(event.error?.code),
+                                \(event.error?.message))
                         """)
+                    if let host = event.host, let phase = event.phase {
+                        let deploymentID = phase == .reverting ? nil : event.deploymentID
+                        try sql.run("""
+                            UPDATE rollout_hosts SET phase = \(phase.rawValue), deployment_id = COALESCE(deployment_id, \(deploymentID))
+                            WHERE rollout_id = \(event.rolloutID) AND host = \(host)
+                            """)
+                    }
                 }
             }
         }

@@ -221,21 +221,38 @@ public final class SQLiteHistoryStore: HistoryStore {
     /// A progress event: not synced on its own (``Durability/deferred``); the rollout's end
     /// record (``rolloutFinished(_:)``), a synced commit, takes every event before it to disk.
     public func record(_ event: RolloutEvent) throws(ControllerError) {
+        try record([event])
+    }
+
+    /// Events in one deferred transaction, in order.
+    public func record(_ events: [RolloutEvent]) throws(ControllerError) {
+        guard let first = events.first else { return }
         try write(.deferred) { db in
-            let next = try Int.fetchOne(db, sql: "SELECT COALESCE(MAX(sequence), 0) + 1 FROM rollout_events WHERE rolloutID = ?",
-                                        arguments: [event.rolloutID]) ?? 1
-            try db.execute(
-                sql: """
-                    INSERT INTO rollout_events (rolloutID, sequence, time, type, host, phase, wave, deploymentID, message, errorCode, errorMessage)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [event.rolloutID, next, event.time.timeIntervalSince1970, event.type.rawValue, event.host,
-                            event.phase?.rawValue, event.wave, event.deploymentID, event.message, event.error?.code, event.error?.message])
-            if let host = event.host, let phase = event.phase {
-                try db.execute(
-                    sql: "UPDATE rollout_hosts SET phase = ?, deploymentID = COALESCE(deploymentID, ?) WHERE rolloutID = ? AND host = ?",
-                    arguments: [phase.rawValue, phase == .reverting ? nil : event.deploymentID, event.rolloutID, host])
+            var next = try Int.fetchOne(db, sql: "SELECT COALESCE(MAX(sequence), 0) + 1 FROM rollout_events WHERE rolloutID = ?",
+                                        arguments: [first.rolloutID]) ?? 1
+            for event in events {
+                if event.rolloutID != first.rolloutID {
+                    next = try Int.fetchOne(db, sql: "SELECT COALESCE(MAX(sequence), 0) + 1 FROM rollout_events WHERE rolloutID = ?",
+                                            arguments: [event.rolloutID]) ?? 1
+                }
+                try Self.insert(event, sequence: next, db)
+                next += 1
             }
+        }
+    }
+
+    private static func insert(_ event: RolloutEvent, sequence: Int, _ db: Database) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO rollout_events (rolloutID, sequence, time, type, host, phase, wave, deploymentID, message, errorCode, errorMessage)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [event.rolloutID, sequence, event.time.timeIntervalSince1970, event.type.rawValue, event.host,
+                        event.phase?.rawValue, event.wave, event.deploymentID, event.message, event.error?.code, event.error?.message])
+        if let host = event.host, let phase = event.phase {
+            try db.execute(
+                sql: "UPDATE rollout_hosts SET phase = ?, deploymentID = COALESCE(deploymentID, ?) WHERE rolloutID = ? AND host = ?",
+                arguments: [phase.rawValue, phase == .reverting ? nil : event.deploymentID, event.rolloutID, host])
         }
     }
 

@@ -106,12 +106,13 @@ public struct RolloutSession: Sendable {
         let closed = Latch()
         let history = self.history
         let progress = self.progress
+        let recorder = RolloutEventRecorder(history: history)
         let runner = RolloutRunner(
             client: client, request: request, holdsLock: { lock.renew() },
             receipts: ReceiptCollector.over(history, rolloutID: request.rolloutID)
         ) { event in
             guard !closed.isSet else { return }
-            try? history.record(event)
+            recorder.add(event)
             progress.handle(event)
         }
         let renewal = Task {
@@ -149,6 +150,7 @@ public struct RolloutSession: Sendable {
         var next = endings.makeAsyncIterator()
         guard let finished = await next.next() ?? nil else {
             closed.set()
+            await recorder.finish()
             _ = running  // left to wind down: the CLI exits with the summary's status
             var summary = RolloutSummary(
                 rolloutID: request.rolloutID, app: manifest.app, release: manifest.release, serial: manifest.serial,
@@ -160,6 +162,7 @@ public struct RolloutSession: Sendable {
             notify("stopped; rollout \(request.rolloutID) is recorded as needing attention")
             return summary
         }
+        await recorder.finish()
         if let revertSerial = finished.revertSerial {
             try? state.recordSerial(app: manifest.app, revertSerial)
         }
