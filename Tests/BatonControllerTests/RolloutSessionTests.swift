@@ -22,7 +22,7 @@ struct RolloutSessionTests {
     }
 
     static func session(_ history: any HistoryStore, _ dir: TemporaryDirectory, agent: SessionTestAgent,
-                        progress: Progress = Progress(), notices: Notices = Notices()) -> RolloutSession {
+                        progress: any ProgressRenderer = Progress(), notices: Notices = Notices()) -> RolloutSession {
         var session = RolloutSession(
             history: history, state: ControllerState(root: dir.child("state")),
             makeClient: { _, _ in agent },
@@ -72,9 +72,11 @@ struct RolloutSessionTests {
         // A store slow to write events (a PostgreSQL server far away, a busy disk): the
         // rollout goes on meanwhile, and what arrives during one write goes in the next.
         let store = InstrumentedStore(real, eventWriteDelay: 0.02)
-        let progress = Progress()
+        let progress = RecordedWhenShown(real, rolloutID: "r-1")
         let summary = try await Self.session(store, dir, agent: SessionTestAgent(), progress: progress).run(Self.request("r-1"), signers: ["ci"])
         #expect(summary.outcome == .succeeded)
+        // Each event was in the history by the time it was shown.
+        #expect(progress.unrecordedWhenShown.isEmpty, "\(progress.unrecordedWhenShown)")
         let writes = store.writes
         let batches = writes.filter { $0.hasPrefix("events ") }.compactMap { Int($0.dropFirst("events ".count)) }
         #expect(batches.reduce(0, +) == progress.events.count)
@@ -176,6 +178,29 @@ final class Notices: Sendable {
     private let lines = Mutex<[String]>([])
     var all: [String] { lines.withLock { $0 } }
     func add(_ line: String) { lines.withLock { $0.append(line) } }
+}
+
+/// Shows nothing; notes each event that was not yet in the history when it was shown.
+final class RecordedWhenShown: ProgressRenderer {
+    let store: SQLiteHistoryStore
+    let rolloutID: String
+    private let shown = Mutex<(events: [RolloutEvent], unrecorded: [String])>(([], []))
+    var events: [RolloutEvent] { shown.withLock { $0.events } }
+    var unrecordedWhenShown: [String] { shown.withLock { $0.unrecorded } }
+
+    init(_ store: SQLiteHistoryStore, rolloutID: String) {
+        self.store = store
+        self.rolloutID = rolloutID
+    }
+
+    func handle(_ event: RolloutEvent) {
+        let recorded = (try? store.events(rolloutID: rolloutID).count) ?? 0
+        shown.withLock {
+            $0.events.append(event)
+            if recorded < $0.events.count { $0.unrecorded.append(event.message) }
+        }
+    }
+    func finish(_ summary: RolloutSummary) {}
 }
 
 /// What the session showed: the events and the final summary.

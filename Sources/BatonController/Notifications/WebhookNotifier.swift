@@ -124,8 +124,10 @@ public final class WebhookNotifier: Sendable {
             { for worker in workers { await worker.value } },
             orAfter: timeout)
         if !finishedInTime {
-            for worker in workers { worker.cancel() }
+            // Counted before the cancellation: a cancelled delivery ends (and leaves the
+            // count) on its own thread, and counting after it raced with that.
             let left = state.withLock { $0.pending }
+            for worker in workers { worker.cancel() }
             warn("warning: gave up on \(left) pending notification(s) after \(Self.text(timeout))")
         }
         return finishedInTime

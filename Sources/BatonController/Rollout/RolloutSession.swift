@@ -106,14 +106,15 @@ public struct RolloutSession: Sendable {
         let closed = Latch()
         let history = self.history
         let progress = self.progress
-        let recorder = RolloutEventRecorder(history: history)
+        let recorder = RolloutEventRecorder(history: history) { events in
+            for event in events { progress.handle(event) }
+        }
         let runner = RolloutRunner(
             client: client, request: request, holdsLock: { lock.renew() },
             receipts: ReceiptCollector.over(history, rolloutID: request.rolloutID)
         ) { event in
             guard !closed.isSet else { return }
             recorder.add(event)
-            progress.handle(event)
         }
         let renewal = Task {
             while !Task.isCancelled {
