@@ -28,62 +28,66 @@ public struct ControllerState: Sendable {
     public func hasArtifact(_ sha256: String) -> Bool { FileManager.default.fileExists(atPath: artifactPath(sha256)) }
 
     /// Hashes `file` while copying it into the store; returns its reference. Keeping our
-    /// own copy means a later revert or resume never depends on the operator's file.
+    /// own copy means a later revert or resume never depends on the operator's file. The
+    /// digest is of the bytes written, read once: a file changed during the copy cannot
+    /// leave a stored copy that differs from its name.
     public func storeArtifact(_ file: String, format: ArtifactFormat? = nil) throws(ControllerError) -> ArtifactReference {
         try prepare()
         let temporary = "\(root)/artifacts/.incoming-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        guard let input = FileHandle(forReadingAtPath: file) else {
-            throw ControllerError(.artifactMissing, "cannot read the artifact '\(file)' (does it exist?)")
-        }
-        defer { try? input.close() }
-        guard FileManager.default.createFile(atPath: temporary, contents: nil, attributes: [.posixPermissions: 0o600]),
-            let output = FileHandle(forWritingAtPath: temporary)
-        else {
-            throw ControllerError(.stateError, "cannot write into \(root)/artifacts")
+        let output = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard output >= 0 else {
+            throw ControllerError(.stateError, "cannot write into \(root)/artifacts: \(ArtifactFileReading.describe(errno))")
         }
         var hasher = SHA256()
-        var size: UInt64 = 0
         var head: [UInt8] = []
-        do {
-            while let chunk = try input.read(upToCount: 1 << 20), !chunk.isEmpty {
-                if head.count < 2 { head.append(contentsOf: chunk.prefix(2 - head.count)) }
-                hasher.update(data: chunk)
-                try output.write(contentsOf: chunk)
-                size += UInt64(chunk.count)
+        let size: UInt64
+        do throws(ArtifactFileReading.Failure) {
+            size = try ArtifactFileReading.forEachPiece(of: file) { piece in
+                if head.count < 2 { head.append(contentsOf: piece.prefix(2 - head.count)) }
+                hasher.update(bufferPointer: piece)
+                try ArtifactFileReading.writeAll(output, piece)
             }
-            try output.synchronize()
-            try output.close()
+            guard fsync(output) == 0 else { throw ArtifactFileReading.Failure.consumer(POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)) }
+            close(output)
         } catch {
-            try? FileManager.default.removeItem(atPath: temporary)
-            throw ControllerError(.stateError, "copying the artifact '\(file)' failed: \(error.localizedDescription)")
+            close(output)
+            unlink(temporary)
+            switch error {
+            case .cannotOpen(let code):
+                throw ControllerError(.artifactMissing, "cannot read the artifact '\(file)': \(ArtifactFileReading.describe(code))")
+            case .read(let code):
+                throw ControllerError(.stateError, "copying the artifact '\(file)' failed: \(ArtifactFileReading.describe(code))")
+            case .consumer(let cause):
+                throw ControllerError(.stateError, "copying the artifact '\(file)' into \(root)/artifacts failed: \(cause.localizedDescription)")
+            }
         }
-        let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        guard size > 0 else {
+            unlink(temporary)
+            throw ControllerError(.artifactMismatch, "the artifact '\(file)' is empty")
+        }
+        let digest = Digest.hex(hasher.finalize())
         if rename(temporary, artifactPath(digest)) != 0 {
-            try? FileManager.default.removeItem(atPath: temporary)
-            throw ControllerError(.stateError, "cannot store the artifact: \(String(cString: strerror(errno)))")
+            unlink(temporary)
+            throw ControllerError(.stateError, "cannot store the artifact: \(ArtifactFileReading.describe(errno))")
         }
-        guard size > 0 else { throw ControllerError(.artifactMismatch, "the artifact '\(file)' is empty") }
         let detected: ArtifactFormat = head == [0x1F, 0x8B] ? .tarGz : .tar
         return ArtifactReference(sha256: digest, size: size, format: format ?? detected)
     }
 
     /// Hashes a file without keeping it (to compare against a manifest).
     public static func digest(of file: String) throws(ControllerError) -> (sha256: String, size: UInt64) {
-        guard let input = FileHandle(forReadingAtPath: file) else {
-            throw ControllerError(.artifactMissing, "cannot read the artifact '\(file)' (does it exist?)")
-        }
-        defer { try? input.close() }
         var hasher = SHA256()
-        var size: UInt64 = 0
-        do {
-            while let chunk = try input.read(upToCount: 1 << 20), !chunk.isEmpty {
-                hasher.update(data: chunk)
-                size += UInt64(chunk.count)
-            }
+        let size: UInt64
+        do throws(ArtifactFileReading.Failure) {
+            size = try ArtifactFileReading.forEachPiece(of: file) { piece in hasher.update(bufferPointer: piece) }
         } catch {
-            throw ControllerError(.artifactMissing, "reading '\(file)' failed: \(error.localizedDescription)")
+            switch error {
+            case .cannotOpen(let code): throw ControllerError(.artifactMissing, "cannot read the artifact '\(file)': \(ArtifactFileReading.describe(code))")
+            case .read(let code): throw ControllerError(.artifactMissing, "reading '\(file)' failed: \(ArtifactFileReading.describe(code))")
+            case .consumer(let cause): throw ControllerError(.artifactMissing, "reading '\(file)' failed: \(cause)")
+            }
         }
-        return (hasher.finalize().map { String(format: "%02x", $0) }.joined(), size)
+        return (Digest.hex(hasher.finalize()), size)
     }
 
     // MARK: Serials
