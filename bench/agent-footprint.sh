@@ -27,7 +27,8 @@
 # the reset is not allowed. Run it as root on an otherwise quiet machine; about a minute
 # once batond is built.
 #
-#   bench/agent-footprint.sh                      # SCRATCH=.build-release by default
+#   bench/agent-footprint.sh                      # the shipping build, SCRATCH=.build-order
+#   FLAGS= SCRATCH=.build-release bench/agent-footprint.sh   # the plain release build
 #   SCRATCH=.build-rel2 bench/agent-footprint.sh
 #   BATON=path/to/baton bench/agent-footprint.sh  # any baton build for pki/keys/sign
 #   MB=300 bench/agent-footprint.sh               # another artifact size
@@ -36,18 +37,23 @@
 #   AGENT_ENV="MALLOC_ARENA_MAX=1" bench/agent-footprint.sh  # environment of the main agent
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SCRATCH="${SCRATCH:-.build-release}"
+SCRATCH="${SCRATCH:-.build-order}"
 MB="${MB:-100}"
 IDLE="${IDLE:-5}"
 read -r -a agent_env <<< "${AGENT_ENV:-}"
 
-# Extra build flags, e.g. FLAGS="-Xswiftc -Osize"; none by default (SwiftPM's -O).
-FLAGS="${FLAGS-}"
+# Build flags: by default the shipping build's (agent/INSTALL.md): every function in a
+# section of its own, laid out in the order agent/batond.order gives (bench/batond-order.sh,
+# docs/footprint.md). FLAGS= SCRATCH=.build-release measures the plain release build.
+FLAGS="${FLAGS--Xswiftc -Xfrontend -Xswiftc -function-sections -Xcc -ffunction-sections -Xlinker --section-ordering-file=$PWD/agent/batond.order}"
 read -r -a flags <<< "$FLAGS"
 build=(swift build -c release --static-swift-stdlib --scratch-path "$SCRATCH" "${flags[@]}")
 quietly() { local out; out=$("$@" 2>&1) || { echo "$out" >&2; return 1; }; }
+BIN="$("${build[@]}" --show-bin-path 2>/dev/null)"
+# The build does not see a changed order file: link again.
+[[ "$FLAGS" != *section-ordering-file* ]] || rm -f "$BIN/batond"
 quietly "${build[@]}" --product batond
-BIN="$(cd "$("${build[@]}" --show-bin-path 2>/dev/null)" && pwd)"
+BIN="$(cd "$BIN" && pwd)"
 if [ -z "${BATON:-}" ]; then
     quietly "${build[@]}" --product baton
     BATON="$BIN/baton"
