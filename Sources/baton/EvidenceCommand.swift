@@ -68,6 +68,7 @@ struct EvidenceCommand: AsyncParsableCommand {
 
     struct Verify: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "verify",
             abstract: "Check an evidence bundle offline against the fleet CA and a trust policy.",
             discussion: """
                 Checks every envelope's signatures against the trust policy's keys and thresholds, every receipt's signature \

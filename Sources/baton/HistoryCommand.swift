@@ -42,7 +42,7 @@ struct HistoryCommand: AsyncParsableCommand {
     }
 
     struct Show: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "One rollout: its hosts' results and every event.")
+        static let configuration = CommandConfiguration(commandName: "show", abstract: "One rollout: its hosts' results and every event.")
         @Argument(help: "The rollout id.") var rolloutID: String
         @Flag(help: "JSON: the rollout with its hosts and events.") var json = false
         @OptionGroup var controller: ControllerOptions

@@ -9,6 +9,7 @@ extension HistoryCommand {
     /// shared database (`HistoryCopy`).
     struct Migrate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "migrate",
             abstract: "Copy this machine's SQLite history into the team's PostgreSQL store.",
             discussion: """
                 Copies rollouts with their hosts, events and resume information, audit heads, lock events \

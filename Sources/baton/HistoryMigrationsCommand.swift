@@ -9,6 +9,7 @@ extension HistoryCommand {
     /// advisory lock), so this also migrates a new shared database before a team uses it.
     struct Migrations: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "migrations",
             abstract: "The history store's schema migrations, applying any missing ones first.")
         @Flag(help: "JSON: an array of {id, name, appliedAt}.") var json = false
         @OptionGroup var controller: ControllerOptions

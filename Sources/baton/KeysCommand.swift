@@ -13,6 +13,7 @@ struct KeysCommand: AsyncParsableCommand {
 
     struct Generate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "generate",
             abstract: "Write NAME.key (PKCS#8, mode 0600) and NAME.pub, and print the keyid.")
 
         @Argument(help: "Name of the key, e.g. alice or ci.") var name: String

@@ -12,7 +12,7 @@ struct LockCommand: AsyncParsableCommand {
     )
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Locks held now, and (with --events) what happened to locks.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "Locks held now, and (with --events) what happened to locks.")
         @Flag(help: "Also list acquisitions, releases, takeovers and breaks.") var events = false
         @Flag(help: "JSON.") var json = false
         @OptionGroup var controller: ControllerOptions
@@ -43,7 +43,7 @@ struct LockCommand: AsyncParsableCommand {
     }
 
     struct Break: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Remove a lock whoever holds it (recorded with the reason).")
+        static let configuration = CommandConfiguration(commandName: "break", abstract: "Remove a lock whoever holds it (recorded with the reason).")
         @Argument(help: "The app.") var app: String
         @Argument(help: "The environment.") var environment: String
         @Option(help: "Why: recorded in the lock's history.") var reason: String

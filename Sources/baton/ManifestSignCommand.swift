@@ -7,6 +7,7 @@ import Foundation
 extension ManifestCommand {
     struct Sign: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "sign",
             abstract: "Sign a manifest (making an envelope) or add a signature to an envelope.",
             discussion: """
                 A manifest JSON file becomes a DSSE envelope with one signature. An envelope gets one \

@@ -7,6 +7,7 @@ import Foundation
 extension ManifestCommand {
     struct Verify: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "verify",
             abstract: "Verify an envelope against a trust policy, as an agent of ENV would.",
             discussion: "Prints the manifest, who signed it and the verdict; exits 1 with the error code if refused.")
 

@@ -6,11 +6,13 @@ import BatonProtocol
 extension PKICommand {
     struct Issue: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "issue",
             abstract: "Issue a certificate with a new private key: NAME.pem and NAME.key (mode 0600).",
             subcommands: [Agent.self, Controller.self])
 
         struct Agent: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
+                commandName: "agent",
                 abstract: "Issue an agent certificate (TLS server and client): baton://agent/HOST_ID plus DNS and IP names.")
 
             @Argument(help: "The host id, e.g. web-1 (^[a-z0-9][a-z0-9._-]{0,63}$).") var hostID: String
@@ -32,6 +34,7 @@ extension PKICommand {
 
         struct Controller: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
+                commandName: "controller",
                 abstract: "Issue a controller certificate (TLS client only): baton://controller/NAME.")
 
             @Argument(help: "The controller name, e.g. ci or alice (^[a-z0-9][a-z0-9._-]{0,63}$).") var name: String

@@ -13,6 +13,7 @@ struct ReleaseCommand: AsyncParsableCommand {
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "create",
             abstract: "Hash and store the artifact, pick the next serial, write the unsigned manifest.",
             discussion: """
                 The serial is above every serial the environment's agents report for the app and above \

@@ -10,6 +10,7 @@ extension ReleaseCommand {
     /// view: what each host of the fleet holds, asked of the agents.)
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "list",
             abstract: "Registered releases, newest first: serial, approvals against the environment's threshold, where the artifact is.",
             discussion: "Read from the history store, so every controller sharing it shows the same. `baton releases APP` shows what the hosts hold instead.")
 

@@ -32,6 +32,7 @@ struct RolloutCommand: AsyncParsableCommand {
 extension RolloutCommand {
     struct Resume: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "resume",
             abstract: "Continue a rollout that paused after its canary or whose controller stopped.",
             discussion: "Asks every host again; hosts that already have the release answer with their existing deployment, so nothing is deployed twice.")
         @Argument(help: "The rollout id (`baton history`).") var rolloutID: String
@@ -58,6 +59,7 @@ extension RolloutCommand {
 
     struct Abort: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "abort",
             abstract: "End a paused or stopped rollout: every host it moved goes back to its previous release, at once.")
         @Argument(help: "The rollout id (`baton history`).") var rolloutID: String
         @OptionGroup var output: OutputOptions
