@@ -27,6 +27,18 @@ public struct PostgresStoreConfiguration: Sendable, Equatable {
     public var password: String?
     public var passwordFile: String?
     public var tls: TLSMode
+    /// How long the server lets this controller's session sit idle inside a transaction
+    /// before it ends the session (`idle_in_transaction_session_timeout`). A controller
+    /// stopped mid-transaction (a laptop closed during a rollout, a SIGSTOP) would otherwise
+    /// keep its row locks, and every controller waiting on them, until it runs again. The
+    /// controller's own transactions never pause between statements, so only a stopped one
+    /// is cut; it finds its connection closed when it resumes, and fails with `state_error`.
+    public var idleInTransactionTimeout: Duration = .seconds(30)
+    /// The longest one statement may go unanswered before the controller gives up the
+    /// connection: a server or network that stopped answering, or a session the server
+    /// ended that the client did not notice. Longer than any lock wait the timeout above
+    /// allows.
+    public var statementDeadline: Duration = .seconds(120)
 
     /// Parses `postgres://user[:password]@host[:port]/database[?sslmode=require|disable]`
     /// (`postgresql://` too). `tls` wins over the URL's `sslmode`; without either, TLS is required.
