@@ -539,6 +539,18 @@ NGINX
     [ "${KEEP:-0}" = 1 ] || rm -rf "$dir"
 }
 
+# Memory a run needs and may not find: on tmpfs every tree, cached artifact and floor copy
+# lives in RAM (N=50 and 3 rounds: about 13 GB), and leftovers of earlier runs (KEEP=1)
+# count too. Under memory pressure the agents reclaim pages themselves while they write,
+# which slowed whole rounds 2 to 3 times (measured: 9.6 against 25.9 s of the agents' CPU
+# for the same deployment, with /dev/shm 87 % full); the figures then say nothing.
+for medium in $MEDIA; do
+    leftovers=$(find "$(media_dir "$medium")" -maxdepth 1 -name 'baton-fleet-bench.*' 2>/dev/null | wc -l)
+    [ "$leftovers" = 0 ] || echo "warning: $leftovers earlier baton-fleet-bench.* directories in $(media_dir "$medium") hold disk or memory; remove them for figures that mean something" >&2
+done
+available_mb=$(awk '/^MemAvailable:/ {print int($2 / 1024)}' /proc/meminfo)
+echo "memory available at the start: $available_mb MB"
+
 for medium in $MEDIA; do
     work="$(mktemp -d "$(media_dir "$medium")/baton-fleet-bench.XXXXXX")"
     works+=("$work")
