@@ -31,7 +31,7 @@ if [ -z "${BIN:-}" ]; then     # BIN=DIR: time the release build already in DIR 
 fi
 BIN="$(cd "$BIN" && pwd)"
 
-work="$(mktemp -d /tmp/baton-bench.XXXXXX)"
+work="$(mktemp -d "${TMPDIR:-/tmp}/baton-bench.XXXXXX")"   # TMPDIR=DIR: on the file system under test
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 
@@ -64,6 +64,9 @@ JSON
 
 median() { sort -n | awk '{a[NR]=$1} END {m=int((NR+1)/2); print a[m]}'; }
 now_ns() { date +%s%N; }
+# The machine's busy CPU time so far (all processes and the kernel's own threads, every
+# core), in ms: what a contender costs beyond its wall time, writeback included.
+busy_ms() { awk -v hz="$(getconf CLK_TCK)" '/^cpu /{print int(($2+$3+$4+$7+$8+$9) * 1000 / hz)}' /proc/stat; }
 
 # N applies of `$1/batond` at once, each into a fresh data directory; prints the wall
 # time in ms and leaves the largest peak RSS (KiB) in rss.max.
@@ -75,13 +78,13 @@ apply_all() {
         printf "hostId: bench-%s\nenvironment: bench\ndataDir: data.%s\ntrust: trust.yaml\n$extra" "$k" "$k" > "batond.$k.yaml"
     done
     sync
-    t0=$(now_ns)
+    b0=$(busy_ms); t0=$(now_ns)
     for k in $(seq 1 "$AGENTS"); do
         /usr/bin/time -f '%M' -o "rss.$k" "$bin/batond" apply --config "batond.$k.yaml" --envelope m.envelope.json --artifact app.tar.gz >/dev/null &
         pids+=($!)
     done
     for k in "${pids[@]}"; do wait "$k"; done
-    t1=$(now_ns)
+    t1=$(now_ns); echo $(( $(busy_ms) - b0 )) > busy.last
     cat rss.[0-9]* | sort -n | tail -1 > rss.max
     rm -f rss.[0-9]*
     echo $(( (t1 - t0) / 1000000 ))
@@ -92,41 +95,49 @@ floor_all() {
     local k t0 t1 pids=()
     for k in $(seq 1 "$AGENTS"); do rm -rf "floor.$k"; mkdir "floor.$k"; done
     sync
-    t0=$(now_ns)
+    b0=$(busy_ms); t0=$(now_ns)
     for k in $(seq 1 "$AGENTS"); do
         (sha256sum app.tar.gz >/dev/null && tar -xzf app.tar.gz -C "floor.$k" && sync -f "floor.$k") &
         pids+=($!)
     done
     for k in "${pids[@]}"; do wait "$k"; done
-    t1=$(now_ns)
+    t1=$(now_ns); echo $(( $(busy_ms) - b0 )) > busy.last
     echo $(( (t1 - t0) / 1000000 ))
 }
 
 agent_times=(); floor_times=(); peaks=(); before_times=(); before_peaks=()
+agent_busy=(); floor_busy=(); before_busy=()
 for i in $(seq 1 "$RUNS"); do
     # Interleave them so drift on a noisy machine hits all alike.
-    agent_times+=($(apply_all "$BIN")); peaks+=($(cat rss.max))
-    floor_times+=($(floor_all))
+    agent_times+=($(apply_all "$BIN")); peaks+=($(cat rss.max)); agent_busy+=($(cat busy.last))
+    floor_times+=($(floor_all)); floor_busy+=($(cat busy.last))
     if [ -n "$BEFORE_BIN" ]; then
-        before_times+=($(apply_all "$BEFORE_BIN")); before_peaks+=($(cat rss.max))
+        before_times+=($(apply_all "$BEFORE_BIN")); before_peaks+=($(cat rss.max)); before_busy+=($(cat busy.last))
     fi
     rm -rf data.* floor.*
 done
 
 A=$(printf '%s\n' "${agent_times[@]}" | median)
 F=$(printf '%s\n' "${floor_times[@]}" | median)
+AC=$(printf '%s\n' "${agent_busy[@]}" | median)
+FC=$(printf '%s\n' "${floor_busy[@]}" | median)
 P=$(printf '%s\n' "${peaks[@]}" | sort -n | tail -1)
 echo "artifact:           $FILES files, $((SIZE / 1024)) KiB tar.gz"
 echo "runs:               $RUNS (medians), $AGENTS agent(s) at once on one disk"
 echo "batond apply:       ${A} ms   (all: ${agent_times[*]})"
 echo "floor (sha256sum + tar xzf + sync -f): ${F} ms   (all: ${floor_times[*]})"
 awk -v a="$A" -v f="$F" 'BEGIN { printf "ratio:              %.2f  (target <= 1.00)\n", a / f }'
+echo "machine busy CPU:   apply ${AC} ms, floor ${FC} ms (medians; all: ${agent_busy[*]} / ${floor_busy[*]})"
+awk -v a="$AC" -v f="$FC" 'BEGIN { printf "ratio by CPU:       %.2f\n", a / f }'
 echo "peak RSS of apply:  $((P / 1024)) MB  (${P} KiB; target < 40 MB)"
 if [ -n "$BEFORE_BIN" ]; then
     B=$(printf '%s\n' "${before_times[@]}" | median)
     BP=$(printf '%s\n' "${before_peaks[@]}" | sort -n | tail -1)
     echo "before: apply:      ${B} ms   (all: ${before_times[*]}; $BEFORE_BIN)"
     awk -v a="$B" -v f="$F" 'BEGIN { printf "before: ratio:      %.2f\n", a / f }'
+    BC=$(printf '%s\n' "${before_busy[@]}" | median)
+    echo "before: busy CPU:   ${BC} ms (all: ${before_busy[*]})"
+    awk -v a="$BC" -v f="$FC" 'BEGIN { printf "before: ratio by CPU: %.2f\n", a / f }'
     echo "before: peak RSS:   $((BP / 1024)) MB  (${BP} KiB)"
 fi
 

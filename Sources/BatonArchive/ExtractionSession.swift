@@ -5,9 +5,9 @@ import Glibc
 ///
 /// Durable (`TreeDurability.eachFile` or `.fileSystem`): when `finish()` returns, every file
 /// (data, mode and mtime) and every directory of the tree is on disk. Each file: the
-/// writeback of each file is started as soon as its last byte is written, and it is
-/// fsynced in the background (`FileSyncer`) while the next files are written; the
-/// directories are fsynced at the end, and nothing else is flushed. File system: one
+/// written files are handed in batches to `FileSyncer`, which starts their writeback and
+/// fsyncs them in the background while the next files are written; the directories are
+/// fsynced at the end, and nothing else is flushed. File system: one
 /// `syncfs(2)` at the end, which also waits for everyone else's dirty data.
 final class ExtractionSession {
     private struct OpenFile {
@@ -15,6 +15,7 @@ final class ExtractionSession {
         let name: [UInt8]
         let mode: mode_t
         let modificationTime: Int64
+        let bytes: UInt64
     }
 
     private let limits: ExtractionLimits
@@ -103,17 +104,23 @@ final class ExtractionSession {
         }
     }
 
-    /// The files not yet fsynced, then every directory (their entries: files, links,
-    /// subdirectories), the root last.
+    /// Every directory (their entries: files, links, subdirectories) and the root handed to
+    /// the syncer after the files, so that their fsyncs overlap too; then waits for all of
+    /// them. Nothing orders a directory's fsync after its files' beyond this: both must be
+    /// done before the tree is named, which is when `finish()` returns.
     private func syncTree() throws(ExtractionError) {
-        try syncer?.finish()
+        guard let syncer else { return }
         for (bytes, node) in tree.nodes where node.isDirectory && !bytes.isEmpty {
             handles.trim()
             let path = ArchivePath(components: ArchivePath.split(bytes))
-            let fd = try handles.descriptor(for: path, entry: bytes)
-            guard fsync(fd) == 0 else { throw .system("fsync directory", bytes, errno: errno) }
+            let fd = dup(try handles.descriptor(for: path, entry: bytes))
+            guard fd >= 0 else { throw .system("open directory", bytes, errno: errno) }
+            syncer.sync(fd, name: bytes, bytes: 0)
         }
-        guard fsync(handles.root) == 0 else { throw .system("fsync staging directory", nil, errno: errno) }
+        let root = dup(handles.root)
+        guard root >= 0 else { throw .system("open staging directory", nil, errno: errno) }
+        syncer.sync(root, name: nil, bytes: 0)
+        try syncer.finish()
     }
 
 
@@ -231,7 +238,7 @@ final class ExtractionSession {
             Glibc.openat(parent, $0, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
         }
         guard fd >= 0 else { throw creationError("create file", entry.name, errno) }
-        file = OpenFile(fd: fd, name: entry.name, mode: mode, modificationTime: entry.modificationTime)
+        file = OpenFile(fd: fd, name: entry.name, mode: mode, modificationTime: entry.modificationTime, bytes: entry.size)
         tree.add(path, .file)
         summary.files += 1
     }
@@ -274,7 +281,7 @@ final class ExtractionSession {
             throw .system("set mtime of", file.name, errno: errno)
         }
         guard let syncer else { return }
-        syncer.sync(file.fd, name: file.name)
+        syncer.sync(file.fd, name: file.name, bytes: file.bytes)
         awaitsSync = true
     }
 
