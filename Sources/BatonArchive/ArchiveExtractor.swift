@@ -57,9 +57,9 @@ public enum ArchiveExtractor {
 
     /// Makes the staged tree durable: one `syncfs(2)` for the file system holding it, then an
     /// fsync of the directory itself (`TreeDurability.fileSystem` at the end of an extraction).
-    /// The agent extracts with `.eachFile` unless configured otherwise, which syncs only the
-    /// tree's own files and directories (a `syncfs` waits for every dirty byte of the file
-    /// system, other processes' included).
+    /// The agent extracts with `.automatic` unless configured otherwise, which uses this only
+    /// while little else is dirty, and else syncs the tree's own files and directories (a
+    /// `syncfs` waits for every dirty byte of the file system, other processes' included).
     public static func syncTree(_ directory: String) throws(ExtractionError) {
         let fd = open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { throw .system("open", Array(directory.utf8), errno: errno) }

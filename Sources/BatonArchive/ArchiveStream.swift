@@ -18,13 +18,24 @@ public final class ArchiveStream {
     private var closed = false
 
     /// Starts extracting into `stagingDirectory`, which must exist and be empty. Durable
-    /// (`.eachFile` or `.fileSystem`): every file and directory is on disk when `finish()`
+    /// (`.eachFile`, `.fileSystem` or `.automatic`): every file and directory is on disk when `finish()`
     /// returns (see `ExtractionSession`).
-    public init(
+    public convenience init(
         format: ArchiveFormat, into stagingDirectory: String, limits: ExtractionLimits = ExtractionLimits(),
         durability: TreeDurability = .none
     ) throws(ExtractionError) {
-        session = try ExtractionSession(stagingDirectory: stagingDirectory, limits: limits, durability: durability)
+        try self.init(
+            format: format, into: stagingDirectory, limits: limits, durability: durability,
+            dirtyPageCache: TreeDurability.dirtyPageCacheBytes)
+    }
+
+    /// `dirtyPageCache` tells `.automatic` how much is dirty (tests choose).
+    init(
+        format: ArchiveFormat, into stagingDirectory: String, limits: ExtractionLimits,
+        durability: TreeDurability, dirtyPageCache: @escaping () -> UInt64?
+    ) throws(ExtractionError) {
+        session = try ExtractionSession(
+            stagingDirectory: stagingDirectory, limits: limits, durability: durability, dirtyPageCache: dirtyPageCache)
         switch format {
         case .tar:
             gzip = nil

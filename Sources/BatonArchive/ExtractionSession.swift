@@ -3,12 +3,13 @@ import Glibc
 /// One extraction in progress: takes the tar stream chunk by chunk, applies the policy to
 /// each member and creates it relative to directory descriptors under the staging directory.
 ///
-/// Durable (`TreeDurability.eachFile` or `.fileSystem`): when `finish()` returns, every file
+/// Durable (`TreeDurability.eachFile`, `.fileSystem` or `.automatic`): when `finish()` returns, every file
 /// (data, mode and mtime) and every directory of the tree is on disk. Each file: the
 /// written files are handed in batches to `FileSyncer`, which starts their writeback and
 /// fsyncs them in the background while the next files are written; the directories are
 /// fsynced at the end, and nothing else is flushed. File system: one
-/// `syncfs(2)` at the end, which also waits for everyone else's dirty data.
+/// `syncfs(2)` at the end, which also waits for everyone else's dirty data. Automatic: one
+/// of the two, by how much else is dirty (`TreeDurability.automatic`).
 final class ExtractionSession {
     private struct OpenFile {
         let fd: Int32
@@ -27,12 +28,22 @@ final class ExtractionSession {
     private var implicitDirectories = 0
     private(set) var summary = ExtractionSummary()
     private let durability: TreeDurability
-    /// `.eachFile` sessions only: fsyncs the files written, in the background.
-    private let syncer: FileSyncer?
+    /// `.eachFile` and `.automatic` sessions: fsyncs the files written, in the background,
+    /// or only starts their writeback (`.automatic` deferring to one `syncfs`).
+    private var syncer: FileSyncer?
+    /// `.automatic` only: the dirty page cache was small as the extraction started, so the
+    /// files are not fsynced as they are written; `finish()` decides.
+    private let deferredToSyncfs: Bool
+    /// The machine's dirty page cache in bytes (`TreeDurability.dirtyPageCacheBytes`, but for tests).
+    private let dirtyPageCache: () -> UInt64?
 
     /// Opens the staging directory (which must exist and be empty) once, without following a symlink.
-    init(stagingDirectory: String, limits: ExtractionLimits, durability: TreeDurability = .none) throws(ExtractionError) {
+    init(
+        stagingDirectory: String, limits: ExtractionLimits, durability: TreeDurability = .none,
+        dirtyPageCache: @escaping () -> UInt64? = TreeDurability.dirtyPageCacheBytes
+    ) throws(ExtractionError) {
         self.limits = limits
+        self.dirtyPageCache = dirtyPageCache
         let root = Glibc.open(stagingDirectory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard root >= 0 else {
             let code = errno
@@ -42,7 +53,13 @@ final class ExtractionSession {
             )
         }
         self.durability = durability.effective(forDirectory: root)
-        syncer = self.durability == .eachFile ? FileSyncer() : nil
+        deferredToSyncfs = self.durability == .automatic
+            && TreeDurability.defersToSyncfs(dirtyAtStart: dirtyPageCache())
+        switch self.durability {
+        case .eachFile: syncer = FileSyncer()
+        case .automatic: syncer = FileSyncer(fsyncs: !deferredToSyncfs)
+        case .none, .fileSystem: syncer = nil
+        }
         var status = stat()
         guard fstat(root, &status) == 0 else {
             let code = errno
@@ -100,8 +117,42 @@ final class ExtractionSession {
         switch durability {
         case .none: break
         case .eachFile: try syncTree()
-        case .fileSystem: try ArchiveExtractor.syncTree(directoryDescriptor: handles.root)
+        case .fileSystem: try syncFileSystem()
+        case .automatic:
+            guard deferredToSyncfs else { return try syncTree() }
+            try syncer?.finish()  // the writeback of the last batch is started
+            if TreeDurability.syncfsStillCheap(dirtyAtEnd: dirtyPageCache(), treeBytes: summary.bytes) {
+                try syncFileSystem()
+            } else {
+                // Others wrote much meanwhile: a syncfs would wait for it. Each file again,
+                // opened by its name under the directories this session holds.
+                try syncEachFileAgain()
+            }
         }
+    }
+
+    private func syncFileSystem() throws(ExtractionError) {
+        try ArchiveExtractor.syncTree(directoryDescriptor: handles.root)
+        summary.synced = .fileSystem
+    }
+
+    /// `.automatic` when a deferred `syncfs` became dear: opens every regular file of the
+    /// tree again (relative to its directory, never following a symlink) and fsyncs it and
+    /// the directories as `.eachFile` does.
+    private func syncEachFileAgain() throws(ExtractionError) {
+        let syncer = FileSyncer()
+        self.syncer = syncer
+        for (bytes, node) in tree.nodes where node == .file {
+            handles.trim()
+            let path = ArchivePath(components: ArchivePath.split(bytes))
+            let parent = try handles.descriptor(for: path.parent, entry: bytes)
+            let fd = withNulTerminated(path.leaf) {
+                Glibc.openat(parent, $0, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+            }
+            guard fd >= 0 else { throw .system("open", bytes, errno: errno) }
+            syncer.sync(fd, name: bytes, bytes: 0)
+        }
+        try syncTree()
     }
 
     /// Every directory (their entries: files, links, subdirectories) and the root handed to
@@ -121,6 +172,7 @@ final class ExtractionSession {
         guard root >= 0 else { throw .system("open staging directory", nil, errno: errno) }
         syncer.sync(root, name: nil, bytes: 0)
         try syncer.finish()
+        summary.synced = .eachFile
     }
 
 

@@ -12,6 +12,9 @@ public struct ExtractionSummary: Sendable, Hashable {
     public var hardLinks: Int = 0
     /// Bytes of file data written.
     public var bytes: UInt64 = 0
+    /// How the tree was made durable: `.eachFile`, `.fileSystem`, or `.none` (not asked,
+    /// or a file system that lives in memory). Never `.automatic`: that chooses one of the two.
+    public var synced: TreeDurability = .none
 
     public init() {}
 }

@@ -57,10 +57,16 @@ final class FileSyncer: @unchecked Sendable {
     private var abandoned = false
     private var failure: (name: [UInt8]?, errno: Int32)?
 
+    /// False: only the writeback of each batch is started, and its files closed; a `syncfs`
+    /// at the end makes them durable (`TreeDurability.automatic`).
+    private let fsyncs: Bool
+
     init(
+        fsyncs: Bool = true,
         syncFile: @escaping @Sendable (Int32) -> Int32 = { Glibc.fsync($0) },
         startWriteBack: @escaping @Sendable (Int32) -> Void = { WriteBack.start($0) }
     ) {
+        self.fsyncs = fsyncs
         self.syncFile = syncFile
         self.startWriteBack = startWriteBack
         pthread_mutex_init(mutex, nil)
@@ -115,6 +121,10 @@ final class FileSyncer: @unchecked Sendable {
         let items = batch
         batch.removeAll(keepingCapacity: true)
         batchBytes = 0
+        guard fsyncs else {
+            for item in items { Glibc.close(item.fd) }
+            return
+        }
         if threads.isEmpty { startWorkers() }
         guard !threads.isEmpty else {
             // No thread could be made: every file is still synced, here, without the overlap.

@@ -12,9 +12,9 @@ import Musl
 public enum TreeDurability: String, Sendable, CaseIterable {
     /// Nothing is synced: the caller syncs, or does not need the tree to survive a crash.
     case none
-    /// Each file and directory of the tree is fsynced, and nothing else: the files in the
-    /// background while the next ones are written (`FileSyncer`), the directories at the
-    /// end. Narrow: another process's dirty data is not waited for. The default.
+    /// Each file and directory of the tree is fsynced, and nothing else: the files in
+    /// batches in the background while the next ones are written (`FileSyncer`), the
+    /// directories at the end. Narrow: another process's dirty data is not waited for.
     case eachFile = "files"
     /// Nothing is synced while the tree is written; at the end one `syncfs(2)` for the file
     /// system that holds it, then an fsync of its root. One journal commit and one disk
@@ -22,6 +22,16 @@ public enum TreeDurability: String, Sendable, CaseIterable {
     /// of that file system (an application's data included). For hosts whose release
     /// file system holds little else, or many agents on one disk.
     case fileSystem = "filesystem"
+    /// One `syncfs(2)` when it waits for little besides the tree, each file otherwise (the
+    /// default). A `syncfs` costs one journal commit and one flush where each file costs
+    /// its own; what it may cost beyond the tree is the other dirty data of the file system.
+    /// So: when the machine's dirty page cache (`/proc/meminfo`: Dirty and Writeback, every
+    /// file system's, an upper bound of this one's) is at most `syncfsAllowance` as the
+    /// extraction starts, the files only have their writeback started as they are written,
+    /// and at the end, if the dirty page cache is still at most the tree's bytes plus that
+    /// allowance, one `syncfs` and an fsync of the root make the tree durable; otherwise,
+    /// at the start or at the end, each file and directory is fsynced as in `.eachFile`.
+    case automatic = "auto"
 }
 
 extension TreeDurability {
@@ -52,6 +62,54 @@ extension TreeDurability {
         guard let handle = dlopen(nil, RTLD_NOW), let symbol = dlsym(handle, "fstatfs") else { return nil }
         return unsafeBitCast(symbol, to: (@convention(c) (Int32, UnsafeMutableRawPointer) -> Int32).self)
     }()
+
+    /// Other dirty data an `.automatic` tree's `syncfs` may wait for: 32 MiB, a fraction of
+    /// a second on any disk, and about what the per-file fsyncs of a 2,000-file tree cost
+    /// beyond one `syncfs` in CPU time (docs/durability.md, "Batches").
+    public static let syncfsAllowance: UInt64 = 32 << 20
+
+    /// The machine's page cache that is dirty or being written back, in bytes
+    /// (`/proc/meminfo`'s Dirty plus Writeback); nil where it cannot be read.
+    public static func dirtyPageCacheBytes() -> UInt64? {
+        let fd = open("/proc/meminfo", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 8192)
+        let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard count > 0 else { return nil }
+        return parseDirtyBytes(buffer[0..<count])
+    }
+
+    /// Dirty plus Writeback, in bytes, from the text of `/proc/meminfo`; nil if either is missing.
+    static func parseDirtyBytes(_ text: ArraySlice<UInt8>) -> UInt64? {
+        var dirty: UInt64?, writeback: UInt64?
+        for line in text.split(separator: UInt8(ascii: "\n")) {
+            let fields = line.split(separator: UInt8(ascii: " "))
+            guard fields.count >= 2, let kib = UInt64(String(decoding: fields[1], as: UTF8.self)) else { continue }
+            switch String(decoding: fields[0], as: UTF8.self) {
+            case "Dirty:": dirty = kib * 1024
+            case "Writeback:": writeback = kib * 1024
+            default: continue
+            }
+        }
+        guard let dirty, let writeback else { return nil }
+        return dirty + writeback
+    }
+
+    /// `.automatic`, as an extraction starts: whether to defer the syncs to one `syncfs` at
+    /// the end (the dirty page cache is small), or to fsync each file as it is written.
+    static func defersToSyncfs(dirtyAtStart: UInt64?) -> Bool {
+        guard let dirtyAtStart else { return false }
+        return dirtyAtStart <= syncfsAllowance
+    }
+
+    /// `.automatic`, as a deferred extraction ends: whether one `syncfs` still waits for at
+    /// most the tree's own `treeBytes` and the allowance.
+    static func syncfsStillCheap(dirtyAtEnd: UInt64?, treeBytes: UInt64) -> Bool {
+        guard let dirtyAtEnd else { return false }
+        let (bound, overflow) = treeBytes.addingReportingOverflow(syncfsAllowance)
+        return overflow || dirtyAtEnd <= bound
+    }
 
     /// `TMPFS_MAGIC` and `RAMFS_MAGIC` (linux/magic.h).
     static let memoryFileSystems: Set<Int64> = [0x0102_1994, 0x8584_58f6]

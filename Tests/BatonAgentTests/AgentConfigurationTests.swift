@@ -19,10 +19,16 @@ import Testing
             yaml: "hostId: web-1\nenvironment: staging\ntrust: trust.yaml\ndataDir: data\n", file: "batond.yaml")
         #expect(relative.dataDirectory == FileManager.default.currentDirectoryPath + "/data")
         #expect(config.limits.hookOutputBytes == 64 << 10)
-        #expect(config.releaseSync == .eachFile)
+        #expect(config.releaseSync == .automatic)
         let syncfs = try AgentConfiguration.parse(
             yaml: "hostId: web-1\nenvironment: staging\ntrust: trust.yaml\nreleaseSync: filesystem\n", file: "batond.yaml")
         #expect(syncfs.releaseSync == .fileSystem)
+        let files = try AgentConfiguration.parse(
+            yaml: "hostId: web-1\nenvironment: staging\ntrust: trust.yaml\nreleaseSync: files\n", file: "batond.yaml")
+        #expect(files.releaseSync == .eachFile)
+        let auto = try AgentConfiguration.parse(
+            yaml: "hostId: web-1\nenvironment: staging\ntrust: trust.yaml\nreleaseSync: auto\n", file: "batond.yaml")
+        #expect(auto.releaseSync == .automatic)
     }
 
     @Test func theExampleFileParses() throws {

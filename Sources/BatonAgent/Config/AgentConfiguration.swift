@@ -33,10 +33,11 @@ public struct AgentConfiguration: Sendable, Equatable {
     /// Fetching artifacts from the manifest's `artifact.url` (`fetch:`).
     public var fetch = FetchSettings()
     /// How an unpacked release is made durable before anything can switch to it
-    /// (`releaseSync:`): `files` (the default) fsyncs each of its files and directories;
-    /// `filesystem` makes one `syncfs(2)` of their file system instead. The guarantee is
-    /// the same (docs/durability.md).
-    public var releaseSync: TreeDurability = .eachFile
+    /// (`releaseSync:`): `auto` (the default) makes one `syncfs(2)` of their file system
+    /// when little else is dirty, else fsyncs each file and directory; `files` always does
+    /// the latter, `filesystem` always the former. The guarantee is the same
+    /// (docs/durability.md).
+    public var releaseSync: TreeDurability = .automatic
 
     public struct TLSFiles: Sendable, Equatable {
         public var certificate: String
@@ -194,7 +195,7 @@ extension AgentConfiguration {
         if let node = root["releaseSync"] {
             let text = try node.string()
             guard let mode = TreeDurability(rawValue: text), mode != .none else {
-                throw node.error(.invalidValue, "'\(text)' is not a release sync; write files (each file fsynced, the default) or filesystem (one syncfs)")
+                throw node.error(.invalidValue, "'\(text)' is not a release sync; write auto (the default: one syncfs when little else is dirty, else each file fsynced), files (each file fsynced) or filesystem (one syncfs)")
             }
             config.releaseSync = mode
         }

@@ -127,7 +127,12 @@ extension DeploymentEngine {
             let counts = [(UInt64(summary.files), "file"), (UInt64(summary.directories), "directory"), (UInt64(summary.bytes), "byte")]
                 .map { count, noun in "\(count) \(count == 1 ? noun : noun == "directory" ? "directories" : noun + "s")" }
                 .joined(separator: ", ")
-            await note(id, "unpacked " + counts + (hashed ? "" : " (the cached copy is the one this agent hashed when it arrived; not hashed again)"))
+            let synced = switch summary.synced {
+            case .fileSystem: "; on disk by one syncfs"
+            case .eachFile: "; on disk by an fsync of each file and directory"
+            case .none, .automatic: ""
+            }
+            await note(id, "unpacked " + counts + synced + (hashed ? "" : " (the cached copy is the one this agent hashed when it arrived; not hashed again)"))
             return .succeeded
         } catch let error as ExtractionError {
             removeUnpacked(staging, staged)
