@@ -45,7 +45,7 @@ read -r -a agent_env <<< "${AGENT_ENV:-}"
 # Build flags: by default the shipping build's (agent/INSTALL.md): every function in a
 # section of its own, laid out in the order agent/batond.order gives (bench/batond-order.sh,
 # docs/footprint.md). FLAGS= SCRATCH=.build-release measures the plain release build.
-FLAGS="${FLAGS--Xswiftc -Xfrontend -Xswiftc -function-sections -Xcc -ffunction-sections -Xlinker --section-ordering-file=$PWD/agent/batond.order}"
+FLAGS="${FLAGS--Xswiftc -Xfrontend -Xswiftc -function-sections -Xcc -ffunction-sections -Xlinker --section-ordering-file=$PWD/agent/batond.order -Xlinker -z -Xlinker now}"
 read -r -a flags <<< "$FLAGS"
 build=(swift build -c release --static-swift-stdlib --scratch-path "$SCRATCH" "${flags[@]}")
 quietly() { local out; out=$("$@" 2>&1) || { echo "$out" >&2; return 1; }; }

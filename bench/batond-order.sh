@@ -48,7 +48,7 @@ done
 # The shipping build's flags (agent/INSTALL.md), with the current order: the pages measured
 # below are then those of a binary laid out by it.
 flags=(-Xswiftc -Xfrontend -Xswiftc -function-sections -Xcc -ffunction-sections
-    -Xlinker "--section-ordering-file=$root/$OUT")
+    -Xlinker "--section-ordering-file=$root/$OUT" -Xlinker -z -Xlinker now)
 build=(swift build -c release --static-swift-stdlib --scratch-path "$SCRATCH" "${flags[@]}")
 quietly() { local out; out=$("$@" 2>&1) || { echo "$out" >&2; return 1; }; }
 BIN="$("${build[@]}" --show-bin-path 2>/dev/null)"
