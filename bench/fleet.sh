@@ -48,7 +48,8 @@
 # "disk tmpfs"; disk is DISK_DIR, default /var/tmp; tmpfs is /dev/shm, where fsync costs
 # nothing; any other word is taken as a directory); ANSIBLE=0 leaves Ansible out;
 # FETCH=1 adds the fetch contender; SYNCFS=1 the syncfs one; SCRATCH (default .build-release); BIN=DIR uses the
-# baton and batond already in DIR instead of building; KEEP=1 keeps the work directories.
+# baton and batond already in DIR instead of building; KEEP=1 keeps the work directories;
+# DROP_CACHES=1 drops the page cache before each N (as root; see drop_page_cache).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${RUNS:-3}"
@@ -232,6 +233,7 @@ for line in sys.stdin.buffer:
 bench() {
     local n="$1" medium="$2" dir="$work/n$n"
     mkdir -p "$dir" && cd "$dir"
+    drop_page_cache "$n"
 
     # Keys, the fleet CA, the controller's certificate, the trust policy (LocalFleet's setup).
     mkdir -p keys pki
@@ -405,7 +407,8 @@ NGINX
     [ "$FETCH" = 1 ] && contenders+=(fetch)
     [ "$SYNCFS" = 1 ] && contenders+=(syncfs)
     local -A times=() cpus=()
-    local k=${#contenders[@]} rel r j t0 t1 c0 last_fetch=""
+    local k=${#contenders[@]} rel r j t0 t1 c0 last_fetch="" scanned_before
+    scanned_before=$(pages_scanned)
     for r in $(seq 1 "$RUNS"); do
         rel="r$r"
         make_artifact "$rel"
@@ -475,6 +478,7 @@ NGINX
         done
     done
 
+    local scanned=$(( $(pages_scanned) - scanned_before ))
     local -A med=()
     for c in "${contenders[@]}"; do med[$c]=$(printf '%s\n' ${times[$c]} | median); done
     local size files fstype median_run
@@ -495,6 +499,11 @@ NGINX
         printf '  %-72s %7s ms   (all: %s; CPU, all processes: %s ms)\n' "$(label "$c")" "${med[$c]}" "${times[$c]% }" \
             "$(printf '%s\n' ${cpus[$c]} | median)"
     done
+    if [ "$scanned" -gt 0 ]; then
+        echo "  warning: the kernel scanned $scanned pages to reclaim memory during the rounds: whoever allocated then paid for it (the agents write twice what a floor writes: the cached copy and the tree); free memory first (DROP_CACHES=1 drops the page cache before each N)"
+    else
+        echo "  no memory was reclaimed during the rounds"
+    fi
     local ratios
     ratios=$(awk -v a="${med[baton]}" -v s="${med[floorsync]}" -v f="${med[floor]}" \
         'BEGIN { printf "baton / floor+sync %.2f (target <= 1.00)   baton / floor %.2f (target <= 1.20)", a / s, a / f }')
@@ -550,6 +559,28 @@ for medium in $MEDIA; do
 done
 available_mb=$(awk '/^MemAvailable:/ {print int($2 / 1024)}' /proc/meminfo)
 echo "memory available at the start: $available_mb MB"
+
+# Pages the kernel has scanned to reclaim memory so far (by kswapd and by allocating
+# processes themselves): nonzero over the rounds means some contender paid for reclaim.
+pages_scanned() { awk '$1 ~ /^pgscan_(kswapd|direct|khugepaged)$/ { s += $2 } END { print s + 0 }' /proc/vmstat; }
+# "Available" memory counts the page cache, but taking it back costs whoever allocates
+# then; DROP_CACHES=1 (as root) drops the clean page cache before each N. Not the default:
+# on the VM these figures come from (a balloon device with free page reporting, and
+# DAMON), memory the guest has not touched lately is slow to touch again (17.6 GB written
+# into /dev/shm: 78 s of system time, 4.4 s per GB, against 0.4 to 0.5 s per GB for memory
+# freed seconds before), so freeing memory can make the next writer slower. That is also
+# where the spread of the tmpfs rounds at N=50 comes from (a round up to 2 to 3 times
+# slower than the others, the rollout's and the floors' alike, with no page reclaim): perf
+# put 55 % of such a rollout round in the kernel's copy of the written bytes into tmpfs
+# pages (copy_folio_from_iter_atomic), against 2 % in a fast round; a rollout writes twice
+# a floor's bytes (the cached copy and the tree).
+drop_page_cache() {
+    if [ "${DROP_CACHES:-0}" = 1 ] && [ -w /proc/sys/vm/drop_caches ]; then
+        sync
+        echo 1 > /proc/sys/vm/drop_caches
+    fi
+    echo "memory free before N=$1: $(awk '/^MemFree:/ {print int($2 / 1024)}' /proc/meminfo) MB"
+}
 
 for medium in $MEDIA; do
     work="$(mktemp -d "$(media_dir "$medium")/baton-fleet-bench.XXXXXX")"
