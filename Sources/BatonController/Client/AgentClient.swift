@@ -49,7 +49,8 @@ public final class HTTPAgentClient: AgentClient {
     /// Each host's HTTPS client: one shared by most hosts (see AgentConnectionGroups).
     private let clients: [String: HTTPClient]
     /// Every client once, for the shutdown.
-    private let distinctClients: [HTTPClient]
+    /// Internal, not private: tests check that a view holds the very same pools.
+    let distinctClients: [HTTPClient]
     /// The certificate each agent presented, as last seen (for `baton status`).
     private let certificates: CertificateBook
 
