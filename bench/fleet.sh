@@ -12,8 +12,13 @@
 #     at once in one batch, follow every host to the end); every agent makes the release
 #     durable before it switches (docs/durability.md);
 #   * floor: the same per-host work done by `xargs -P N` over N directories: `sha256sum`
-#     of the artifact, `tar xzf` into a fresh release directory, and the symlink switch
-#     (`ln -s` + `mv -T`), with nothing synced: an unsafe deploy;
+#     of the artifact, `tar xzf` into a fresh release directory, the symlink switch
+#     (`ln -s` + `mv -T`), and the retention the agents apply (the app keeps 3 releases:
+#     the oldest beyond them removed after the switch, as `cap deploy:cleanup` does), with
+#     nothing synced: an unsafe deploy. (Until 2026-12-07 the floors kept 2 and their old
+#     releases were removed between the timed runs, while the agents' removal was timed;
+#     2,000 unlinks per host are not free, and on ext4 without a journal they slow every
+#     file created after them, see fs_description);
 #   * floor+sync: the same, plus `sync -f` of the release before the switch, so a power
 #     loss cannot leave `current` naming torn files: the floor for a crash-safe deploy;
 #   * ansible: `ansible-playbook` (ansible-core, in a venv the script makes in
@@ -46,7 +51,10 @@
 #
 # Environment: RUNS (default 3); MEDIA, the file systems to run on, in order (default
 # "disk tmpfs"; disk is DISK_DIR, default /var/tmp; tmpfs is /dev/shm, where fsync costs
-# nothing; any other word is taken as a directory); ANSIBLE=0 leaves Ansible out;
+# nothing; any other word is taken as a directory); DISK_IMAGE=SIZE (as root, e.g. 24G)
+# makes the disk medium a fresh ext4 with a journal (mkfs.ext4's defaults, what a host's
+# data directory is on) in a sparse image of SIZE under DISK_DIR, on a loop device with
+# direct I/O, removed at the end: see fs_description for why; ANSIBLE=0 leaves Ansible out;
 # FETCH=1 adds the fetch contender; SYNCFS=1 the syncfs one; SCRATCH (default .build-release); BIN=DIR uses the
 # baton and batond already in DIR instead of building; KEEP=1 keeps the work directories;
 # DROP_CACHES=1 drops the page cache before each N (as root; see drop_page_cache).
@@ -68,9 +76,10 @@ for n in "$@"; do
 done
 [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || { echo "error: RUNS must be a positive number" >&2; exit 2; }
 [ "$RUNS" -ge 3 ] || echo "note: RUNS=$RUNS: a median of fewer than 3 rounds says little" >&2
+disk_mount=""    # where DISK_IMAGE's file system is mounted, once it is
 media_dir() {   # media_dir MEDIUM: the directory a medium's work goes under
     case "$1" in
-        disk) echo "${DISK_DIR:-/var/tmp}" ;;
+        disk) echo "${disk_mount:-${DISK_DIR:-/var/tmp}}" ;;
         tmpfs) echo /dev/shm ;;
         *) echo "$1" ;;
     esac
@@ -107,16 +116,53 @@ stop_agents() {
     for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
     pids=()
 }
+disk_image=""; disk_loop=""
 cleanup() {
     stop_agents
     local w
     for w in "${works[@]}"; do
-        if [ "${KEEP:-0}" = 1 ]; then echo "kept $w" >&2; else rm -rf "$w"; fi
+        # KEEP=1 cannot keep what is on DISK_IMAGE's file system: the image goes.
+        if [ "${KEEP:-0}" = 1 ] && { [ -z "$disk_mount" ] || [[ "$w" != "$disk_mount"/* ]]; }; then echo "kept $w" >&2; else rm -rf "$w"; fi
     done
+    if [ -n "$disk_mount" ]; then umount "$disk_mount" && rmdir "$disk_mount"; fi
+    [ -z "$disk_loop" ] || losetup -d "$disk_loop" 2>/dev/null || true
+    [ -z "$disk_image" ] || rm -f "$disk_image"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 summary="$(mktemp)"; works+=("$summary")
+
+# What a medium's file system is, in words, with a warning where it skews the figures.
+# ext4 without a journal (this kind of VM's root file system, often) checks every inode
+# it is about to hand out against the inodes deleted in the last 60 s (5 minutes while
+# their inode table block is dirty; the kernel's recently_deleted, for want of a journal
+# to order the reuse), scanning past every one of them in the block group each time: a
+# file created after many were deleted costs in proportion to how many. Every contender
+# here deletes an old release of each host every round, 2,000 files each; perf over an
+# N=50 round on such a disk put 68 % of the floor+sync's CPU time and 57 % of the
+# rollout's in that scan (ext4_create -> find_inode_bit -> recently_deleted), and the
+# rounds then rank the contenders by whose creations follow whose deletions. ext4 with a
+# journal (mkfs.ext4's default) and XFS never scan: DISK_IMAGE gives the disk medium one.
+fs_description() {   # fs_description DIR
+    local source dev type
+    read -r source type < <(findmnt -n -o SOURCE,FSTYPE --target "$1" 2>/dev/null) || { stat -f -c %T "$1"; return; }
+    dev=$(basename "$source")
+    if [ "$type" = ext4 ] && [ -d "/sys/fs/ext4/$dev" ]; then
+        if compgen -G "/proc/fs/jbd2/$dev-*" >/dev/null; then echo "ext4 with a journal, $source"
+        else echo "ext4 WITHOUT a journal, $source: creating files after deletions is slow here for every contender (see fs_description in the script)"; fi
+    else
+        echo "$type, $source"
+    fi
+}
+if [ -n "${DISK_IMAGE:-}" ] && [[ " $MEDIA " == *" disk "* ]]; then
+    [ "$(id -u)" = 0 ] || { echo "error: DISK_IMAGE needs root (losetup, mount)" >&2; exit 2; }
+    disk_image="$(mktemp "${DISK_DIR:-/var/tmp}/baton-fleet-disk.XXXXXX.img")"
+    truncate -s "$DISK_IMAGE" "$disk_image"
+    mkfs.ext4 -q -F "$disk_image"
+    disk_loop="$(losetup --direct-io=on -f --show "$disk_image")"
+    disk_mount="$(mktemp -d /tmp/baton-fleet-disk.XXXXXX)"
+    mount "$disk_loop" "$disk_mount"
+fi
 
 # ~2,000 files, ~16 MB compressed (random bytes: compiled code and assets compress little).
 make_source() {
@@ -157,7 +203,8 @@ mkdir "$h/releases/$rel"
 tar -xzf "$art" -C "$h/releases/$rel"
 [ "$4" = 1 ] && sync -f "$h/releases/$rel"
 ln -s "releases/$rel" "$h/current.tmp"
-mv -T "$h/current.tmp" "$h/current"'
+mv -T "$h/current.tmp" "$h/current"
+cd "$h/releases" && ls | sort -V | head -n -3 | xargs -r rm -rf'
 
 # Ansible's version of the same work: its own modules where it has them.
 playbook='- hosts: all
@@ -414,7 +461,7 @@ NGINX
         make_artifact "$rel"
         [ "$FETCH" = 1 ] && make_artifact "${rel}f"
         rm -f "art-r$((r - 1)).tar.gz" "art-r$((r - 1))f.tar.gz" nginx/www/*.tar.gz 2>/dev/null || true
-        rm -rf floor/host-*/releases/"r$((r - 2))" floorsync/host-*/releases/"r$((r - 2))" ansible/host-*/releases/"r$((r - 2))"
+        rm -rf ansible/host-*/releases/"r$((r - 2))"
         local order=()
         for j in $(seq 0 $((k - 1))); do order+=("${contenders[$(( (j + r - 1) % k ))]}"); done
         for c in "${order[@]}"; do
@@ -475,6 +522,7 @@ NGINX
         fi
         for c in floor floorsync $([ "$ANSIBLE" = 1 ] && echo ansible); do
             [ "$(readlink "$c/host-$i/current")" = "releases/r$RUNS" ] || { echo "error: $c host-$i is not on r$RUNS" >&2; exit 1; }
+            [ "$c" = ansible ] || [ "$(ls "$c/host-$i/releases" | wc -l)" -le 3 ] || { echo "error: $c host-$i keeps more than 3 releases" >&2; exit 1; }
         done
     done
 
@@ -483,14 +531,14 @@ NGINX
     for c in "${contenders[@]}"; do med[$c]=$(printf '%s\n' ${times[$c]} | median); done
     local size files fstype median_run
     size=$(stat -c %s "art-r$RUNS.tar.gz"); files=$(find "$work/src" -type f | wc -l)
-    fstype=$(stat -f -c %T "$dir")
+    fstype=$(fs_description "$dir")
     echo "== N = $n agents on $medium ($(dirname "$work"), $fstype): $files files, $((size / 1024)) KiB tar.gz, $RUNS rounds (medians; the order rotates each round), $(nproc) cores"
     label() {
         case "$1" in
             baton) echo "baton deploy (upload; all $n at once)" ;;
             fetch) echo "baton deploy --url --fetch (agents fetch from nginx)" ;;
             syncfs) echo "baton deploy, agents with releaseSync: filesystem" ;;
-            floor) echo "floor (xargs -P $n: sha256sum + tar xzf + ln -s/mv -T)" ;;
+            floor) echo "floor (xargs -P $n: sha256sum + tar xzf + ln -s/mv -T + keep 3)" ;;
             floorsync) echo "floor+sync (the same + sync -f before the switch)" ;;
             ansible) echo "ansible-playbook (local, forks $n: stat sha256 + unarchive + switch)" ;;
         esac
