@@ -360,6 +360,7 @@ extension DeploymentEngine {
             }
             try store.writeApp(state)
             cache.evict(protecting: Set(state.releases.map(\.artifactSHA256)))
+            cache.releasePages(record.artifactSHA256)
         } catch {
             logger.error("cannot settle app state", metadata: ["baton.deployment.id": "\(record.id)", "error": "\(error)"])
         }

@@ -129,6 +129,18 @@ struct ArtifactCache: Sendable {
         return entries
     }
 
+    /// Lets a cached copy's pages leave the page cache once its deployment ended
+    /// (`WriteBack.dropFromPageCache`): the tree was unpacked from it, and it is read again
+    /// only by another deployment of the same artifact, which can read it from the disk.
+    /// Left in memory, every artifact a host received would crowd its applications' pages.
+    func releasePages(_ digest: String) {
+        guard Digest.isSHA256Hex(digest) else { return }
+        let fd = open(layout.artifact(digest), O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        WriteBack.dropFromPageCache(fd)
+    }
+
     /// Uploads that never finished (a crash or a dropped connection) leave temporary files.
     func removeTemporaryFiles() {
         DurableFiles.removeTree(layout.artifactsTemporaryDirectory)
@@ -146,6 +158,8 @@ final class ArtifactWriter: @unchecked Sendable {
     private let fd: Int32
     private var hasher = SHA256()
     private(set) var written: UInt64 = 0
+    /// Bytes whose writeback was started (`startWriteBack`).
+    private var writeBackStarted: UInt64 = 0
     private var closed = false
     private var verified = false
     /// What the bytes written hash to, once `verify` ran.
@@ -183,6 +197,21 @@ final class ArtifactWriter: @unchecked Sendable {
             throw AgentError.io("write artifact", errno: e)
         }
         written += UInt64(bytes.count)
+        if written - writeBackStarted >= Self.writeBackStep { startWriteBack() }
+    }
+
+    /// How many bytes written make the writer start their writeback.
+    static let writeBackStep: UInt64 = 4 << 20
+
+    /// Starts the kernel's writeback of what was written since the last start. The copy is
+    /// never fsynced, but a deployment's `syncfs` (`releaseSync: auto` or `filesystem`)
+    /// flushes every dirty page of the file system: a copy still dirty then would put its
+    /// whole size on the deployment's critical path. Started as it arrives, it is on its
+    /// way to the disk while the rest is received and unpacked, and it is clean (and can
+    /// leave the page cache) by the time the deployment ends.
+    private func startWriteBack() {
+        WriteBack.start(fd, offset: Int64(writeBackStarted), length: Int64(written - writeBackStarted))
+        writeBackStarted = written
     }
 
     /// Drops every byte received so far and starts again from byte 0: a server asked to
@@ -196,6 +225,7 @@ final class ArtifactWriter: @unchecked Sendable {
         }
         hasher = SHA256()
         written = 0
+        writeBackStarted = 0
         verified = false
     }
 
@@ -231,6 +261,7 @@ final class ArtifactWriter: @unchecked Sendable {
             close(fd)
             closed = true
         }
+        if written > writeBackStarted { startWriteBack() }
         guard rename(temporaryPath, cache.layout.artifact(digest)) == 0 else {
             let e = errno
             unlink(temporaryPath)
