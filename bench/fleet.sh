@@ -533,6 +533,14 @@ NGINX
     size=$(stat -c %s "art-r$RUNS.tar.gz"); files=$(find "$work/src" -type f | wc -l)
     fstype=$(fs_description "$dir")
     echo "== N = $n agents on $medium ($(dirname "$work"), $fstype): $files files, $((size / 1024)) KiB tar.gz, $RUNS rounds (medians; the order rotates each round), $(nproc) cores"
+    # How the agents' trees were made durable in a round (their unpack events; the
+    # default `releaseSync: auto` chooses per host, docs/durability.md).
+    synced_line() {
+        local fs each
+        fs=$(grep -c 'on disk by one syncfs' "$1" || true)
+        each=$(grep -c 'on disk by an fsync of each file' "$1" || true)
+        [ $((fs + each)) = 0 ] || echo "    trees made durable: $fs by one syncfs, $each by an fsync of each file and directory"
+    }
     label() {
         case "$1" in
             baton) echo "baton deploy (upload; all $n at once)" ;;
@@ -580,6 +588,7 @@ NGINX
     j=0; for t0 in ${times[baton]}; do j=$((j + 1)); [ "$t0" = "$B" ] && { median_run=$j; break; }; done
     echo "  where the rollout's time went (round r$median_run):"
     "$PY" -c "$phases_py" "deploy-r$median_run.out" "$(awk '{printf "%.6f", $1 / 1e9}' "deploy-r$median_run.end")"
+    synced_line "deploy-r$median_run.out"
     if [ "$FETCH" = 1 ]; then
         j=0; for t0 in ${times[fetch]}; do j=$((j + 1)); [ "$t0" = "${med[fetch]}" ] && { median_run=$j; break; }; done
         echo "  where the rollout --fetch's time went (round r${median_run}f):"
@@ -589,6 +598,7 @@ NGINX
         j=0; for t0 in ${times[syncfs]}; do j=$((j + 1)); [ "$t0" = "${med[syncfs]}" ] && { median_run=$j; break; }; done
         echo "  where the rollout to the releaseSync: filesystem agents' time went (round r$median_run):"
         "$PY" -c "$phases_py" "syncfs-r$median_run.out" "$(awk '{printf "%.6f", $1 / 1e9}' "syncfs-r$median_run.end")"
+        synced_line "syncfs-r$median_run.out"
     fi
 
     stop_agents

@@ -29,13 +29,16 @@ public final class ArchiveStream {
             dirtyPageCache: TreeDurability.dirtyPageCacheBytes)
     }
 
-    /// `dirtyPageCache` tells `.automatic` how much is dirty (tests choose).
+    /// `dirtyPageCache` and `writtenBack` tell `.automatic` how much is dirty and how much
+    /// the machine has written back (tests choose).
     init(
         format: ArchiveFormat, into stagingDirectory: String, limits: ExtractionLimits,
-        durability: TreeDurability, dirtyPageCache: @escaping () -> UInt64?
+        durability: TreeDurability, dirtyPageCache: @escaping () -> UInt64?,
+        writtenBack: @escaping () -> UInt64? = TreeDurability.writtenBackBytes
     ) throws(ExtractionError) {
         session = try ExtractionSession(
-            stagingDirectory: stagingDirectory, limits: limits, durability: durability, dirtyPageCache: dirtyPageCache)
+            stagingDirectory: stagingDirectory, limits: limits, durability: durability, dirtyPageCache: dirtyPageCache,
+            writtenBack: writtenBack)
         switch format {
         case .tar:
             gzip = nil

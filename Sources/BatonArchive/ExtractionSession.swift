@@ -29,21 +29,32 @@ final class ExtractionSession {
     private(set) var summary = ExtractionSummary()
     private let durability: TreeDurability
     /// `.eachFile` and `.automatic` sessions: fsyncs the files written, in the background,
-    /// or only starts their writeback (`.automatic` deferring to one `syncfs`).
+    /// or only starts their writeback (`.automatic` deferring, when more than a little is dirty).
     private var syncer: FileSyncer?
-    /// `.automatic` only: the dirty page cache was small as the extraction started, so the
-    /// files are not fsynced as they are written; `finish()` decides.
+    /// `.automatic` only: the dirty page cache was not over `TreeDurability.deferCeiling` as
+    /// the extraction started, so the files are not fsynced as they are written; `finish()`
+    /// decides.
     private let deferredToSyncfs: Bool
     /// The machine's dirty page cache in bytes (`TreeDurability.dirtyPageCacheBytes`, but for tests).
     private let dirtyPageCache: () -> UInt64?
+    /// The bytes the machine has written back so far (`TreeDurability.writtenBackBytes`,
+    /// but for tests), and what it said, and when, as a deferred extraction started: the
+    /// rate in between sets what a `syncfs` at the end may wait for.
+    private let writtenBack: () -> UInt64?
+    private let writtenBackAtStart: UInt64?
+    /// `.automatic`, deferred: whether each batch's writeback is started as it is written.
+    private let startsWriteBack: Bool
+    private let startedAt = ContinuousClock.now
 
     /// Opens the staging directory (which must exist and be empty) once, without following a symlink.
     init(
         stagingDirectory: String, limits: ExtractionLimits, durability: TreeDurability = .none,
-        dirtyPageCache: @escaping () -> UInt64? = TreeDurability.dirtyPageCacheBytes
+        dirtyPageCache: @escaping () -> UInt64? = TreeDurability.dirtyPageCacheBytes,
+        writtenBack: @escaping () -> UInt64? = TreeDurability.writtenBackBytes
     ) throws(ExtractionError) {
         self.limits = limits
         self.dirtyPageCache = dirtyPageCache
+        self.writtenBack = writtenBack
         let root = Glibc.open(stagingDirectory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard root >= 0 else {
             let code = errno
@@ -53,11 +64,19 @@ final class ExtractionSession {
             )
         }
         self.durability = durability.effective(forDirectory: root)
-        deferredToSyncfs = self.durability == .automatic
-            && TreeDurability.defersToSyncfs(dirtyAtStart: dirtyPageCache())
+        let dirtyAtStart = self.durability == .automatic ? dirtyPageCache() : nil
+        deferredToSyncfs = self.durability == .automatic && TreeDurability.defersToSyncfs(dirtyAtStart: dirtyAtStart)
+        writtenBackAtStart = deferredToSyncfs ? writtenBack() : nil
+        // Deferred with little dirty, a `syncfs` at the end is cheap whatever the disk's
+        // rate, so the files are only written, as for `.fileSystem`: starting each batch's
+        // writeback costs more CPU than it saves (one `syncfs` writes the tree back in larger
+        // runs). With more dirty, the end's decision rests on the rate the machine writes
+        // back at: each batch's writeback is started as it is written, so the disk works
+        // while the tree is written, and what it shows is the rate it takes.
+        startsWriteBack = deferredToSyncfs && (dirtyAtStart ?? 0) > TreeDurability.syncfsAllowance
         switch self.durability {
         case .eachFile: syncer = FileSyncer()
-        case .automatic: syncer = FileSyncer(fsyncs: !deferredToSyncfs)
+        case .automatic: syncer = !deferredToSyncfs ? FileSyncer() : startsWriteBack ? FileSyncer(fsyncs: false) : nil
         case .none, .fileSystem: syncer = nil
         }
         var status = stat()
@@ -121,11 +140,16 @@ final class ExtractionSession {
         case .automatic:
             guard deferredToSyncfs else { return try syncTree() }
             try syncer?.finish()  // the writeback of the last batch is started
-            if TreeDurability.syncfsStillCheap(dirtyAtEnd: dirtyPageCache(), treeBytes: summary.bytes) {
+            let elapsed = startedAt.duration(to: .now).components
+            let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
+            let written = writtenBackAtStart.flatMap { start in writtenBack().map { $0 >= start ? $0 - start : 0 } }
+            let allowance = TreeDurability.allowance(writtenBack: written, seconds: seconds)
+            if TreeDurability.syncfsStillCheap(dirtyAtEnd: dirtyPageCache(), treeBytes: summary.bytes, allowance: allowance) {
                 try syncFileSystem()
             } else {
-                // Others wrote much meanwhile: a syncfs would wait for it. Each file again,
-                // opened by its name under the directories this session holds.
+                // More is dirty than the disk writes back in the budget: a syncfs would wait
+                // for it. Each file again, opened by its name under the directories this
+                // session holds.
                 try syncEachFileAgain()
             }
         }

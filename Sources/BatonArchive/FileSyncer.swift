@@ -57,8 +57,8 @@ final class FileSyncer: @unchecked Sendable {
     private var abandoned = false
     private var failure: (name: [UInt8]?, errno: Int32)?
 
-    /// False: only the writeback of each batch is started, and its files closed; a `syncfs`
-    /// at the end makes them durable (`TreeDurability.automatic`).
+    /// False: only the writeback of each batch is started, and its files closed; the end of
+    /// the extraction makes them durable (`TreeDurability.automatic`, deferring).
     private let fsyncs: Bool
 
     init(

@@ -25,12 +25,16 @@ public enum TreeDurability: String, Sendable, CaseIterable {
     /// One `syncfs(2)` when it waits for little besides the tree, each file otherwise (the
     /// default). A `syncfs` costs one journal commit and one flush where each file costs
     /// its own; what it may cost beyond the tree is the other dirty data of the file system.
-    /// So: when the machine's dirty page cache (`/proc/meminfo`: Dirty and Writeback, every
-    /// file system's, an upper bound of this one's) is at most `syncfsAllowance` as the
-    /// extraction starts, the files only have their writeback started as they are written,
-    /// and at the end, if the dirty page cache is still at most the tree's bytes plus that
-    /// allowance, one `syncfs` and an fsync of the root make the tree durable; otherwise,
-    /// at the start or at the end, each file and directory is fsynced as in `.eachFile`.
+    /// So: unless the machine's dirty page cache (`/proc/meminfo`: Dirty and Writeback, every
+    /// file system's, an upper bound of this one's) is over `deferCeiling` as the
+    /// extraction starts, the files are not fsynced as they are written (only their
+    /// writeback is started, in batches, when more than `syncfsAllowance` was dirty); at
+    /// the end, if the dirty page cache is at most the tree's bytes plus the allowance
+    /// (`allowance(writtenBack:seconds:)`: what the machine writes back in
+    /// `syncfsWaitBudget` at the rate it did during the extraction, and never less than
+    /// `syncfsAllowance`), one `syncfs` and an fsync of the root make the tree durable;
+    /// otherwise, at the start or at the end, each file and directory is fsynced as in
+    /// `.eachFile`.
     case automatic = "auto"
 }
 
@@ -63,10 +67,66 @@ extension TreeDurability {
         return unsafeBitCast(symbol, to: (@convention(c) (Int32, UnsafeMutableRawPointer) -> Int32).self)
     }()
 
-    /// Other dirty data an `.automatic` tree's `syncfs` may wait for: 32 MiB, a fraction of
-    /// a second on any disk, and about what the per-file fsyncs of a 2,000-file tree cost
-    /// beyond one `syncfs` in CPU time (docs/durability.md, "Batches").
+    /// Other dirty data an `.automatic` tree's `syncfs` may always wait for: 32 MiB, a
+    /// fraction of a second on any disk, and about what the per-file fsyncs of a 2,000-file
+    /// tree cost beyond one `syncfs` in CPU time (docs/durability.md, "Batches").
     public static let syncfsAllowance: UInt64 = 32 << 20
+
+    /// How long an `.automatic` tree's `syncfs` may be expected to wait for other dirty
+    /// data, at the rate the machine wrote back during the extraction: 1 s.
+    public static let syncfsWaitBudget: Double = 1
+
+    /// The dirty page cache over which an `.automatic` extraction fsyncs each file as it is
+    /// written instead of deciding at the end: 1 GiB, more than a fast SSD writes back in
+    /// `syncfsWaitBudget`, so a `syncfs` would then be too dear whatever the rate.
+    public static let deferCeiling: UInt64 = 1 << 30
+
+    /// The shortest time a write-back rate is measured over: a shorter extraction's
+    /// window (a small tree) counts as this long, so a burst of completions in it does not
+    /// pass for a fast disk.
+    static let rateWindowFloor: Double = 0.25
+
+    /// Other dirty data a `syncfs` at the end of an extraction may wait for: what the
+    /// machine writes back in `syncfsWaitBudget` at the rate it wrote back during the
+    /// extraction (`writtenBack` bytes over `seconds`), and never less than
+    /// `syncfsAllowance`. A rate measured while little was being written is low, so the
+    /// allowance errs towards fsyncing each file; with many agents on one disk, or an
+    /// application writing steadily, it is what the disk is draining now. (The counter is
+    /// every device's, as the dirty page cache is.)
+    static func allowance(writtenBack: UInt64?, seconds: Double) -> UInt64 {
+        guard let writtenBack, seconds.isFinite, seconds >= 0 else { return syncfsAllowance }
+        let bytes = Double(writtenBack) / max(seconds, rateWindowFloor) * syncfsWaitBudget
+        guard bytes < Double(UInt64.max / 2) else { return UInt64.max / 2 }
+        return max(syncfsAllowance, UInt64(bytes))
+    }
+
+    /// Bytes of page cache the machine has written back since it started (`/proc/vmstat`'s
+    /// nr_written, in pages); nil where it cannot be read.
+    public static func writtenBackBytes() -> UInt64? {
+        let fd = open("/proc/vmstat", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 32768)
+        var count = 0
+        while count < buffer.count {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress! + count, $0.count - count) }
+            if n < 0, errno == EINTR { continue }
+            guard n > 0 else { break }
+            count += n
+        }
+        guard let pages = parseWrittenPages(buffer[0..<count]) else { return nil }
+        return pages * UInt64(sysconf(Int32(_SC_PAGESIZE)))
+    }
+
+    /// nr_written from the text of `/proc/vmstat`; nil if it is missing.
+    static func parseWrittenPages(_ text: ArraySlice<UInt8>) -> UInt64? {
+        for line in text.split(separator: UInt8(ascii: "\n")) {
+            let fields = line.split(separator: UInt8(ascii: " "))
+            guard fields.count == 2, fields[0].elementsEqual("nr_written".utf8) else { continue }
+            return UInt64(String(decoding: fields[1], as: UTF8.self))
+        }
+        return nil
+    }
 
     /// The machine's page cache that is dirty or being written back, in bytes
     /// (`/proc/meminfo`'s Dirty plus Writeback); nil where it cannot be read.
@@ -96,18 +156,19 @@ extension TreeDurability {
         return dirty + writeback
     }
 
-    /// `.automatic`, as an extraction starts: whether to defer the syncs to one `syncfs` at
-    /// the end (the dirty page cache is small), or to fsync each file as it is written.
+    /// `.automatic`, as an extraction starts: whether to defer the syncs to the decision
+    /// at the end (the dirty page cache is not over `deferCeiling`), or to fsync each file
+    /// as it is written.
     static func defersToSyncfs(dirtyAtStart: UInt64?) -> Bool {
         guard let dirtyAtStart else { return false }
-        return dirtyAtStart <= syncfsAllowance
+        return dirtyAtStart <= deferCeiling
     }
 
-    /// `.automatic`, as a deferred extraction ends: whether one `syncfs` still waits for at
-    /// most the tree's own `treeBytes` and the allowance.
-    static func syncfsStillCheap(dirtyAtEnd: UInt64?, treeBytes: UInt64) -> Bool {
+    /// `.automatic`, as a deferred extraction ends: whether one `syncfs` waits for at most
+    /// the tree's own `treeBytes` and `allowance` (`allowance(writtenBack:seconds:)`).
+    static func syncfsStillCheap(dirtyAtEnd: UInt64?, treeBytes: UInt64, allowance: UInt64 = syncfsAllowance) -> Bool {
         guard let dirtyAtEnd else { return false }
-        let (bound, overflow) = treeBytes.addingReportingOverflow(syncfsAllowance)
+        let (bound, overflow) = treeBytes.addingReportingOverflow(allowance)
         return overflow || dirtyAtEnd <= bound
     }
 

@@ -6,10 +6,12 @@ import Synchronization
 import Testing
 
 /// `releaseSync: auto` (`TreeDurability.automatic`): one `syncfs` when the machine's dirty
-/// page cache is small as the extraction starts and still small (besides the tree) as it
-/// ends; each file fsynced otherwise, the files opened again by name when the dirty page
-/// cache grew during the extraction. The dirty page cache is given by the test; the syncs
-/// are the real ones, and the tree is the same whichever was chosen.
+/// page cache as the extraction ends is at most the tree's bytes plus what the machine
+/// writes back in a second at the rate it did during the extraction (never less than 32
+/// MiB); each file fsynced otherwise: as written when over 1 GiB was dirty at the start,
+/// opened again by name at the end when not. The dirty page cache and the bytes written
+/// back are given by the test; the syncs are the real ones, and the tree is the same
+/// whichever was chosen.
 @Suite struct AutomaticSyncTests {
     static let archive = tar {
         $0.directory("./")
@@ -33,13 +35,17 @@ import Testing
 
     /// Extracts the archive with `.automatic` and the given dirty page cache; returns how it
     /// was synced, after checking the tree.
-    func extract(start: UInt64?, end: UInt64?) throws -> (synced: TreeDurability, asked: Int, inMemory: Bool) {
+    /// `writtenBack`: what the machine's written-back counter says at the start and after.
+    func extract(
+        start: UInt64?, end: UInt64?, writtenBack: (UInt64?, UInt64?) = (0, 0)
+    ) throws -> (synced: TreeDurability, asked: Int, inMemory: Bool) {
         let sandbox = try Sandbox()
         defer { sandbox.remove() }
         let dirty = Dirty(start: start, end: end)
+        let written = Dirty(start: writtenBack.0, end: writtenBack.1)
         let stream = try ArchiveStream(
             format: .tar, into: sandbox.staging, limits: ExtractionLimits(), durability: .automatic,
-            dirtyPageCache: { dirty.read() })
+            dirtyPageCache: { dirty.read() }, writtenBack: { written.read() })
         defer { stream.close() }
         try Self.archive.withUnsafeBytes { try stream.consume($0) }
         let summary = try stream.finish()
@@ -62,17 +68,31 @@ import Testing
         if !result.inMemory { #expect(result.asked == 2, "asked at the start and at the end") }
     }
 
-    @Test("much dirty at the start: each file fsynced, and not asked again")
+    @Test("over 1 GiB dirty at the start: each file fsynced as written, and not asked again")
     func eachFileWhenMuchIsDirty() throws {
-        let result = try extract(start: 512 << 20, end: 0)
+        let result = try extract(start: TreeDurability.deferCeiling + 1, end: 0)
         #expect(result.synced == (result.inMemory ? .none : .eachFile))
         if !result.inMemory { #expect(result.asked == 1) }
     }
 
-    @Test("little dirty at the start, much at the end: each file opened again and fsynced")
+    @Test("little dirty at the start, much at the end, little written back: each file opened again and fsynced")
     func eachFileWhenDirtyGrew() throws {
-        let result = try extract(start: 0, end: 512 << 20)
+        let result = try extract(start: 0, end: 512 << 20, writtenBack: (1 << 30, (1 << 30) + (16 << 20)))
         #expect(result.synced == (result.inMemory ? .none : .eachFile))
+    }
+
+    @Test("much dirty at both ends, but the machine wrote back fast meanwhile (other agents on the disk): one syncfs")
+    func syncfsWhenTheDiskKeepsUp() throws {
+        let result = try extract(start: 512 << 20, end: 512 << 20, writtenBack: (1 << 30, 1 << 42))
+        #expect(result.synced == (result.inMemory ? .none : .fileSystem))
+    }
+
+    @Test("the written-back counter cannot be read: the fixed allowance")
+    func fixedAllowanceWhenUnknown() throws {
+        let little = try extract(start: 0, end: 16 << 20, writtenBack: (nil, nil))
+        #expect(little.synced == (little.inMemory ? .none : .fileSystem))
+        let much = try extract(start: 0, end: 512 << 20, writtenBack: (nil, nil))
+        #expect(much.synced == (much.inMemory ? .none : .eachFile))
     }
 
     @Test("the dirty page cache cannot be read: each file fsynced")
@@ -84,13 +104,37 @@ import Testing
     @Test("the tree's own bytes do not count against the allowance at the end")
     func allowanceAtTheEnd() {
         let allowance = TreeDurability.syncfsAllowance
-        #expect(TreeDurability.defersToSyncfs(dirtyAtStart: allowance))
-        #expect(!TreeDurability.defersToSyncfs(dirtyAtStart: allowance + 1))
+        #expect(TreeDurability.defersToSyncfs(dirtyAtStart: TreeDurability.deferCeiling))
+        #expect(!TreeDurability.defersToSyncfs(dirtyAtStart: TreeDurability.deferCeiling + 1))
         #expect(!TreeDurability.defersToSyncfs(dirtyAtStart: nil))
         #expect(TreeDurability.syncfsStillCheap(dirtyAtEnd: 100 << 20, treeBytes: (100 << 20) - allowance))
         #expect(!TreeDurability.syncfsStillCheap(dirtyAtEnd: (100 << 20) + 1, treeBytes: (100 << 20) - allowance))
         #expect(TreeDurability.syncfsStillCheap(dirtyAtEnd: .max, treeBytes: .max))
         #expect(!TreeDurability.syncfsStillCheap(dirtyAtEnd: nil, treeBytes: 0))
+    }
+
+    @Test("the allowance: a second of the rate written back during the extraction, never under 32 MiB")
+    func rateAllowance() {
+        let fixed = TreeDurability.syncfsAllowance
+        #expect(TreeDurability.allowance(writtenBack: nil, seconds: 1) == fixed)
+        #expect(TreeDurability.allowance(writtenBack: 0, seconds: 1) == fixed)
+        #expect(TreeDurability.allowance(writtenBack: 16 << 20, seconds: 1) == fixed)
+        #expect(TreeDurability.allowance(writtenBack: 300 << 20, seconds: 1) == 300 << 20)
+        #expect(TreeDurability.allowance(writtenBack: 300 << 20, seconds: 2) == 150 << 20)
+        // A short window counts as a quarter of a second: a burst is not a fast disk.
+        #expect(TreeDurability.allowance(writtenBack: 100 << 20, seconds: 0.01) == 400 << 20)
+        #expect(TreeDurability.allowance(writtenBack: .max, seconds: 1) == UInt64.max / 2)
+        #expect(TreeDurability.allowance(writtenBack: 300 << 20, seconds: .nan) == fixed)
+        #expect(TreeDurability.syncfsStillCheap(dirtyAtEnd: 316 << 20, treeBytes: 16 << 20, allowance: 300 << 20))
+        #expect(!TreeDurability.syncfsStillCheap(dirtyAtEnd: (316 << 20) + 1, treeBytes: 16 << 20, allowance: 300 << 20))
+    }
+
+    @Test("nr_written read from /proc/vmstat")
+    func vmstat() throws {
+        #expect(TreeDurability.parseWrittenPages(Array("nr_dirtied 9\nnr_written 7\nnr_written_x 1\n".utf8)[...]) == 7)
+        #expect(TreeDurability.parseWrittenPages(Array("nr_dirtied 9\n".utf8)[...]) == nil)
+        let first = try #require(TreeDurability.writtenBackBytes(), "this machine's /proc/vmstat")
+        #expect(first % 4096 == 0)
     }
 
     @Test("Dirty and Writeback read from /proc/meminfo")
