@@ -12,33 +12,8 @@ public enum WriteBack {
         _ = syncFileRange(fd, 0, 0, syncFileRangeWrite)
     }
 
-    /// The same for `length` bytes from `offset` (length 0: to the end of the file), for a
-    /// file still being written: what was written so far goes to the disk while the rest
-    /// arrives, instead of all of it at the next flush.
-    public static func start(_ fd: Int32, offset: Int64, length: Int64) {
-        guard let syncFileRange else { return }
-        _ = syncFileRange(fd, offset, length, syncFileRangeWrite)
-    }
-
-    /// For a file that will not be read again soon (an artifact's cached copy once its
-    /// deployment ended): waits until its data was written to the device, then asks the
-    /// kernel to drop its pages from the page cache (`POSIX_FADV_DONTNEED` drops only
-    /// clean pages, hence the wait), so that they make room for what the host's
-    /// applications read. Not durability (neither the device's cache nor the metadata is
-    /// flushed) and not needed for correctness: where a call fails, the pages stay cached
-    /// until the kernel reclaims them. On tmpfs both calls do nothing: there the pages
-    /// are the file.
-    public static func dropFromPageCache(_ fd: Int32) {
-        if let syncFileRange { _ = syncFileRange(fd, 0, 0, syncFileRangeWaitBefore | syncFileRangeWrite | syncFileRangeWaitAfter) }
-        _ = posix_fadvise(fd, 0, 0, fadvDontNeed)
-    }
-
-    /// `SYNC_FILE_RANGE_WAIT_BEFORE`, `SYNC_FILE_RANGE_WRITE`, `SYNC_FILE_RANGE_WAIT_AFTER`.
-    private static let syncFileRangeWaitBefore: UInt32 = 1
+    /// `SYNC_FILE_RANGE_WRITE`.
     private static let syncFileRangeWrite: UInt32 = 2
-    private static let syncFileRangeWaitAfter: UInt32 = 4
-    /// `POSIX_FADV_DONTNEED` on Linux.
-    private static let fadvDontNeed: Int32 = 4
 
     private typealias SyncFileRange = @convention(c) (Int32, Int64, Int64, UInt32) -> Int32
 

@@ -35,6 +35,60 @@ import Testing
         }
     }
 
+    @Test func aStoredCopyIsOwnerOnly() throws {
+        try withCache { cache in
+            let bytes = Array("private bytes".utf8)
+            try store(cache, bytes)
+            var st = stat()
+            #expect(stat(cache.layout.artifact(Digest.sha256Hex(bytes)), &st) == 0)
+            #expect(st.st_mode & 0o7777 == 0o600)
+        }
+    }
+
+    @Test("a consumed copy is removed only when no other deployment in flight claimed it")
+    func consumingRespectsOtherClaims() throws {
+        try withCache { cache in
+            let bytes = Array("shared by two apps".utf8)
+            let digest = Digest.sha256Hex(bytes)
+            #expect(!cache.claim(digest, by: "web-1"), "no copy, no claim")
+            try store(cache, bytes)
+            #expect(cache.claim(digest, by: "web-1"))
+            #expect(cache.claim(digest, by: "api-1"))
+            cache.consume(digest, by: "web-1")
+            #expect(cache.contains(digest), "api-1 still needs it")
+            cache.consume(digest, by: "api-1")
+            #expect(!cache.contains(digest), "the last reader removes it")
+            #expect(!cache.claim(digest, by: "db-1"))
+        }
+    }
+
+    @Test func aClaimedCopyIsNeverEvicted() throws {
+        try withCache(capacity: 1) { cache in
+            let bytes = Array("claimed, waiting for its unpack".utf8)
+            let digest = Digest.sha256Hex(bytes)
+            try store(cache, bytes)
+            #expect(cache.claim(digest, by: "web-3"))
+            cache.evict(protecting: [])
+            #expect(!cache.makeRoom(for: 10, reserved: 0, protecting: []))
+            #expect(cache.contains(digest))
+            cache.unclaim(digest, by: "web-3")
+            cache.evict(protecting: [])
+            #expect(!cache.contains(digest), "over capacity and unclaimed: evicted")
+        }
+    }
+
+    @Test func anUnclaimedCopyStaysForTheCache() throws {
+        try withCache { cache in
+            let bytes = Array("deployment ended before its unpack".utf8)
+            let digest = Digest.sha256Hex(bytes)
+            try store(cache, bytes)
+            #expect(cache.claim(digest, by: "web-2"))
+            cache.unclaim(digest, by: "web-2")
+            #expect(cache.contains(digest))
+            #expect(cache.claims.claimed.isEmpty)
+        }
+    }
+
     @Test func aDigestMismatchKeepsNothing() throws {
         try withCache { cache in
             let wrong = Digest.sha256Hex(Array("other".utf8))

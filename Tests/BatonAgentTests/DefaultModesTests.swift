@@ -51,7 +51,9 @@ import Testing
         for file in ["audit.log", "audit.head", "apps/web.json", "approved/web/v1.json"] {
             #expect(state[file] == 0o600, "state/\(file)")
         }
-        #expect(filePermissions(layout.artifact(artifact.sha256)) == 0o600)
+        // `batond apply` keeps no cached copy (the tree is what the host keeps); an
+        // uploaded copy's mode is ArtifactCacheTests' `aStoredCopyIsOwnerOnly`.
+        #expect(!FileManager.default.fileExists(atPath: layout.artifact(artifact.sha256)))
         for dir in [layout.artifactsDirectory, layout.artifactsTemporaryDirectory, "\(layout.root)/artifacts"] {
             #expect(filePermissions(dir) == 0o700, "\(dir)")
         }

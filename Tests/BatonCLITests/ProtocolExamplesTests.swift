@@ -24,6 +24,7 @@ struct ProtocolExamplesTests {
             ("GET", "/v1/health", "200"),  // 10.1
             ("HEAD", artifact, "404"),  // 10.2, before the upload
             ("PUT", artifact, "201"),  // 10.3
+            ("HEAD", artifact, "200"),  // 10.2 again, the artifact now held (until the deployment unpacks it)
             ("POST", "/v1/deployments", "202"),  // 10.4
             ("GET", "/v1/deployments/web-42", "200"),  // 10.5
             ("GET", "/v1/deployments/web-42/events", "200"),  // 10.6
@@ -32,7 +33,6 @@ struct ProtocolExamplesTests {
             ("GET", "/v1/apps/web/releases/2026.11.21-1", "200"),  // 10.8, the approved manifest
             ("GET", "/v1/audit/head?line=1", "200"),  // 10.9
             ("GET", "/v1/deployments/web-42/receipt", "200"),  // 10.10, the agent's signed receipt
-            ("HEAD", artifact, "200"),  // 10.2 again, the artifact now held
         ]
         #expect(answered.count == expected.count, "\(result.stdout)")
         for (line, want) in zip(answered, expected) {

@@ -41,7 +41,7 @@ extension DeploymentEngine {
                 await note(id, "artifact received and verified (\(artifact.size) bytes)")
                 return .succeeded
             }
-            if cache.contains(artifact.sha256) {
+            if cache.claim(artifact.sha256, by: id) {
                 var st = stat()
                 guard lstat(layout.artifact(artifact.sha256), &st) == 0, UInt64(st.st_size) == artifact.size else {
                     // Cached copies are not fsynced (`ArtifactCache`): a power loss can leave one short.
@@ -59,7 +59,7 @@ extension DeploymentEngine {
             guard let file = context.artifactFile else {
                 if let url = artifact.url {
                     try await fetchFromURL(id, artifact: artifact, url: url)
-                    return .succeeded
+                    return claimFetched(id, artifact)
                 }
                 return .failed(
                     AgentError(
@@ -70,12 +70,23 @@ extension DeploymentEngine {
             let cache = self.cache
             try await Blocking.run { try cache.ingest(file: file, digest: artifact.sha256, size: artifact.size) }
             await note(id, "artifact received and verified (\(artifact.size) bytes)")
-            return .succeeded
+            return claimFetched(id, artifact)
         } catch let error as AgentError {
             return .failed(error.info)
         } catch {
             return .failed(ErrorInfo(code: AgentError.Code.ioError.rawValue, message: "\(error)"))
         }
+    }
+
+    /// Claims a copy this deployment just put in the cache for its unpack step. Fails only
+    /// if another deployment of the same artifact consumed it in between.
+    private func claimFetched(_ id: String, _ artifact: ArtifactReference) -> Outcome {
+        if cache.claim(artifact.sha256, by: id) { return .succeeded }
+        return .failed(
+            AgentError(
+                .artifactUnavailable,
+                "the copy of sha256:\(artifact.sha256) was unpacked and removed by another deployment of the same artifact before this one could read it; nothing was switched: deploy again"
+            ).info)
     }
 
     /// The bounds an artifact's archive is unpacked within.
@@ -94,30 +105,40 @@ extension DeploymentEngine {
         let limits = extractionLimits, durability = configuration.releaseSync
         let format: ArchiveFormat = manifest.artifact.format == .tar ? .tar : .tarGz
         let stagingRoot = layout.stagingRoot(context.app)
-        let staged = context.staged
+        let staged = context.staged, operatorFile = context.artifactFile
         let cache = self.cache, artifact = manifest.artifact
         do {
             let (summary, hashed) = try await Blocking.run { () throws -> (ExtractionSummary, Bool) in
                 DurableFiles.removeTree(staging)
                 try DurableFiles.makeDirectory(stagingRoot, mode: DataLayout.releaseDirectoryMode)
+                let unpack = LocalArtifactIntake.Unpack(directory: staging, format: format, limits: limits, durability: durability)
                 if let staged {
                     // Unpacked (and synced) in the same read that verified the file: only
                     // its place changes. The rename into `releases/` fsyncs the parents.
                     let summary = try staged.result.get()
                     if rename(staged.directory, staging) == 0 { return (summary, true) }
-                    // `artifacts/` on another file system than `apps/`: unpack again, from the cache.
+                    // `artifacts/` on another file system than `apps/`: unpack again, from
+                    // the operator's file (`batond apply` keeps no cached copy).
                     DurableFiles.removeTree(staged.directory)
+                    if let operatorFile {
+                        let result = try LocalArtifactIntake.run(
+                            file: operatorFile, artifact: artifact, cache: cache, unpack: unpack,
+                            retry: "it changed since it was checked; nothing was switched: deploy again with the artifact this envelope was signed for")
+                        return (try result!.result.get(), true)
+                    }
                 }
                 // The cached copy is hashed again in the read that unpacks it (it is not
                 // fsynced when stored: `ArtifactCache`), unless this agent hashed that very
-                // file since it started (`VerifiedCopies`). Durable: every file and directory
+                // file since it started (`VerifiedCopies`). Once it proved to be the
+                // artifact it is consumed (removed unless another deployment in flight
+                // claimed it), before the tree is synced. Durable: every file and directory
                 // of the tree is on disk before it returns (`releaseSync:`), since the
                 // release must be on disk before `current` can name it.
-                let unpack = LocalArtifactIntake.Unpack(directory: staging, format: format, limits: limits, durability: durability)
                 do {
                     let result = try LocalArtifactIntake.run(
                         file: archive, artifact: artifact, cache: cache, unpack: unpack,
-                        retry: "the cached copy was torn or changed since it was stored (a power loss?) and is now removed; nothing was switched: deploy again to send the artifact anew")
+                        retry: "the cached copy was torn or changed since it was stored (a power loss?) and is now removed; nothing was switched: deploy again to send the artifact anew",
+                        consume: { cache.consume(artifact.sha256, by: id) })
                     return (try result!.result.get(), result!.hashed)
                 } catch let error as AgentError where error.code == .digestMismatch || error.code == .sizeMismatch {
                     unlink(archive)
@@ -360,7 +381,6 @@ extension DeploymentEngine {
             }
             try store.writeApp(state)
             cache.evict(protecting: Set(state.releases.map(\.artifactSHA256)))
-            cache.releasePages(record.artifactSHA256)
         } catch {
             logger.error("cannot settle app state", metadata: ["baton.deployment.id": "\(record.id)", "error": "\(error)"])
         }

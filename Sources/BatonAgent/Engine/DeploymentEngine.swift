@@ -165,8 +165,8 @@ public actor DeploymentEngine {
             // already verified (so replay protection is untouched), and a wrong --artifact
             // must not burn a signed envelope that is fine with the right file. Nothing is
             // recorded or audited: no deployment began and the host did not change. The
-            // same read keeps it in the cache and unpacks it (unless the release is
-            // already installed), so the file is read once.
+            // same read unpacks it (unless the release is already installed), so the file
+            // is read once; no copy goes to the cache, the tree is what the host keeps.
             let installed = state.installed(manifest.release) != nil
                 && DurableFiles.isDirectory(layout.releaseDirectory(manifest.app, manifest.release))
             let unpack = installed ? nil : LocalArtifactIntake.Unpack(
@@ -545,6 +545,9 @@ public actor DeploymentEngine {
             }
             subscribers.publish(id, events: record.events, end: true)
         }
+        // A deployment that ended before its unpack read its cached copy leaves the copy
+        // to the cache's least-recently-used order.
+        if let digest = contexts[id]?.manifest?.artifact.sha256 { cache.unclaim(digest, by: id) }
         contexts[id] = nil
         live[id] = nil
     }

@@ -20,15 +20,46 @@ import Musl
 /// every deployment hashes it again in the read that unpacks it (`LocalArtifactIntake`),
 /// so a copy a power loss tore or truncated is refused and dropped, never unpacked. Syncing
 /// it cost a deployment its whole size in disk writes on the critical path (docs/durability.md).
+///
+/// Consumed by its unpack: once a deployment has read a copy to its end and its digest
+/// matched, the copy is removed (`consume`) before the tree is synced, unless another
+/// deployment in flight has claimed it. The release tree holds the same content, a later
+/// deployment of that release reuses the tree, and a copy removed before the kernel wrote
+/// it back never reaches the disk: a deployment writes its artifact's bytes once, as a tree.
 struct ArtifactCache: Sendable {
     let layout: DataLayout
     /// Total bytes kept before least-recently-used eviction.
     let capacity: UInt64
     /// The copies hashed since this cache was opened: a deployment skips hashing those again.
     let verified = VerifiedCopies()
+    /// The deployments between their fetch step and the unpack that reads their copy.
+    let claims = CopyClaims()
 
     func contains(_ digest: String) -> Bool {
         Digest.isSHA256Hex(digest) && DurableFiles.exists(layout.artifact(digest))
+    }
+
+    /// Claims the cached copy of `digest` for deployment `id` until its unpack has read
+    /// it (`consume`) or it ends (`unclaim`). False when there is no copy.
+    func claim(_ digest: String, by id: String) -> Bool {
+        claims.claim(digest, by: id) { contains(digest) }
+    }
+
+    /// Deployment `id` has read the copy to its end and found its digest: the copy is
+    /// removed unless another deployment in flight claimed it too. The caller must have
+    /// closed its descriptor first: the pages of a file still open are written back by a
+    /// `syncfs`, those of a closed and unlinked one are dropped unwritten.
+    func consume(_ digest: String, by id: String) {
+        claims.release(digest, by: id) {
+            verified.forget(digest)
+            unlink(layout.artifact(digest))
+        }
+    }
+
+    /// Drops deployment `id`'s claim on `digest` without removing the copy (a deployment
+    /// that ended before its unpack read it).
+    func unclaim(_ digest: String, by id: String) {
+        claims.release(digest, by: id)
     }
 
     /// Marks an artifact as just used (eviction is least-recently-used by mtime).
@@ -92,6 +123,7 @@ struct ArtifactCache: Sendable {
     func evict(protecting protected: Set<String>) {
         let entries = storedArtifacts()
         var total = entries.reduce(0) { $0 + $1.size }
+        let protected = protected.union(claims.claimed)
         for entry in entries.sorted(by: { $0.used < $1.used }) where total > capacity {
             if protected.contains(entry.digest) { continue }
             verified.forget(entry.digest)
@@ -107,6 +139,7 @@ struct ArtifactCache: Sendable {
         let entries = storedArtifacts()
         var total = entries.reduce(0) { $0 + $1.size } + reserved + size
         guard total > capacity else { return true }
+        let protected = protected.union(claims.claimed)
         let evictable = entries.filter { !protected.contains($0.digest) }.sorted { $0.used < $1.used }
         guard total - evictable.reduce(0, { $0 + $1.size }) <= capacity else { return false }
         for entry in evictable where total > capacity {
@@ -129,18 +162,6 @@ struct ArtifactCache: Sendable {
         return entries
     }
 
-    /// Lets a cached copy's pages leave the page cache once its deployment ended
-    /// (`WriteBack.dropFromPageCache`): the tree was unpacked from it, and it is read again
-    /// only by another deployment of the same artifact, which can read it from the disk.
-    /// Left in memory, every artifact a host received would crowd its applications' pages.
-    func releasePages(_ digest: String) {
-        guard Digest.isSHA256Hex(digest) else { return }
-        let fd = open(layout.artifact(digest), O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
-        guard fd >= 0 else { return }
-        defer { close(fd) }
-        WriteBack.dropFromPageCache(fd)
-    }
-
     /// Uploads that never finished (a crash or a dropped connection) leave temporary files.
     func removeTemporaryFiles() {
         DurableFiles.removeTree(layout.artifactsTemporaryDirectory)
@@ -158,8 +179,6 @@ final class ArtifactWriter: @unchecked Sendable {
     private let fd: Int32
     private var hasher = SHA256()
     private(set) var written: UInt64 = 0
-    /// Bytes whose writeback was started (`startWriteBack`).
-    private var writeBackStarted: UInt64 = 0
     private var closed = false
     private var verified = false
     /// What the bytes written hash to, once `verify` ran.
@@ -197,21 +216,6 @@ final class ArtifactWriter: @unchecked Sendable {
             throw AgentError.io("write artifact", errno: e)
         }
         written += UInt64(bytes.count)
-        if written - writeBackStarted >= Self.writeBackStep { startWriteBack() }
-    }
-
-    /// How many bytes written make the writer start their writeback.
-    static let writeBackStep: UInt64 = 4 << 20
-
-    /// Starts the kernel's writeback of what was written since the last start. The copy is
-    /// never fsynced, but a deployment's `syncfs` (`releaseSync: auto` or `filesystem`)
-    /// flushes every dirty page of the file system: a copy still dirty then would put its
-    /// whole size on the deployment's critical path. Started as it arrives, it is on its
-    /// way to the disk while the rest is received and unpacked, and it is clean (and can
-    /// leave the page cache) by the time the deployment ends.
-    private func startWriteBack() {
-        WriteBack.start(fd, offset: Int64(writeBackStarted), length: Int64(written - writeBackStarted))
-        writeBackStarted = written
     }
 
     /// Drops every byte received so far and starts again from byte 0: a server asked to
@@ -225,7 +229,6 @@ final class ArtifactWriter: @unchecked Sendable {
         }
         hasher = SHA256()
         written = 0
-        writeBackStarted = 0
         verified = false
     }
 
@@ -253,15 +256,16 @@ final class ArtifactWriter: @unchecked Sendable {
 
     /// Makes a verified file visible under its digest. Neither it nor its name is fsynced
     /// (see `ArtifactCache`): after a power loss it may be gone, or torn, which the next
-    /// deployment's hash finds; its writeback is left to the kernel, off the deployment's
-    /// critical path.
+    /// deployment's hash finds. Nor is its writeback started: the deployment that unpacks
+    /// it removes it, as a rule within seconds, and pages dropped before the kernel's own
+    /// writeback came to them were never written (a `syncfs` of `releaseSync` runs after
+    /// the removal).
     func commit() throws(AgentError) {
         guard verified, !closed else { throw AgentError(.ioError, "internal: the artifact was not verified before it was kept") }
         defer {
             close(fd)
             closed = true
         }
-        if written > writeBackStarted { startWriteBack() }
         guard rename(temporaryPath, cache.layout.artifact(digest)) == 0 else {
             let e = errno
             unlink(temporaryPath)
