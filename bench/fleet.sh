@@ -54,7 +54,12 @@
 # nothing; any other word is taken as a directory); DISK_IMAGE=SIZE (as root, e.g. 24G)
 # makes the disk medium a fresh ext4 with a journal (mkfs.ext4's defaults, what a host's
 # data directory is on) in a sparse image of SIZE under DISK_DIR, on a loop device with
-# direct I/O, removed at the end: see fs_description for why; ANSIBLE=0 leaves Ansible out;
+# direct I/O, removed at the end: see fs_description for why; HOST_DISKS=1 (as root, disk
+# medium only) gives every host a file system of its own instead, as a fleet has (see
+# make_host_disks): a fresh ext4 with a journal in a sparse image of HOST_DISK_SIZE
+# (default 2G) under DISK_DIR per host, each on its own loop device with direct I/O,
+# holding that host's agent data, syncfs agent data and floor and Ansible directories,
+# all removed at the end of each N; ANSIBLE=0 leaves Ansible out;
 # FETCH=1 adds the fetch contender; SYNCFS=1 the syncfs one; SCRATCH (default .build-release); BIN=DIR uses the
 # baton and batond already in DIR instead of building; KEEP=1 keeps the work directories;
 # DROP_CACHES=1 drops the page cache before each N (as root; see drop_page_cache).
@@ -117,8 +122,35 @@ stop_agents() {
     pids=()
 }
 disk_image=""; disk_loop=""
+host_mounts=(); host_loops=(); host_images=()
+# HOST_DISKS=1: one file system per host. On a fleet every host syncs its own disk: an
+# agent's syncfs (and a floor's `sync -f`) waits for that host's dirty data only. With
+# every host on one file system, each syncfs also waits for all the others' data, and
+# `releaseSync: auto` sees the others' trees dirty and fsyncs each file instead (it
+# cannot tell another host's unpack from an application's writes). N file systems on
+# the one disk of this machine are the nearest a bench on one machine gets to N hosts:
+# the journals, the dirty data and the syncs are per host; the device is still shared.
+make_host_disks() {   # make_host_disks N DIR
+    local i img loop mnt
+    for i in $(seq 1 "$1"); do
+        img="$(mktemp "${DISK_DIR:-/var/tmp}/baton-fleet-host-$i.XXXXXX.img")"; host_images+=("$img")
+        truncate -s "${HOST_DISK_SIZE:-2G}" "$img"
+        mkfs.ext4 -q -F "$img"
+        loop="$(losetup --direct-io=on -f --show "$img")"; host_loops+=("$loop")
+        mnt="$2/disks/host-$i"; mkdir -p "$mnt"
+        mount "$loop" "$mnt"; host_mounts+=("$mnt")
+    done
+}
+release_host_disks() {
+    local m l
+    for m in "${host_mounts[@]}"; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; rmdir "$m" 2>/dev/null || true; done
+    for l in "${host_loops[@]}"; do losetup -d "$l" 2>/dev/null || true; done
+    [ ${#host_images[@]} = 0 ] || rm -f "${host_images[@]}"
+    host_mounts=(); host_loops=(); host_images=()
+}
 cleanup() {
     stop_agents
+    release_host_disks
     local w
     for w in "${works[@]}"; do
         # KEEP=1 cannot keep what is on DISK_IMAGE's file system: the image goes.
@@ -154,6 +186,9 @@ fs_description() {   # fs_description DIR
         echo "$type, $source"
     fi
 }
+if [ "${HOST_DISKS:-0}" = 1 ] && [[ " $MEDIA " == *" disk "* ]]; then
+    [ "$(id -u)" = 0 ] || { echo "error: HOST_DISKS=1 needs root (losetup, mount)" >&2; exit 2; }
+fi
 if [ -n "${DISK_IMAGE:-}" ] && [[ " $MEDIA " == *" disk "* ]]; then
     [ "$(id -u)" = 0 ] || { echo "error: DISK_IMAGE needs root (losetup, mount)" >&2; exit 2; }
     disk_image="$(mktemp "${DISK_DIR:-/var/tmp}/baton-fleet-disk.XXXXXX.img")"
@@ -281,6 +316,8 @@ bench() {
     local n="$1" medium="$2" dir="$work/n$n"
     mkdir -p "$dir" && cd "$dir"
     drop_page_cache "$n"
+    local per_host=0
+    if [ "${HOST_DISKS:-0}" = 1 ] && [ "$medium" = disk ]; then per_host=1; make_host_disks "$n" "$dir"; fi
 
     # Keys, the fleet CA, the controller's certificate, the trust policy (LocalFleet's setup).
     mkdir -p keys pki
@@ -300,10 +337,15 @@ EOF
             id="$1-$i"
             mkdir -p "hosts/$id/tls"
             "$BATON" pki issue agent "$id" --ip 127.0.0.1 --ca pki/ca --out "hosts/$id/tls" >/dev/null
+            local data="$dir/hosts/$id/data"
+            if [ "$per_host" = 1 ]; then
+                # On host i's own file system; hosts/ID/data leads there for the checks below.
+                data="$dir/disks/host-$i/$1-data"; mkdir -p "$data"; chmod 700 "$data"; ln -s "$data" "hosts/$id/data"
+            fi
             cat > "hosts/$id/batond.yaml" <<EOF
 hostId: $id
 environment: staging
-dataDir: $dir/hosts/$id/data
+dataDir: $data
 trust: $dir/trust-policy.yaml
 listen: 127.0.0.1:0
 metricsListen: 127.0.0.1:0
@@ -366,7 +408,13 @@ EOF
     [ "$SYNCFS" = 1 ] && start_agents shost fleet-syncfs.yaml
     local c
     for c in floor floorsync ansible; do
-        for i in $(seq 1 "$n"); do mkdir -p "$c/host-$i/releases"; done
+        for i in $(seq 1 "$n"); do
+            if [ "$per_host" = 1 ]; then
+                mkdir -p "$c" "$dir/disks/host-$i/$c/releases"; ln -s "$dir/disks/host-$i/$c" "$c/host-$i"
+            else
+                mkdir -p "$c/host-$i/releases"
+            fi
+        done
     done
     if [ "$ANSIBLE" = 1 ]; then
         mkdir -p ansible/tmp
@@ -531,7 +579,11 @@ NGINX
     for c in "${contenders[@]}"; do med[$c]=$(printf '%s\n' ${times[$c]} | median); done
     local size files fstype median_run
     size=$(stat -c %s "art-r$RUNS.tar.gz"); files=$(find "$work/src" -type f | wc -l)
-    fstype=$(fs_description "$dir")
+    if [ "$per_host" = 1 ]; then
+        fstype="one file system per host: $(fs_description "$dir/disks/host-1" | sed 's/, \/dev\/loop[0-9]*$//') on a loop device of its own each"
+    else
+        fstype=$(fs_description "$dir")
+    fi
     echo "== N = $n agents on $medium ($(dirname "$work"), $fstype): $files files, $((size / 1024)) KiB tar.gz, $RUNS rounds (medians; the order rotates each round), $(nproc) cores"
     # How the agents' trees were made durable in a round (their unpack events; the
     # default `releaseSync: auto` chooses per host, docs/durability.md).
@@ -580,7 +632,7 @@ NGINX
     local memline
     memline=$(cat deploy-r*.out.mem | awk '{ if ($1 > m) m = $1; if ($2 > t) t = $2 } END { printf "controller peak RSS %.0f MB, peak threads %d", m / 1024, t }')
     echo "  $memline (most over every baton deploy, r0 included)"
-    printf 'N=%-5s %-6s %s; %s; %s\n' "$n" "$medium" "$ratios" "$cpu_ratios" "$memline" >> "$summary"
+    printf 'N=%-5s %-6s %s; %s; %s\n' "$n" "$medium$([ "$per_host" = 1 ] && echo ", a file system per host")" "$ratios" "$cpu_ratios" "$memline" >> "$summary"
 
     local B
     B=$(printf '%s\n' ${times[baton]} | median)
@@ -603,6 +655,7 @@ NGINX
 
     stop_agents
     cd "$work"
+    release_host_disks
     [ "${KEEP:-0}" = 1 ] || rm -rf "$dir"
 }
 

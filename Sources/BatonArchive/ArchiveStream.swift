@@ -24,16 +24,14 @@ public final class ArchiveStream {
         format: ArchiveFormat, into stagingDirectory: String, limits: ExtractionLimits = ExtractionLimits(),
         durability: TreeDurability = .none
     ) throws(ExtractionError) {
-        try self.init(
-            format: format, into: stagingDirectory, limits: limits, durability: durability,
-            dirtyPageCache: TreeDurability.dirtyPageCacheBytes)
+        try self.init(format: format, into: stagingDirectory, limits: limits, durability: durability, dirtyPageCache: nil)
     }
 
     /// `dirtyPageCache` and `writtenBack` tell `.automatic` how much is dirty and how much
     /// the machine has written back (tests choose).
     init(
         format: ArchiveFormat, into stagingDirectory: String, limits: ExtractionLimits,
-        durability: TreeDurability, dirtyPageCache: @escaping () -> UInt64?,
+        durability: TreeDurability, dirtyPageCache: (() -> UInt64?)?,
         writtenBack: @escaping () -> UInt64? = TreeDurability.writtenBackBytes
     ) throws(ExtractionError) {
         session = try ExtractionSession(

@@ -35,7 +35,8 @@ final class ExtractionSession {
     /// the extraction started, so the files are not fsynced as they are written; `finish()`
     /// decides.
     private let deferredToSyncfs: Bool
-    /// The machine's dirty page cache in bytes (`TreeDurability.dirtyPageCacheBytes`, but for tests).
+    /// The dirty page cache that may be on the staging directory's file system, in bytes
+    /// (`TreeDurability.dirtyPageCacheBytes(forDirectory:)`, but for tests).
     private let dirtyPageCache: () -> UInt64?
     /// The bytes the machine has written back so far (`TreeDurability.writtenBackBytes`,
     /// but for tests), and what it said, and when, as a deferred extraction started: the
@@ -49,11 +50,10 @@ final class ExtractionSession {
     /// Opens the staging directory (which must exist and be empty) once, without following a symlink.
     init(
         stagingDirectory: String, limits: ExtractionLimits, durability: TreeDurability = .none,
-        dirtyPageCache: @escaping () -> UInt64? = TreeDurability.dirtyPageCacheBytes,
+        dirtyPageCache: (() -> UInt64?)? = nil,
         writtenBack: @escaping () -> UInt64? = TreeDurability.writtenBackBytes
     ) throws(ExtractionError) {
         self.limits = limits
-        self.dirtyPageCache = dirtyPageCache
         self.writtenBack = writtenBack
         let root = Glibc.open(stagingDirectory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard root >= 0 else {
@@ -64,6 +64,9 @@ final class ExtractionSession {
             )
         }
         self.durability = durability.effective(forDirectory: root)
+        // `root` stays open as `handles.root` until the session is closed, after `finish()`.
+        let dirtyPageCache = dirtyPageCache ?? { TreeDurability.dirtyPageCacheBytes(forDirectory: root) }
+        self.dirtyPageCache = dirtyPageCache
         let dirtyAtStart = self.durability == .automatic ? dirtyPageCache() : nil
         deferredToSyncfs = self.durability == .automatic && TreeDurability.defersToSyncfs(dirtyAtStart: dirtyAtStart)
         writtenBackAtStart = deferredToSyncfs ? writtenBack() : nil

@@ -25,8 +25,9 @@ public enum TreeDurability: String, Sendable, CaseIterable {
     /// One `syncfs(2)` when it waits for little besides the tree, each file otherwise (the
     /// default). A `syncfs` costs one journal commit and one flush where each file costs
     /// its own; what it may cost beyond the tree is the other dirty data of the file system.
-    /// So: unless the machine's dirty page cache (`/proc/meminfo`: Dirty and Writeback, every
-    /// file system's, an upper bound of this one's) is over `deferCeiling` as the
+    /// So: unless the machine's dirty page cache (`/proc/meminfo`: Dirty and Writeback, less
+    /// what other ext4 file systems hold in delayed allocation: an upper bound of this file
+    /// system's, `dirtyPageCacheBytes(forDirectory:)`) is over `deferCeiling` as the
     /// extraction starts, the files are not fsynced as they are written (only their
     /// writeback is started, in batches, when more than `syncfsAllowance` was dirty); at
     /// the end, if the dirty page cache is at most the tree's bytes plus the allowance
@@ -138,6 +139,17 @@ extension TreeDurability {
         let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
         guard count > 0 else { return nil }
         return parseDirtyBytes(buffer[0..<count])
+    }
+
+    /// The dirty page cache that may be on the file system of the directory open as `fd`:
+    /// the machine's (`dirtyPageCacheBytes`) less the delayed-allocation data of every other
+    /// ext4 file system (`OtherFileSystemsDirt`), which cannot be on this one. Still an
+    /// upper bound of this file system's; nil where the machine's cannot be read.
+    public static func dirtyPageCacheBytes(forDirectory fd: Int32) -> UInt64? {
+        var st = stat()
+        let others = fstat(fd, &st) == 0 ? OtherFileSystemsDirt.bytes(besides: st.st_dev) : 0
+        guard let all = dirtyPageCacheBytes() else { return nil }
+        return all > others ? all - others : 0
     }
 
     /// Dirty plus Writeback, in bytes, from the text of `/proc/meminfo`; nil if either is missing.

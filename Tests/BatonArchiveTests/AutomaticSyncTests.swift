@@ -137,6 +137,65 @@ import Testing
         #expect(first % 4096 == 0)
     }
 
+    @Test("mountinfo: each ext4 file system once, its mount point unescaped; device numbers split as glibc does")
+    func ext4Mounts() {
+        let text = Array("""
+            22 27 0:21 / /proc rw,relatime - proc proc rw
+            27 1 254:0 / / rw,relatime - ext4 /dev/vda rw
+            40 27 7:3 / /mnt/host\\0401 rw,relatime shared:5 - ext4 /dev/loop3 rw
+            41 27 7:3 /sub /srv/bind rw,relatime - ext4 /dev/loop3 rw
+            42 27 0:23 / /dev/shm rw,relatime - tmpfs tmpfs rw
+            43 27 8:1 / /data rw,relatime - xfs /dev/sda1 rw
+            """.utf8)
+        let mounts = OtherFileSystemsDirt.ext4Mounts(text)
+        #expect(mounts == [
+            OtherFileSystemsDirt.Mount(major: 254, minor: 0, mountPoint: "/"),
+            OtherFileSystemsDirt.Mount(major: 7, minor: 3, mountPoint: "/mnt/host 1"),
+        ])
+        #expect(OtherFileSystemsDirt.split(dev_t(0x0700)) == (7, 0))
+        // major 259, minor 300: glibc's encoding puts the high minor bits above bit 12.
+        let large = (UInt64(259 & 0xfff) << 8) | UInt64(300 & 0xff) | (UInt64(300 & ~0xff) << 12)
+        #expect(OtherFileSystemsDirt.split(dev_t(large)) == (259, 300))
+    }
+
+    @Test("dirty data on another ext4 file system is not counted against this one (root: a loop device)")
+    func anotherFileSystemsDirtIsLeftOut() throws {
+        // Needs root (losetup, mount), as .ci/run has; elsewhere there is no second file system to make.
+        guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/sbin/losetup") else { return }
+        let sandbox = try Sandbox()
+        defer { sandbox.remove() }
+        let image = sandbox.dir.child("other.img"), mountPoint = sandbox.dir.child("other")
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        try #require(FileManager.default.createFile(atPath: image, contents: nil) && truncate(image, 256 << 20) == 0)
+        #expect(try ProcessRunner.run("/usr/sbin/mkfs.ext4", ["-q", "-F", image]).status == 0)
+        let loop = try ProcessRunner.run("/usr/sbin/losetup", ["-f", "--show", image])
+        try #require(loop.status == 0, "\(loop.stderr)")
+        let device = loop.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        defer { _ = try? ProcessRunner.run("/usr/sbin/losetup", ["-d", device]) }
+        try #require(try ProcessRunner.run("/usr/bin/mount", [device, mountPoint]).status == 0)
+        defer { _ = try? ProcessRunner.run("/usr/bin/umount", [mountPoint]) }
+
+        // 64 MiB written to the other file system and not synced: dirty, in delayed allocation.
+        let chunk = [UInt8](repeating: 0x5a, count: 1 << 20)
+        let fd = open("\(mountPoint)/dirty.bin", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        try #require(fd >= 0)
+        for _ in 0..<64 { _ = chunk.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } }
+        close(fd)
+        var st = stat()
+        try #require(stat(sandbox.staging, &st) == 0)
+        let others = OtherFileSystemsDirt.bytes(besides: st.st_dev)
+        #expect(others >= 48 << 20, "the other file system's delayed allocation: \(others) bytes")
+        let here = open(sandbox.staging, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        defer { close(here) }
+        let machine = try #require(TreeDurability.dirtyPageCacheBytes())
+        let thisOne = try #require(TreeDurability.dirtyPageCacheBytes(forDirectory: here))
+        #expect(thisOne + (48 << 20) <= machine, "this file system's estimate \(thisOne) against the machine's \(machine)")
+        // The other file system's own estimate keeps its dirt.
+        let there = open(mountPoint, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        defer { close(there) }
+        #expect(try #require(TreeDurability.dirtyPageCacheBytes(forDirectory: there)) >= 48 << 20)
+    }
+
     @Test("Dirty and Writeback read from /proc/meminfo")
     func meminfo() throws {
         let text = Array("MemTotal:       24683784 kB\nDirty:              1204 kB\nWriteback:            16 kB\nAnonPages:  1 kB\n".utf8)
