@@ -92,22 +92,11 @@ enum OtherFileSystemsDirt {
         return (UInt32(truncatingIfNeeded: major), UInt32(truncatingIfNeeded: minor))
     }
 
-    /// `statfs(2)`'s `f_bsize` for a path (the second `long` of `struct statfs` on every
-    /// Linux architecture; looked up at run time as `TreeDurability.fileSystemType` does).
+    /// `statfs(2)`'s `f_bsize` for a path.
     static func blockSize(_ path: String) -> UInt64? {
-        guard let statfs = Self.statfs else { return nil }
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: 512, alignment: 16)
-        defer { buffer.deallocate() }
-        buffer.initializeMemory(as: UInt8.self, repeating: 0, count: 512)
-        guard statfs(path, buffer) == 0 else { return nil }
-        let size = buffer.load(fromByteOffset: MemoryLayout<Int>.size, as: Int.self)
-        return size > 0 ? UInt64(size) : nil
+        guard let size = FileSystemStatus.of(path: path)?.blockSize, size > 0 else { return nil }
+        return UInt64(size)
     }
-
-    private static let statfs: (@convention(c) (UnsafePointer<CChar>, UnsafeMutableRawPointer) -> Int32)? = {
-        guard let handle = dlopen(nil, RTLD_NOW), let symbol = dlsym(handle, "statfs") else { return nil }
-        return unsafeBitCast(symbol, to: (@convention(c) (UnsafePointer<CChar>, UnsafeMutableRawPointer) -> Int32).self)
-    }()
 
     /// Up to `limit` bytes of a file; nil if it cannot be opened.
     static func read(_ path: String, limit: Int) -> [UInt8]? {

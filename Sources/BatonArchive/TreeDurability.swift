@@ -50,23 +50,8 @@ extension TreeDurability {
         return Self.memoryFileSystems.contains(type) ? .none : self
     }
 
-    /// `fstatfs(2)`'s `f_type`. The Swift importer does not see `<sys/vfs.h>`, so the call is
-    /// looked up at run time; `f_type` is the first field of `struct statfs` (a `long`) on
-    /// every Linux architecture, and the buffer is larger than the whole struct (120 bytes
-    /// on x86_64 and aarch64).
-    static func fileSystemType(_ fd: Int32) -> Int64? {
-        guard let fstatfs = Self.fstatfs else { return nil }
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: 512, alignment: 16)
-        defer { buffer.deallocate() }
-        buffer.initializeMemory(as: UInt8.self, repeating: 0, count: 512)
-        guard fstatfs(fd, buffer) == 0 else { return nil }
-        return Int64(buffer.load(as: Int.self))
-    }
-
-    private static let fstatfs: (@convention(c) (Int32, UnsafeMutableRawPointer) -> Int32)? = {
-        guard let handle = dlopen(nil, RTLD_NOW), let symbol = dlsym(handle, "fstatfs") else { return nil }
-        return unsafeBitCast(symbol, to: (@convention(c) (Int32, UnsafeMutableRawPointer) -> Int32).self)
-    }()
+    /// `fstatfs(2)`'s `f_type` for the file open as `fd`.
+    static func fileSystemType(_ fd: Int32) -> Int64? { FileSystemStatus.of(descriptor: fd)?.type }
 
     /// Other dirty data an `.automatic` tree's `syncfs` may always wait for: 32 MiB, a
     /// fraction of a second on any disk, and about what the per-file fsyncs of a 2,000-file
