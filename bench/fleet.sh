@@ -59,7 +59,8 @@
 # make_host_disks): a fresh ext4 with a journal in a sparse image of HOST_DISK_SIZE
 # (default 2G) under DISK_DIR per host, each on its own loop device with direct I/O,
 # holding that host's agent data, syncfs agent data and floor and Ansible directories,
-# all removed at the end of each N; ANSIBLE=0 leaves Ansible out;
+# all removed at the end of each N (KEEP=1 keeps nothing of them); ANSIBLE=0 leaves
+# Ansible out;
 # FETCH=1 adds the fetch contender; SYNCFS=1 the syncfs one; SCRATCH (default .build-release); BIN=DIR uses the
 # baton and batond already in DIR instead of building; KEEP=1 keeps the work directories;
 # DROP_CACHES=1 drops the page cache before each N (as root; see drop_page_cache).
