@@ -35,6 +35,8 @@
 #   IDLE=30 bench/agent-footprint.sh              # batond run --trim-idle-after 30
 #   FLAGS="-Xswiftc -Osize" SCRATCH=.build-osize bench/agent-footprint.sh  # other build flags
 #   AGENT_ENV="MALLOC_ARENA_MAX=1" bench/agent-footprint.sh  # environment of the main agent
+#   BATOND=old/batond BATON=old/baton bench/agent-footprint.sh  # measure a batond already built
+#                                                 # (e.g. a copy of the build before a change)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCRATCH="${SCRATCH:-.build-order}"
@@ -49,12 +51,18 @@ FLAGS="${FLAGS--Xswiftc -Xfrontend -Xswiftc -function-sections -Xcc -ffunction-s
 read -r -a flags <<< "$FLAGS"
 build=(swift build -c release --static-swift-stdlib --scratch-path "$SCRATCH" "${flags[@]}")
 quietly() { local out; out=$("$@" 2>&1) || { echo "$out" >&2; return 1; }; }
-BIN="$("${build[@]}" --show-bin-path 2>/dev/null)"
-# The build does not see a changed order file: link again.
-[[ "$FLAGS" != *section-ordering-file* ]] || rm -f "$BIN/batond"
-quietly "${build[@]}" --product batond
-BIN="$(cd "$BIN" && pwd)"
+if [ -n "${BATOND:-}" ]; then
+    BATOND="$(cd "$(dirname "$BATOND")" && pwd)/$(basename "$BATOND")"
+    [ -n "${BATON:-}" ] || BIN="$("${build[@]}" --show-bin-path 2>/dev/null)"
+else
+    BIN="$("${build[@]}" --show-bin-path 2>/dev/null)"
+    # The build does not see a changed order file: link again.
+    [[ "$FLAGS" != *section-ordering-file* ]] || rm -f "$BIN/batond"
+    quietly "${build[@]}" --product batond
+    BATOND="$(cd "$BIN" && pwd)/batond"
+fi
 if [ -z "${BATON:-}" ]; then
+    BIN="$(cd "$BIN" && pwd)"
     quietly "${build[@]}" --product baton
     BATON="$BIN/baton"
 fi
@@ -79,18 +87,18 @@ trap 'exit 130' INT TERM
 cd "$work"
 
 # --- the binary ----------------------------------------------------------------------
-cp "$BIN/batond" batond
+cp "$BATOND" batond
 strip batond
 # Written back, as a binary installed on a host long ago is: the page cache holds it clean,
 # so that what the kernel can drop (and what batond gives back after start-up) is not
 # held back as dirty pages still to be written.
 sync batond
-unstripped=$(stat -c %s "$BIN/batond"); stripped=$(stat -c %s batond)
+unstripped=$(stat -c %s "$BATOND"); stripped=$(stat -c %s batond)
 # What it needs at run time beyond libc: a static Swift stdlib leaves only system libraries.
 needed=$(objdump -p batond 2>/dev/null | awk '/NEEDED/ {print $2}' | tr '\n' ' ' || true)
 # Whether the whole of Foundation (and ICU with it) got linked, or only FoundationEssentials:
 # one `import Foundation` anywhere in batond's dependencies brings it back.
-foundation_symbols=$(nm "$BIN/batond" 2>/dev/null | grep -c -E '[$]s10Foundation[0-9]|FoundationInternationalization|_FoundationICU' || true)
+foundation_symbols=$(nm "$BATOND" 2>/dev/null | grep -c -E '[$]s10Foundation[0-9]|FoundationInternationalization|_FoundationICU' || true)
 if [ "$foundation_symbols" -eq 0 ]; then
     foundation="FoundationEssentials only (no Foundation, no ICU)"
 else
@@ -249,6 +257,10 @@ idle_spell
 after_spell_rss=$(status_kb VmRSS); after_spell_anon=$(status_kb RssAnon)
 after_spell_threads=$(ls "/proc/$pid/task" | wc -l)
 pmap -x "$pid" > after-deployment.pmap 2>/dev/null || true
+# What the trim costs: the first call after it runs code the trim gave back (read from the
+# disk again), the next one finds it resident. Each is a curl process, a TLS handshake.
+timed_call() { local t0 t1; t0=$(date +%s%N); call GET /v1/health >/dev/null; t1=$(date +%s%N); echo $(( (t1 - t0) / 1000000 )); }
+first_call_ms=$(timed_call); next_call_ms=$(timed_call)
 stop
 
 # --- the same idle agent with two malloc arenas ------------------------------------------
@@ -418,6 +430,7 @@ fi
 echo "  upload of $((size / 1048576)) MB:    peak RSS $(mb "$upload_peak") (anonymous $(mb "$upload_anon"))   target <= 40 MB: $(verdict "$upload_peak" 40)   ($(( (t1 - t0) / 1000000 )) ms)"
 echo "  its deployment:      peak RSS $(mb "$deploy_peak") (anonymous $(mb "$deploy_anon"))   target <= 40 MB: $(verdict "$deploy_peak" 40)   ($(( (t3 - t2) / 1000000 )) ms, $(wc -l < events.ndjson) events, $final)"
 echo "  after the deployment: RSS $(mb "$after_rss")${after_spell_rss:+; idle again $(( 2 * IDLE + 1 )) s later: $(mb "$after_spell_rss") (anonymous $(mb "$after_spell_anon"), $after_spell_threads threads)}"
+echo "  a health call right after that idle trim: ${first_call_ms} ms; the next one: ${next_call_ms} ms (each a new curl and TLS handshake)"
 echo "where the idle memory is:"
 echo "  threads:             $idle_threads ($idle_thread_names)"
 echo "  anonymous (heap, stacks, data): $(mb "$idle_anon");  file-backed (code and read-only data, shared, clean): $(mb "$idle_file")"
@@ -442,11 +455,34 @@ else
     fi
 fi
 echo "  MALLOC_ARENA_MAX=2:  idle RSS $(mb "$arena_rss") (anonymous $(mb "$arena_anon")), after 100 calls $(mb "$arena_calls_rss")"
+# pmap -x lines of resident mappings, "size rss dirty mode name" in kB; neighbouring areas of
+# one mapping (the same mode and name, each starting where the last ended: batond splits its
+# text into 16 KiB areas, docs/footprint.md) are added up into one line.
+resident_mappings() {
+    python3 - "$1" <<'PY' | sort -k2 -n -r
+import sys
+rows = []
+for line in open(sys.argv[1]):
+    f = line.split(None, 5)
+    if len(f) < 5 or not all(c in "0123456789abcdef" for c in f[0]) or not f[1].isdigit():
+        continue
+    start, size, rss, dirty = int(f[0], 16), int(f[1]), int(f[2] if f[2].isdigit() else 0), int(f[3] if f[3].isdigit() else 0)
+    name = f[5].strip() if len(f) > 5 else ""
+    last = rows[-1] if rows else None
+    if last and last["mode"] == f[4] and last["name"] == name and last["end"] == start:
+        last["size"] += size; last["rss"] += rss; last["dirty"] += dirty; last["end"] = start + size * 1024
+    else:
+        rows.append(dict(size=size, rss=rss, dirty=dirty, mode=f[4], name=name, end=start + size * 1024))
+for r in rows:
+    if r["rss"] > 0:
+        print("    %8d %8d %8d %s %s" % (r["size"], r["rss"], r["dirty"], r["mode"], r["name"]))
+PY
+}
 if [ -s idle.pmap ]; then
     echo "  largest resident mappings (pmap -x, kB: size rss dirty):"
-    awk '$1 ~ /^[0-9a-f]+$/ && $3 > 0 {printf "    %8d %8d %8d %s %s\n", $2, $3, $4, $5, $6}' idle.pmap | sort -k2 -n -r | head -n 6
+    resident_mappings idle.pmap | head -n 6
 fi
 if [ -s after-deployment.pmap ]; then
     echo "  largest resident mappings idle again after the deployment (pmap -x, kB: size rss dirty):"
-    awk '$1 ~ /^[0-9a-f]+$/ && $3 > 0 {printf "    %8d %8d %8d %s %s\n", $2, $3, $4, $5, $6}' after-deployment.pmap | sort -k2 -n -r | head -n 8
+    resident_mappings after-deployment.pmap | head -n 8
 fi

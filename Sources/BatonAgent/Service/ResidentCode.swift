@@ -22,7 +22,13 @@ import Musl
 ///    pages only this process maps (argument parsing, YAML, certificate loading,
 ///    reconciliation) leave the RSS and the page cache;
 /// 3. `POSIX_FADV_DONTNEED` on the binary: the pages of it that nobody maps leave the
-///    page cache, so fault-around finds no neighbour to map besides code the agent ran.
+///    page cache, so fault-around finds no neighbour to map besides code the agent ran;
+/// 4. the executable text split into areas of `executableReadChunk` bytes (alternately
+///    `MADV_NORMAL` and `MADV_RANDOM`, so that the kernel cannot merge them): a fault in
+///    an executable mapping reads ahead from the faulting page to the end of its area
+///    (up to the disk's read-ahead, 8 MiB on some virtual disks, whatever `MADV_RANDOM`
+///    says) and fault-around maps neighbours only within it, so each fault now costs
+///    at most one area of RSS and page cache instead of up to 64 KiB and megabytes.
 ///
 /// And first, `malloc_trim(0)` (glibc): the heap's free pages go back to the system, in
 /// every arena, not only at the top of the heap (what an upload's or a deployment's
@@ -47,6 +53,7 @@ public enum ResidentCode {
 
     // The values from the kernel's uapi headers, the same on x86_64 and aarch64; the C
     // library's headers may be older than the kernel.
+    private static let madvNormal: Int32 = 0
     private static let madvRandom: Int32 = 1
     private static let madvPageout: Int32 = 21
     private static let fadvDontneed: Int32 = 4
@@ -90,10 +97,12 @@ public enum ResidentCode {
         let pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC)
         defer { if pagemap >= 0 { close(pagemap) } }
         let pageSize = UInt(sysconf(Int32(_SC_PAGESIZE)))
-        for range in mappings(inode: UInt64(info.st_ino)) {
+        for mapping in mappings(inode: UInt64(info.st_ino)) {
+            let range = mapping.range
             outcome.mappings += 1
             guard let start = UnsafeMutableRawPointer(bitPattern: range.lowerBound) else { continue }
             _ = madvise(start, Int(range.upperBound - range.lowerBound), madvRandom)
+            if mapping.executable { boundReads(of: range) }
             var pagedOut = false
             for run in filePageRuns(range, pageSize: pageSize, pagemap: pagemap) {
                 if let base = UnsafeMutableRawPointer(bitPattern: run.lowerBound),
@@ -110,25 +119,76 @@ public enum ResidentCode {
         return outcome
     }
 
-    /// The address ranges of every mapping of the file with this inode, from
-    /// /proc/self/maps: text, read-only data, and the writable segment (whose pages
-    /// that were only read are still the file's).
-    static func mappings(inode: UInt64) -> [Range<UInt>] {
+    /// The size of the areas the executable text is split into (step 4 of the type's
+    /// comment). Smaller areas map fewer cold neighbours but cost more areas (about 200
+    /// bytes of kernel memory each: 1,500 for batond's 23 MB of text at 16 KiB) and more,
+    /// smaller reads the first time code runs after a trim. docs/footprint.md has the
+    /// measurements behind 16 KiB.
+    static let executableReadChunk: UInt = 16 * 1024
+
+    /// Splits an executable mapping into areas of `chunk` bytes: the areas at odd
+    /// multiples of `chunk` are advised `MADV_NORMAL`, the others `MADV_RANDOM`, so
+    /// neighbours differ and stay apart (the kernel merges neighbouring areas whose
+    /// flags are the same). Decided by absolute address, so a second call (the next idle
+    /// trim) on areas already split, or on a range `release()` advised `MADV_RANDOM` whole
+    /// again, gives the same split. What the flags say about read-ahead does not matter
+    /// for the text (the kernel reads executable mappings ahead regardless); what
+    /// matters is that read-ahead and fault-around stop at an area's end.
+    static func boundReads(of range: Range<UInt>, chunk: UInt = executableReadChunk) {
+        guard chunk > 0 else { return }
+        var low = range.lowerBound / chunk * chunk
+        while low < range.upperBound {
+            let start = max(low, range.lowerBound), end = min(low + chunk, range.upperBound)
+            if let base = UnsafeMutableRawPointer(bitPattern: start) {
+                _ = madvise(base, Int(end - start), (low / chunk) % 2 == 1 ? madvNormal : madvRandom)
+            }
+            low += chunk
+        }
+    }
+
+    /// A mapping of the binary: its addresses, and whether it is executable (its text).
+    struct Mapping: Equatable {
+        var range: Range<UInt>
+        /// As /proc/self/maps gives them, e.g. "r-xp".
+        var permissions: String
+        var executable: Bool { permissions.contains("x") }
+    }
+
+    /// Every mapping of the file with this inode, from /proc/self/maps: text, read-only
+    /// data, and the writable segment (whose pages that were only read are still the
+    /// file's).
+    static func mappings(inode: UInt64) -> [Mapping] {
         parseMaps(readProcFile("/proc/self/maps"), inode: inode)
     }
 
-    /// Lines "start-end perms offset dev inode path" whose inode is the binary's.
-    static func parseMaps(_ text: String, inode: UInt64) -> [Range<UInt>] {
-        var ranges: [Range<UInt>] = []
+    /// How many lines of /proc/self/maps (the kernel's areas) map the file with this
+    /// inode, before `parseMaps` joins them.
+    static func areaCount(inode: UInt64) -> Int {
+        readProcFile("/proc/self/maps").split(separator: "\n").filter { line in
+            let fields = line.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: true)
+            return fields.count >= 5 && UInt64(fields[4]) == inode
+        }.count
+    }
+
+    /// Lines "start-end perms offset dev inode path" whose inode is the binary's;
+    /// neighbouring lines with the same permissions (the areas `boundReads` split the
+    /// text into) are joined back into one mapping.
+    static func parseMaps(_ text: String, inode: UInt64) -> [Mapping] {
+        var mappings: [Mapping] = []
         for line in text.split(separator: "\n") {
             let fields = line.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: true)
             guard fields.count >= 6, UInt64(fields[4]) == inode else { continue }
             let bounds = fields[0].split(separator: "-")
             guard bounds.count == 2, let low = UInt(bounds[0], radix: 16), let high = UInt(bounds[1], radix: 16), low < high
             else { continue }
-            ranges.append(low..<high)
+            let permissions = String(fields[1])
+            if let last = mappings.last, last.range.upperBound == low, last.permissions == permissions {
+                mappings[mappings.count - 1].range = last.range.lowerBound..<high
+            } else {
+                mappings.append(Mapping(range: low..<high, permissions: permissions))
+            }
         }
-        return ranges
+        return mappings
     }
 
     /// The runs of pages in `range` that are resident and still pages of the file, by
