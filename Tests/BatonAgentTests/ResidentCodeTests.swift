@@ -123,7 +123,11 @@ import Testing
             let base = try #require(mapped)
             defer { munmap(base, length) }
             let range = UInt(bitPattern: base)..<(UInt(bitPattern: base) + UInt(length))
-            if split { ResidentCode.boundReads(of: range, chunk: chunk) }
+            if split {
+                ResidentCode.boundReads(of: range, chunk: chunk)
+                // The next trim advises the areas again: the same split.
+                ResidentCode.boundReads(of: range, chunk: chunk)
+            }
             for offset in stride(from: 8192, to: length, by: spacing) {
                 _ = base.load(fromByteOffset: offset, as: UInt8.self)
             }

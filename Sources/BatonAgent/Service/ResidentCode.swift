@@ -101,8 +101,13 @@ public enum ResidentCode {
             let range = mapping.range
             outcome.mappings += 1
             guard let start = UnsafeMutableRawPointer(bitPattern: range.lowerBound) else { continue }
-            _ = madvise(start, Int(range.upperBound - range.lowerBound), madvRandom)
-            if mapping.executable { boundReads(of: range) }
+            // The text gets its advice area by area: advising it whole first would merge
+            // the areas of the last trim only for `boundReads` to split them again.
+            if mapping.executable {
+                boundReads(of: range)
+            } else {
+                _ = madvise(start, Int(range.upperBound - range.lowerBound), madvRandom)
+            }
             var pagedOut = false
             for run in filePageRuns(range, pageSize: pageSize, pagemap: pagemap) {
                 if let base = UnsafeMutableRawPointer(bitPattern: run.lowerBound),
@@ -130,8 +135,7 @@ public enum ResidentCode {
     /// multiples of `chunk` are advised `MADV_NORMAL`, the others `MADV_RANDOM`, so
     /// neighbours differ and stay apart (the kernel merges neighbouring areas whose
     /// flags are the same). Decided by absolute address, so a second call (the next idle
-    /// trim) on areas already split, or on a range `release()` advised `MADV_RANDOM` whole
-    /// again, gives the same split. What the flags say about read-ahead does not matter
+    /// trim) on areas already split gives each the advice it has, and changes nothing. What the flags say about read-ahead does not matter
     /// for the text (the kernel reads executable mappings ahead regardless); what
     /// matters is that read-ahead and fault-around stop at an area's end.
     static func boundReads(of range: Range<UInt>, chunk: UInt = executableReadChunk) {
