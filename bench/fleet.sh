@@ -289,31 +289,71 @@ for p in order:
 last_final = max(seq[-1][0] for seq in byhost.values()) if byhost else end
 print(f"    last host final until the controller exits: {(end - last_final) * 1000:.0f} ms")
 '
-# Runs a command (argv[2:]) and writes its peak RSS (VmHWM, KiB) and the most threads it
-# had at once to argv[1], sampling /proc/PID/status every 10 ms; exits with its status.
-peak_py='
-import subprocess, sys, time
-child = subprocess.Popen(sys.argv[2:])
-hwm = threads = 0
-while child.poll() is None:
-    try:
-        for line in open(f"/proc/{child.pid}/status"):
-            if line.startswith("VmHWM:"): hwm = max(hwm, int(line.split()[1]))
-            elif line.startswith("Threads:"): threads = max(threads, int(line.split()[1]))
-    except (OSError, ValueError):
-        pass
-    time.sleep(0.01)
-open(sys.argv[1], "w").write(f"{hwm} {threads}\n")
-sys.exit(child.returncode)
-'
-# Prefixes each line of stdin with its arrival time (epoch seconds).
+# Prefixes each line read from the FIFO argv[2] with its arrival time (epoch seconds),
+# having first created the file argv[1] to say it is ready: started and ready before a
+# rollout's clock starts, so that Python's own start (about 100 ms on these VMs) is not
+# counted as the controller's. (Until 2026-12-07 evening a Python wrapper started the
+# controller and sampled it, inside the timed window: every rollout figure before then
+# carries 100 to 140 ms of it, and its CPU.)
 stamp_py='
 import sys, time
+open(sys.argv[1], "w").close()
 out = sys.stdout
-for line in sys.stdin.buffer:
-    out.write(f"{time.time():.6f}\t{line.decode()}")
-    out.flush()
+with open(sys.argv[2], "rb") as lines:
+    for line in lines:
+        # The start time the shell wrote just before the controller: kept as it is.
+        out.write(line.decode() if line.startswith(b"start\t") else f"{time.time():.6f}\t{line.decode()}")
+        out.flush()
 '
+# A descriptor that never has anything to read: `read -t` on it sleeps without a process.
+nap_fifo="$(mktemp -u /tmp/baton-fleet-nap.XXXXXX)"
+mkfifo "$nap_fifo"
+exec {sleep_fd}<> "$nap_fifo"
+rm -f "$nap_fifo"   # the descriptor stays
+nap() { read -r -t "$1" -u "$sleep_fd" _ || true; }
+
+# controller_prepare OUT: the stamper for OUT started and ready (outside the timed window).
+controller_prepare() {
+    rm -f "$1" "$1.fifo" "$1.ready"
+    mkfifo "$1.fifo"
+    "$PY" -c "$stamp_py" "$1.ready" "$1.fifo" > "$1" &
+    stamper_pid=$!
+    local tries=0
+    until [ -e "$1.ready" ]; do
+        tries=$((tries + 1)); [ $tries -lt 2000 ] || { echo "error: the event stamper did not start" >&2; exit 1; }
+        nap 0.005
+    done
+}
+# controller_run OUT ARGS...: `baton ARGS...` with its --json lines to OUT's stamper (the first
+# line, "start", is its start time); returns its status and sets controller_end_ns to the
+# moment it exited. Its peak RSS (VmHWM, KiB) and the most threads it had at once go to
+# OUT.mem, sampled from /proc/PID/status every 10 ms by a subshell (no new program).
+controller_run() {
+    local out=$1; shift
+    { echo -e "start\t$EPOCHREALTIME"; exec "$BATON" "$@"; } > "$out.fifo" &
+    local pid=$! status=0
+    ( hwm=0; threads=0
+      while [ -e "/proc/$pid" ]; do
+          while read -r key value _; do
+              case "$key" in
+                  VmHWM:) [ "$value" -gt "$hwm" ] && hwm=$value ;;
+                  Threads:) [ "$value" -gt "$threads" ] && threads=$value ;;
+              esac
+          done < "/proc/$pid/status" 2>/dev/null
+          nap 0.01
+      done
+      echo "$hwm $threads" > "$out.mem" ) &
+    local sampler=$!
+    wait "$pid" || status=$?
+    controller_end_ns=$(now_ns)
+    wait "$sampler" || true
+    return "$status"
+}
+# controller_finish OUT: waits for the stamper to write the last line.
+controller_finish() {
+    wait "$stamper_pid" || true
+    rm -f "$1.fifo" "$1.ready"
+}
 
 bench() {
     local n="$1" medium="$2" dir="$work/n$n"
@@ -464,16 +504,23 @@ NGINX
         done
     fi
 
-    deploy() {   # deploy RELEASE OUT [CONFIG]: the timed command, with each --json line timestamped
-        { echo -e "start\t$(date +%s.%N)"
-          "$PY" -c "$peak_py" "$2.mem" "$BATON" deploy web --config "${3:-baton.yaml}" --artifact "art-$1.tar.gz" \
-              --release "$1" --environment staging --key keys/ci.key --json | "$PY" -c "$stamp_py"; } > "$2"
+    # deploy_run RELEASE OUT [CONFIG]: the timed rollout (after controller_prepare OUT).
+    deploy_run() {
+        controller_run "$2" deploy web --config "${3:-baton.yaml}" --artifact "art-$1.tar.gz" \
+            --release "$1" --environment staging --key keys/ci.key --json
     }
-    fetch_deploy() {   # fetch_deploy RELEASE OUT: the same rollout, the agents fetching from nginx
-        cp "art-$1.tar.gz" nginx/www/
-        { echo -e "start\t$(date +%s.%N)"
-          "$BATON" deploy web --artifact "art-$1.tar.gz" --release "$1" --environment staging --key keys/ci.key \
-              --url "https://127.0.0.1:$nport/art-$1.tar.gz" --fetch --json | "$PY" -c "$stamp_py"; } > "$2"
+    deploy() {   # deploy RELEASE OUT [CONFIG]: an untimed rollout (r0)
+        local status=0
+        controller_prepare "$2"
+        deploy_run "$@" || status=$?
+        controller_finish "$2"
+        return "$status"
+    }
+    # fetch_run RELEASE OUT: the same rollout, the agents fetching from nginx (after
+    # controller_prepare OUT and a copy of the artifact into nginx's directory).
+    fetch_run() {
+        controller_run "$2" deploy web --artifact "art-$1.tar.gz" --release "$1" --environment staging --key keys/ci.key \
+            --url "https://127.0.0.1:$nport/art-$1.tar.gz" --fetch --json
     }
     floor() {    # floor KIND RELEASE: KIND floor (nothing synced) or floorsync
         local sync=0
@@ -516,20 +563,29 @@ NGINX
         local order=()
         for j in $(seq 0 $((k - 1))); do order+=("${contenders[$(( (j + r - 1) % k ))]}"); done
         for c in "${order[@]}"; do
+            # The controller's event stamper starts before the clock does.
+            case "$c" in
+                baton) controller_prepare "deploy-$rel.out" ;;
+                syncfs) controller_prepare "syncfs-$rel.out" ;;
+                fetch) cp "art-${rel}f.tar.gz" nginx/www/; controller_prepare "fetch-${rel}f.out" ;;
+            esac
             sync
             c0=$(busy_ms)
             t0=$(now_ns)
             case "$c" in
                 baton)
-                    if ! deploy "$rel" "deploy-$rel.out"; then
+                    if ! deploy_run "$rel" "deploy-$rel.out"; then
+                        controller_finish "deploy-$rel.out"
                         echo "error: deploy $rel failed:" >&2; tail -3 "deploy-$rel.out" >&2; exit 1
                     fi ;;
                 syncfs)
-                    if ! deploy "$rel" "syncfs-$rel.out" baton-syncfs.yaml; then
+                    if ! deploy_run "$rel" "syncfs-$rel.out" baton-syncfs.yaml; then
+                        controller_finish "syncfs-$rel.out"
                         echo "error: syncfs deploy $rel failed:" >&2; tail -3 "syncfs-$rel.out" >&2; exit 1
                     fi ;;
                 fetch)
-                    if ! fetch_deploy "${rel}f" "fetch-${rel}f.out"; then
+                    if ! fetch_run "${rel}f" "fetch-${rel}f.out"; then
+                        controller_finish "fetch-${rel}f.out"
                         echo "error: fetch rollout ${rel}f failed:" >&2; tail -3 "fetch-${rel}f.out" >&2; exit 1
                     fi ;;
                 floor|floorsync) floor "$c" "$rel" ;;
@@ -538,9 +594,15 @@ NGINX
                         echo "error: ansible $rel failed:" >&2; tail -20 "ansible-$rel.out" >&2; exit 1
                     fi ;;
             esac
-            t1=$(now_ns)
+            # A rollout ends when the controller exits; the stamper's last write is not its time.
+            case "$c" in baton|syncfs|fetch) t1=$controller_end_ns ;; *) t1=$(now_ns) ;; esac
             times[$c]+="$(( (t1 - t0) / 1000000 )) "
             cpus[$c]+="$(( $(busy_ms) - c0 )) "
+            case "$c" in
+                baton) controller_finish "deploy-$rel.out" ;;
+                syncfs) controller_finish "syncfs-$rel.out" ;;
+                fetch) controller_finish "fetch-${rel}f.out" ;;
+            esac
             case "$c" in
                 baton)
                     echo "$t1" > "deploy-$rel.end"
