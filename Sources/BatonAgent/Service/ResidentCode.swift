@@ -135,9 +135,10 @@ public enum ResidentCode {
     /// multiples of `chunk` are advised `MADV_NORMAL`, the others `MADV_RANDOM`, so
     /// neighbours differ and stay apart (the kernel merges neighbouring areas whose
     /// flags are the same). Decided by absolute address, so a second call (the next idle
-    /// trim) on areas already split gives each the advice it has, and changes nothing. What the flags say about read-ahead does not matter
-    /// for the text (the kernel reads executable mappings ahead regardless); what
-    /// matters is that read-ahead and fault-around stop at an area's end.
+    /// trim) on areas already split gives each the advice it has, and changes nothing.
+    /// What the flags say about read-ahead does not matter for the text (the kernel reads
+    /// executable mappings ahead regardless); what matters is that read-ahead and
+    /// fault-around stop at an area's end.
     static func boundReads(of range: Range<UInt>, chunk: UInt = executableReadChunk) {
         guard chunk > 0 else { return }
         var low = range.lowerBound / chunk * chunk
