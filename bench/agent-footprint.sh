@@ -51,7 +51,8 @@ FLAGS="${FLAGS--Xswiftc -Xfrontend -Xswiftc -function-sections -Xcc -ffunction-s
 read -r -a flags <<< "$FLAGS"
 build=(swift build -c release --static-swift-stdlib --scratch-path "$SCRATCH" "${flags[@]}")
 quietly() { local out; out=$("$@" 2>&1) || { echo "$out" >&2; return 1; }; }
-if [ -n "${BATOND:-}" ]; then
+BATOND_GIVEN="${BATOND:-}"
+if [ -n "$BATOND_GIVEN" ]; then
     BATOND="$(cd "$(dirname "$BATOND")" && pwd)/$(basename "$BATOND")"
     [ -n "${BATON:-}" ] || BIN="$("${build[@]}" --show-bin-path 2>/dev/null)"
 else
@@ -419,7 +420,11 @@ fi
 
 # --- report --------------------------------------------------------------------------------
 verdict() { [ "$1" -le $(($2 * 1024)) ] && echo "ok" || echo "OVER"; }
-echo "batond (release, --static-swift-stdlib${FLAGS:+ $FLAGS}, $SCRATCH)"
+if [ -n "${BATOND_GIVEN:-}" ]; then
+    echo "batond: $BATOND (given with BATOND=, not built here)"
+else
+    echo "batond (release, --static-swift-stdlib${FLAGS:+ $FLAGS}, $SCRATCH)"
+fi
 echo "  binary:              $(mb $((stripped / 1024))) stripped ($(mb $((unstripped / 1024))) unstripped); needs: ${needed:-?}"
 echo "  links:               $foundation"
 echo "  idle after start:    RSS $(mb "$idle_rss") (peak so far $(mb "$idle_hwm"))   target <= 12 MB: $(verdict "$idle_rss" 12)"

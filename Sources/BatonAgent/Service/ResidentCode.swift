@@ -104,7 +104,8 @@ public enum ResidentCode {
             // The text gets its advice area by area: advising it whole first would merge
             // the areas of the last trim only for `boundReads` to split them again.
             if mapping.executable {
-                boundReads(of: range)
+                // An area is at least a page (64 KiB on some arm64 kernels).
+                boundReads(of: range, chunk: max(executableReadChunk, pageSize))
             } else {
                 _ = madvise(start, Int(range.upperBound - range.lowerBound), madvRandom)
             }
