@@ -49,7 +49,10 @@
 # went in its median round (from the arrival time of each --json event), and the
 # controller's peak RSS (VmHWM) and most threads at once over every `baton deploy` of the
 # run (r0 included), sampled from /proc/PID/status every 10 ms; at the end, one line per
-# N and file system.
+# N and file system. The agents remove the trees retention dropped after a deployment's
+# end (the floors inline): after each rollout the bench waits, untimed and before the
+# next contender's `sync`, until every agent's trash is empty, and prints how long after
+# the end that was and the ratios with it counted.
 #
 # Environment: RUNS (default 3); MEDIA, the file systems to run on, in order (default
 # "disk tmpfs"; disk is DISK_DIR, default /var/tmp; tmpfs is /dev/shm, where fsync costs
@@ -232,6 +235,24 @@ now_ns() { date +%s%N; }
 # Busy CPU time of the whole machine so far, in ms (/proc/stat: user, nice, system, irq,
 # softirq, steal; in USER_HZ ticks of 10 ms): what a contender cost all processes together.
 busy_ms() { awk '$1 == "cpu" { print ($2 + $3 + $4 + $7 + $8 + $9) * 10; exit }' /proc/stat; }
+
+# Waits until no agent whose directory starts with PREFIX (host, shost) holds a tree in
+# its trash, and sets trash_after_ms to the time from END_NS (the rollout's end) until then
+# (0 when nothing was left to remove by then).
+trash_wait() {    # trash_wait PREFIX END_NS
+    local d busy deadline=$(( $(now_ns) + 120 * 1000000000 ))
+    while :; do
+        busy=0
+        for d in hosts/"$1"-*/data/apps/web/.trash; do
+            [ -d "$d" ] && [ -n "$(ls -A "$d")" ] && { busy=1; break; }
+        done
+        [ "$busy" = 0 ] && break
+        [ "$(now_ns)" -lt "$deadline" ] || { echo "error: the agents' trash was not empty 120 s after the rollout" >&2; exit 1; }
+        nap 0.005
+    done
+    trash_after_ms=$(( ($(now_ns) - $2) / 1000000 ))
+    [ "$trash_after_ms" -ge 0 ] || trash_after_ms=0
+}
 
 # The floor's per-host work, run by xargs in each host directory.
 floor_host='set -e
@@ -551,7 +572,7 @@ NGINX
     [ "$ANSIBLE" = 1 ] && contenders+=(ansible)
     [ "$FETCH" = 1 ] && contenders+=(fetch)
     [ "$SYNCFS" = 1 ] && contenders+=(syncfs)
-    local -A times=() cpus=()
+    local -A times=() cpus=() trash_after=() total=()
     local k=${#contenders[@]} rel r j t0 t1 c0 last_fetch="" scanned_before
     scanned_before=$(pages_scanned)
     for r in $(seq 1 "$RUNS"); do
@@ -616,6 +637,16 @@ NGINX
                     if grep -q '"phase":"uploading"' "fetch-${rel}f.out"; then echo "error: ${rel}f uploaded" >&2; exit 1; fi
                     last_fetch="${rel}f" ;;
             esac
+            # The agents remove the trees retention dropped after the rollout's end. Wait
+            # for that here, out of every timed window and before the next contender's
+            # `sync` (which then commits it): their removal never lands in another's time.
+            case "$c" in
+                baton|fetch) trash_wait host "$t1" ;;
+                syncfs) trash_wait shost "$t1" ;;
+                *) trash_after_ms=0 ;;
+            esac
+            trash_after[$c]+="$trash_after_ms "
+            total[$c]+="$(( (t1 - t0) / 1000000 + trash_after_ms )) "
         done
     done
     # Every host of every contender ends on the last round's release (the agents on the
@@ -694,10 +725,21 @@ NGINX
     [ "$FETCH" = 1 ] && cpu_ratios+=$(awk -v g="${cpu[fetch]}" -v s="${cpu[floorsync]}" 'BEGIN { printf "   fetch / floor+sync %.2f", g / s }')
     [ "$SYNCFS" = 1 ] && cpu_ratios+=$(awk -v y="${cpu[syncfs]}" -v s="${cpu[floorsync]}" 'BEGIN { printf "   syncfs / floor+sync %.2f", y / s }')
     echo "  $cpu_ratios"
+    # What the rollouts left to do after their end: the removal of the trees retention
+    # dropped (the floors remove theirs inline, inside their time).
+    local -A after=() whole=()
+    for c in "${contenders[@]}"; do
+        after[$c]=$(printf '%s\n' ${trash_after[$c]} | median)
+        whole[$c]=$(printf '%s\n' ${total[$c]} | median)
+    done
+    local removal_line
+    removal_line=$(awk -v r="${after[baton]}" -v a="${whole[baton]}" -v s="${med[floorsync]}" -v f="${med[floor]}" \
+        'BEGIN { printf "after the end, the agents removed the dropped trees within %d ms (median); counting that too: baton / floor+sync %.2f   baton / floor %.2f", r, a / s, a / f }')
+    echo "  $removal_line"
     local memline
     memline=$(cat deploy-r*.out.mem | awk '{ if ($1 > m) m = $1; if ($2 > t) t = $2 } END { printf "controller peak RSS %.0f MB, peak threads %d", m / 1024, t }')
     echo "  $memline (most over every baton deploy, r0 included)"
-    printf 'N=%-5s %-6s %s; %s; %s\n' "$n" "$medium$([ "$per_host" = 1 ] && echo ", a file system per host")" "$ratios" "$cpu_ratios" "$memline" >> "$summary"
+    printf 'N=%-5s %-6s %s; %s; %s; %s\n' "$n" "$medium$([ "$per_host" = 1 ] && echo ", a file system per host")" "$ratios" "$cpu_ratios" "$removal_line" "$memline" >> "$summary"
 
     local B
     B=$(printf '%s\n' ${times[baton]} | median)

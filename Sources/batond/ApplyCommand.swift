@@ -77,7 +77,11 @@ struct ApplyCommand: AsyncParsableCommand {
                 Output.line("\(RFC3339.format(event.time))  \(column) \(event.message)")
             }
         }
-        guard let record = await ended else {
+        let finished = await ended
+        // The trees the deployment dropped are removed before this command exits: no
+        // daemon is left to remove them.
+        await engine.trashEmptied()
+        guard let record = finished else {
             throw CLIError(AgentError(.notFound, "deployment \(accepted.id) has no record"), exitCode: CLIError.Status.failure)
         }
         switch record.phase {

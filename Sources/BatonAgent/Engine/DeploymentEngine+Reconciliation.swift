@@ -13,7 +13,7 @@ import Logging
 
 extension DeploymentEngine {
     /// Brings the host back to a consistent state after a crash or `kill -9` (docs/design.md §5):
-    /// staging and half-received uploads are removed; a deployment interrupted before the
+    /// staging, half-received uploads and the trash are removed; a deployment interrupted before the
     /// switch is recorded as failed; one interrupted after the switch but before it was
     /// confirmed healthy is rolled back; release directories no state mentions are
     /// removed. Safe to run again if it is itself interrupted.
@@ -23,9 +23,11 @@ extension DeploymentEngine {
     /// deployment record. Returns what was reported.
     @discardableResult
     public func reconcile() async -> [AgentError] {
-        let cache = self.cache, layout = self.layout
+        let cache = self.cache, layout = self.layout, trash = self.trash
         _ = try? await Blocking.files { () throws(AgentError) in
             cache.removeTemporaryFiles()
+            // Trees dropped before a stop that were not removed yet: no state names them.
+            trash.emptyNow()
             DurableFiles.removeTree(layout.hookScratchDirectory)
             try DurableFiles.makeDirectory(layout.hookScratchDirectory)
         }

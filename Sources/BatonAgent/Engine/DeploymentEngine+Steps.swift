@@ -100,6 +100,9 @@ extension DeploymentEngine {
     func unpack(_ id: String) async -> Outcome {
         guard let context = contexts[id], let manifest = context.manifest else { return .failed(missingContext(id)) }
         if context.reuseInstalled { return .succeeded }
+        // The trees an earlier deployment dropped are gone before this one writes its own:
+        // their space is free again (nearly always at once: removal starts at that end).
+        await trash.emptied()
         let staging = layout.stagingDirectory(context.app, id)
         let archive = layout.artifact(manifest.artifact.sha256)
         let limits = extractionLimits, durability = configuration.releaseSync
@@ -368,7 +371,7 @@ extension DeploymentEngine {
                 state.releases.removeAll { $0.name == record.release }
                 try store.writeApp(state)
                 store.removeApproved(app: app, release: record.release)
-                DurableFiles.removeTree(layout.releaseDirectory(app, record.release))
+                trash.discard(layout.releaseDirectory(app, record.release), app: app)
             }
             if state.activeDeploymentID == record.id { state.activeDeploymentID = nil }
             state.lastDeploymentID = record.id
@@ -503,6 +506,8 @@ extension DeploymentEngine {
     /// `keep` in all. A release is dropped whole: the state that forgets it is written
     /// first, then its approved manifest and its directory go, so no list can claim a
     /// release the host can no longer prove. The switch away from it is already durable.
+    /// The directory goes by one rename into the trash; its files are removed after the
+    /// deployment's end (`ReleaseTrash`).
     nonisolated func applyRetention(_ state: AppState, keep: Int) throws(AgentError) -> AppState {
         var state = state
         let live = currentRelease(state.app)
@@ -515,7 +520,7 @@ extension DeploymentEngine {
         try store.writeApp(state)
         for release in dropped {
             store.removeApproved(app: state.app, release: release.name)
-            DurableFiles.removeTree(layout.releaseDirectory(state.app, release.name))
+            trash.discard(layout.releaseDirectory(state.app, release.name), app: state.app)
         }
         return state
     }

@@ -25,6 +25,8 @@ public actor DeploymentEngine {
     public nonisolated let startedAt: Date
     let store: StateStore
     let cache: ArtifactCache
+    /// Release trees dropped by retention, removed after the deployment's end.
+    nonisolated let trash: ReleaseTrash
     let audit: AuditLog
     let hooks: HookRunner
     let health: HealthChecker
@@ -72,6 +74,7 @@ public actor DeploymentEngine {
         }
         store = StateStore(layout: layout)
         cache = ArtifactCache(layout: layout, capacity: configuration.limits.artifactCacheBytes)
+        trash = ReleaseTrash(layout: layout)
         fetchSlots = FetchSlots(configuration.fetch.maxConcurrent)
         audit = try AuditLog(layout: layout, now: now(), hostID: configuration.hostID)
         hooks = HookRunner(logger: logger, outputDirectory: layout.hookScratchDirectory)
@@ -367,6 +370,10 @@ public actor DeploymentEngine {
         }
     }
 
+    /// Returns when the release trees dropped by ended deployments are removed
+    /// (`batond apply` before it exits, tests): at once when no removal runs.
+    public nonisolated func trashEmptied() async { await trash.emptied() }
+
     /// Whether a deployment is accepted or running.
     public var hasWork: Bool { !pending.isEmpty || !running.isEmpty }
 
@@ -530,6 +537,9 @@ public actor DeploymentEngine {
         ended(id)
         running.remove(id)
         for waiter in endWaiters.removeValue(forKey: id) ?? [] { waiter.resume() }
+        // After the end is recorded, audited, signed and told: the trees this deployment
+        // dropped are removed off its path.
+        trash.startEmptying()
     }
 
     /// Forgets a deployment that stopped running and ends its event streams: after its

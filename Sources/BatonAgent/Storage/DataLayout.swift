@@ -14,6 +14,7 @@ import Musl
 /// apps/<app>/releases/<release>/   complete, verified, never modified after the switch
 /// apps/<app>/current -> releases/<release>
 /// apps/<app>/.staging/<deployment-id>/
+/// apps/<app>/.trash/<release>.<random>/   dropped trees, removed after the deployment's end
 /// artifacts/sha256/<digest>        content-addressed cache (artifacts/tmp: uploads in flight)
 /// state/apps/<app>.json            per-app state
 /// state/approved/<app>/<release>.json    the manifest each held release was approved with
@@ -38,6 +39,8 @@ public struct DataLayout: Sendable {
     public func currentLink(_ app: String) -> String { "\(appDirectory(app))/current" }
     public func stagingRoot(_ app: String) -> String { "\(appDirectory(app))/.staging" }
     public func stagingDirectory(_ app: String, _ deploymentID: String) -> String { "\(stagingRoot(app))/\(deploymentID)" }
+    /// Where release trees the app no longer keeps wait for their removal (`ReleaseTrash`).
+    public func trashRoot(_ app: String) -> String { "\(appDirectory(app))/.trash" }
 
     public var artifactsDirectory: String { "\(root)/artifacts/sha256" }
     public var artifactsTemporaryDirectory: String { "\(root)/artifacts/tmp" }
