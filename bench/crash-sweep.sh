@@ -2,7 +2,7 @@
 # The long kill -9 sweep of CrashTests: TRIALS deployments (default 200), each killed
 # with SIGKILL at a random moment or in a chosen phase (every fourth also kills the
 # reconciliation that follows), then reconciled and checked: a complete `current`, no
-# staging, a truthful record, nothing on disk unaccounted for, and a next deployment
+# staging or trash, a truthful record, nothing on disk unaccounted for, and a next deployment
 # that succeeds. The default test suite runs 18 such trials (every phase, and the one read
 # of `batond apply` before acceptance, aimed at once);
 # this is the sweep for the odd moments between phases.

@@ -147,6 +147,11 @@ final class AgentFixture: @unchecked Sendable {
         (try? FileManager.default.contentsOfDirectory(atPath: layout.stagingRoot(app))) ?? []
     }
 
+    /// Trees retention dropped that are still waiting for their removal.
+    func trashEntries() -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: layout.trashRoot(app))) ?? []).sorted()
+    }
+
     func releasesOnDisk() -> [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: layout.releasesDirectory(app))) ?? []).sorted()
     }

@@ -138,6 +138,9 @@ import Testing
             #expect(live == "r\(i)" || live == previousLive, "iteration \(i): unexpected live release \(live)")
             let staging = fixture.stagingEntries()
             #expect(staging.isEmpty, "iteration \(i): staging left behind")
+            // Dropped trees a kill left in the trash are gone after the restart.
+            let trash = fixture.trashEntries()
+            #expect(trash.isEmpty, "iteration \(i): the trash holds \(trash)")
             // Nothing half-read is left, and every cached artifact is what its name says.
             let leftovers = fixture.temporaryArtifactEntries()
             #expect(leftovers.isEmpty, "iteration \(i): artifacts/tmp holds \(leftovers)")
@@ -178,7 +181,7 @@ import Testing
 
             // The same checks as above, folded into one figure for the sweep's report.
             if reconciled.status == 0, status.status == 0, web.activeDeploymentID == nil, complete, expectedLive,
-                staging.isEmpty, leftovers.isEmpty, cacheTruthful, onDisk.isSubset(of: Set(web.releases + [live])), truthful,
+                staging.isEmpty, trash.isEmpty, leftovers.isEmpty, cacheTruthful, onDisk.isSubset(of: Set(web.releases + [live])), truthful,
                 result.status == 0, fixture.current() == "r\(i)-next"
             {
                 consistentHosts += 1

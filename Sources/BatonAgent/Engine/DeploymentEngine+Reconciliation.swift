@@ -23,11 +23,9 @@ extension DeploymentEngine {
     /// deployment record. Returns what was reported.
     @discardableResult
     public func reconcile() async -> [AgentError] {
-        let cache = self.cache, layout = self.layout, trash = self.trash
+        let cache = self.cache, layout = self.layout
         _ = try? await Blocking.files { () throws(AgentError) in
             cache.removeTemporaryFiles()
-            // Trees dropped before a stop that were not removed yet: no state names them.
-            trash.emptyNow()
             DurableFiles.removeTree(layout.hookScratchDirectory)
             try DurableFiles.makeDirectory(layout.hookScratchDirectory)
         }
@@ -75,6 +73,10 @@ extension DeploymentEngine {
                 try? await store.saveApp(state)
             }
         }
+        // Last, once settling is done (its retention may have dropped trees): the trees
+        // dropped before a stop and not removed yet, and those. No state names them.
+        let trash = self.trash
+        _ = try? await Blocking.files { () throws(AgentError) in trash.emptyNow() }
         return problems
     }
 
