@@ -27,7 +27,7 @@ import Testing
         let dir = try TemporaryDirectory(prefix: "baton-trash")
         let layout = DataLayout(root: dir.child("data"))
         let queue = DispatchQueue(label: "test.trash")
-        return (dir, layout, queue, ReleaseTrash(layout: layout, queue: queue))
+        return (dir, layout, queue, ReleaseTrash(layout: layout, runner: { queue.async(execute: $0) }))
     }
 
     @Test func aDiscardedTreeLeavesAtOnceAndIsRemovedWhenTheQueueRuns() async throws {
@@ -97,6 +97,22 @@ import Testing
         trash.discard(tree, app: "web")
         #expect(!FileManager.default.fileExists(atPath: tree))
         #expect(try String(contentsOfFile: layout.trashRoot("web"), encoding: .utf8) == "not a directory")
+    }
+
+    @Test func removalsRunOnAThreadOfTheirOwnAtTheLowestPriority() async throws {
+        let seen = Mutex<Int32?>(nil)
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            ReleaseTrash.onLowPriorityThread {
+                errno = 0
+                let nice = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0)
+                seen.withLock { $0 = nice }
+                done.resume()
+            }
+        }
+        let nice = try #require(seen.withLock { $0 })
+        #expect(nice == 19)
+        // The caller's own priority is untouched.
+        #expect(getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0) == 0)
     }
 
     @Test func retentionSendsTheDroppedReleaseToTheTrashAndItIsGoneAfterTheEnd() async throws {

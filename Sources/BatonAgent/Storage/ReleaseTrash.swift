@@ -23,12 +23,16 @@ import Musl
 /// (`reconcile`), and a rename lost to a power cut leaves an unrecorded directory in
 /// `releases/`, which that start removes as it always did.
 ///
-/// One removal runs at a time, on a Dispatch queue of its own at utility priority. A
-/// deployment's unpack waits for a removal still running (`emptied()`), so the space a
-/// dropped release held is free again before a new tree is written.
+/// One removal runs at a time, on a thread of its own at the lowest CPU priority (nice
+/// 19): housekeeping yields to the service and to the agent's own work. A deployment's
+/// unpack waits for a removal still running (`emptied()`), so the space a dropped
+/// release held is free again before a new tree is written.
 final class ReleaseTrash: Sendable {
+    /// Runs a removal off the caller's thread.
+    typealias Runner = @Sendable (@escaping @Sendable () -> Void) -> Void
+
     let layout: DataLayout
-    private let queue: DispatchQueue
+    private let runner: Runner
     private struct State {
         /// Trees were discarded since the last removal started.
         var discarded = false
@@ -39,10 +43,48 @@ final class ReleaseTrash: Sendable {
     }
     private let state = Mutex(State())
 
-    /// `queue`: serial; the removals run on it (tests hold one back by suspending it).
-    init(layout: DataLayout, queue: DispatchQueue = DispatchQueue(label: "baton.release-trash", qos: .utility)) {
+    /// `runner`: where removals run (tests hold one back on a suspended queue).
+    init(layout: DataLayout, runner: @escaping Runner = ReleaseTrash.onLowPriorityThread) {
         self.layout = layout
-        self.queue = queue
+        self.runner = runner
+    }
+
+    /// Runs `work` on a new thread at nice 19 that ends with it; on Dispatch's global
+    /// queue if no thread can be made. A thread of its own because on Linux the nice
+    /// value belongs to the thread, and one lowered can only be raised again with
+    /// privilege: a pool's thread would carry it into other work.
+    static let onLowPriorityThread: Runner = { work in
+        final class Body {
+            let work: @Sendable () -> Void
+            init(_ work: @escaping @Sendable () -> Void) { self.work = work }
+        }
+        // Removal needs little stack; the default is 8 MiB of address space.
+        var attributes = pthread_attr_t()
+        pthread_attr_init(&attributes)
+        defer { pthread_attr_destroy(&attributes) }
+        pthread_attr_setstacksize(&attributes, 256 << 10)
+        pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
+        var thread = pthread_t()
+        let context = Unmanaged.passRetained(Body(work)).toOpaque()
+        let status = pthread_create(&thread, &attributes, { context in
+            let body = Unmanaged<Body>.fromOpaque(context!).takeRetainedValue()
+            lowerThreadPriority()
+            body.work()
+            return nil
+        }, context)
+        if status != 0 {
+            Unmanaged<Body>.fromOpaque(context).release()
+            DispatchQueue.global(qos: .utility).async(execute: work)
+        }
+    }
+
+    /// The calling thread's nice value to 19 (Linux: `PRIO_PROCESS` with 0 is the thread).
+    static func lowerThreadPriority() {
+        #if canImport(Glibc)
+        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19)
+        #else
+        _ = setpriority(PRIO_PROCESS, 0, 19)
+        #endif
     }
 
     /// Takes `directory` (a tree of `app`) out of its place now, to be removed later. When
@@ -69,7 +111,7 @@ final class ReleaseTrash: Sendable {
             return true
         }
         guard start else { return }
-        queue.async { self.emptyInBackground() }
+        runner { self.emptyInBackground() }
     }
 
     private func emptyInBackground() {
